@@ -1,0 +1,11 @@
+namespace MitmCache.Tests.Common;
+
+/// <summary>How to configure the upstream <see cref="RegistryServer"/>.</summary>
+public sealed record RegistryOptions
+{
+    /// <summary>When set, the registry requires Bearer tokens from this server (Docker Hub style).</summary>
+    public TokenServer? Token { get; init; }
+
+    /// <summary>When set (e.g. <see cref="StaticHttpsServer.BaseUrl"/>), blob GETs are answered with a 307 to this host.</summary>
+    public string? RedirectBaseUrl { get; init; }
+}
