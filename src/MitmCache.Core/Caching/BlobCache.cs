@@ -1,0 +1,491 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
+using MitmCache.Configuration;
+using MitmCache.Diagnostics;
+using MitmCache.Registry;
+
+namespace MitmCache.Caching;
+
+/// <summary>A committed blob: its index record and where it lives.</summary>
+internal sealed record CachedBlob(Digest Digest, BlobRecord Record, string Path);
+
+/// <summary>
+/// The digest-keyed disk cache: hits, one in-flight fill per digest, verify-then-commit, the size cap
+/// with LRU eviction, and start-up repair. Fills belong to the cache, not to the client that started
+/// them: they finish when that client goes away, because another node will want the blob.
+/// </summary>
+internal sealed class BlobCache : IDisposable
+{
+    private static readonly TimeSpan s_stallTimeout = TimeSpan.FromSeconds(60);
+
+    private readonly BlobStore _store;
+    private readonly TimeProvider _time;
+    private readonly ILogger<BlobCache> _logger;
+    private readonly CacheMetrics _metrics;
+    private readonly long _maxBytes;
+    private readonly ConcurrentDictionary<Digest, BlobFill> _inFlight = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Lock _evictionGate = new();
+    private readonly ITimer _flushTimer;
+    private long _totalBytes;
+
+    public BlobCache(ProxySettings settings, TimeProvider time, CacheMetrics metrics, ILogger<BlobCache> logger)
+    {
+        _time = time;
+        _logger = logger;
+        _metrics = metrics;
+        _maxBytes = settings.MaxCacheBytes;
+        _store = new BlobStore(settings.DataDirectory);
+        Index = new CacheIndex(Path.Combine(settings.DataDirectory, "index.db"));
+        Reconcile();
+        _flushTimer = time.CreateTimer(_ => FlushAccessSafely(), null, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30));
+    }
+
+    public CacheIndex Index { get; }
+
+    public long TotalBytes => Interlocked.Read(ref _totalBytes);
+
+    public int InFlightCount => _inFlight.Count;
+
+    public DateTime Now => _time.GetUtcNow().UtcDateTime;
+
+    public CachedBlob? TryGet(Digest digest)
+    {
+        var record = Index.FindBlob(digest.ToString());
+        if (record is null)
+        {
+            return null;
+        }
+
+        var path = _store.PathOf(digest);
+        if (!File.Exists(path))
+        {
+            // Deleted behind our back: forget it rather than fail a client.
+            Index.DeleteBlob(record.Id);
+            Interlocked.Add(ref _totalBytes, -record.Size);
+            return null;
+        }
+
+        return new CachedBlob(digest, record, path);
+    }
+
+    public void Touch(Digest digest) => Index.TouchBlob(digest.ToString(), Now);
+
+    /// <summary>Joins the fill in flight for <paramref name="digest"/>, or registers a new one owned by the caller.</summary>
+    public (BlobFill Fill, bool Owner) JoinOrStart(Digest digest)
+    {
+        while (true)
+        {
+            if (_inFlight.TryGetValue(digest, out var existing))
+            {
+                return (existing, false);
+            }
+
+            var fill = new BlobFill(digest, _store.NewTempPath(digest), _store.PathOf(digest));
+            if (_inFlight.TryAdd(digest, fill))
+            {
+                return (fill, true);
+            }
+        }
+    }
+
+    /// <summary>The owner's upstream did not answer 200: release the digest so joiners try for themselves.</summary>
+    public void Abandon(BlobFill fill)
+    {
+        _inFlight.TryRemove(new KeyValuePair<Digest, BlobFill>(fill.Digest, fill));
+        fill.Complete(FillOutcome.Abandoned);
+    }
+
+    /// <summary>Starts copying an upstream 200 body into the fill, detached from any client.</summary>
+    public void StartFill(BlobFill fill, HttpResponseMessage response, string mediaType)
+    {
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(fill.TempPath, FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _logger.FillStorageFailed(fill.Digest.ToString(), ex.Message);
+            response.Dispose();
+            Finish(fill, FillOutcome.StorageError);
+            return;
+        }
+
+        fill.SetHead(new FillHead(response.Content.Headers.ContentLength, mediaType));
+        _metrics.FillStarted();
+        _ = Task.Run(() => RunFillAsync(fill, response, handle, mediaType));
+    }
+
+    private async Task RunFillAsync(BlobFill fill, HttpResponseMessage response, SafeFileHandle handle, string mediaType)
+    {
+        var outcome = FillOutcome.UpstreamError;
+        var expected = response.Content.Headers.ContentLength;
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        long offset = 0;
+        try
+        {
+            using var hash = fill.Digest.CreateHash();
+            using var stall = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            await using var body = await response.Content.ReadAsStreamAsync(stall.Token);
+            while (true)
+            {
+                stall.CancelAfter(s_stallTimeout);
+                int read;
+                try
+                {
+                    read = await body.ReadAsync(buffer, stall.Token);
+                }
+                catch (Exception ex) when (ex is IOException or HttpRequestException or OperationCanceledException)
+                {
+                    _logger.FillUpstreamFailed(fill.Digest.ToString(), offset, ex.Message);
+                    outcome = FillOutcome.UpstreamError;
+                    return;
+                }
+
+                if (read == 0)
+                {
+                    break;
+                }
+
+                if (expected is { } limit && offset + read > limit)
+                {
+                    outcome = FillOutcome.Truncated; // more bytes than announced: not the blob we asked for
+                    return;
+                }
+
+                try
+                {
+                    RandomAccess.Write(handle, buffer.AsSpan(0, read), offset);
+                }
+                catch (IOException ex)
+                {
+                    _logger.FillStorageFailed(fill.Digest.ToString(), ex.Message);
+                    outcome = FillOutcome.StorageError;
+                    return;
+                }
+
+                hash.AppendData(buffer, 0, read);
+                offset += read;
+                _metrics.UpstreamBytes(read);
+                fill.Advance(read);
+            }
+
+            if (expected is { } size && offset != size)
+            {
+                _logger.FillTruncated(fill.Digest.ToString(), offset, size);
+                outcome = FillOutcome.Truncated;
+                return;
+            }
+
+            if (!fill.Digest.Matches(hash.GetHashAndReset()))
+            {
+                _logger.FillDigestMismatch(fill.Digest.ToString(), offset);
+                outcome = FillOutcome.DigestMismatch;
+                return;
+            }
+
+            try
+            {
+                RandomAccess.FlushToDisk(handle);
+                handle.Dispose();
+                _store.Commit(fill.TempPath, fill.Digest);
+                AddToIndex(fill.Digest, offset, mediaType);
+            }
+            catch (IOException ex)
+            {
+                _logger.FillStorageFailed(fill.Digest.ToString(), ex.Message);
+                outcome = FillOutcome.StorageError;
+                return;
+            }
+
+            outcome = FillOutcome.Committed;
+            _logger.FillCommitted(fill.Digest.ToString(), offset);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            handle.Dispose();
+            response.Dispose();
+            if (outcome != FillOutcome.Committed)
+            {
+                TryDelete(fill.TempPath);
+            }
+
+            Finish(fill, outcome);
+            if (outcome == FillOutcome.Committed)
+            {
+                EnsureCapacity();
+            }
+        }
+    }
+
+    /// <summary>Stores a small verified body (a manifest) directly. Returns false when storage failed.</summary>
+    public bool StoreSmall(Digest digest, ReadOnlySpan<byte> bytes, string mediaType)
+    {
+        if (Index.FindBlob(digest.ToString()) is { } existing && File.Exists(_store.PathOf(digest)))
+        {
+            if (existing.MediaType != mediaType && mediaType.Length > 0)
+            {
+                existing.MediaType = mediaType;
+                Index.UpsertBlob(existing);
+            }
+
+            return true;
+        }
+
+        var temp = _store.NewTempPath(digest);
+        try
+        {
+            using (var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write))
+            {
+                RandomAccess.Write(handle, bytes, 0);
+                RandomAccess.FlushToDisk(handle);
+            }
+
+            _store.Commit(temp, digest);
+            AddToIndex(digest, bytes.Length, mediaType);
+            EnsureCapacity();
+            return true;
+        }
+        catch (IOException ex)
+        {
+            _logger.FillStorageFailed(digest.ToString(), ex.Message);
+            TryDelete(temp);
+            return false;
+        }
+    }
+
+    private void AddToIndex(Digest digest, long size, string mediaType)
+    {
+        var now = Now;
+        var previous = Index.FindBlob(digest.ToString());
+        Index.UpsertBlob(new BlobRecord
+        {
+            Id = digest.ToString(),
+            Size = size,
+            MediaType = mediaType,
+            FirstSeen = previous?.FirstSeen ?? now,
+            LastAccess = now,
+            Hits = previous?.Hits ?? 0,
+        });
+        Interlocked.Add(ref _totalBytes, size - (previous?.Size ?? 0));
+    }
+
+    private void Finish(BlobFill fill, FillOutcome outcome)
+    {
+        _inFlight.TryRemove(new KeyValuePair<Digest, BlobFill>(fill.Digest, fill));
+        fill.Complete(outcome);
+        _metrics.FillEnded(outcome);
+    }
+
+    /// <summary>Evicts least recently used blobs until the cache is under 90% of its cap.</summary>
+    public int EnsureCapacity()
+    {
+        if (TotalBytes <= _maxBytes)
+        {
+            return 0;
+        }
+
+        lock (_evictionGate)
+        {
+            Index.FlushAccess();
+            var target = _maxBytes / 10 * 9;
+            var evicted = 0;
+            foreach (var record in Index.BlobsByLastAccess().ToList())
+            {
+                if (TotalBytes <= target)
+                {
+                    break;
+                }
+
+                if (!Digest.TryParse(record.Id, out var digest) || _inFlight.ContainsKey(digest))
+                {
+                    continue;
+                }
+
+                // Readers holding the file open keep reading: an unlinked file stays readable on Linux.
+                _store.Delete(digest);
+                Index.DeleteBlob(record.Id);
+                Index.DeleteTagsPointingTo(record.Id);
+                Interlocked.Add(ref _totalBytes, -record.Size);
+                _metrics.Evicted(record.Size);
+                evicted++;
+            }
+
+            _logger.Evicted(evicted, TotalBytes);
+            return evicted;
+        }
+    }
+
+    /// <summary>Start-up repair: no temp files, no index entries without files, no files without entries.</summary>
+    private void Reconcile()
+    {
+        var swept = _store.SweepTemp();
+        var dropped = 0;
+        foreach (var record in Index.AllBlobs().ToList())
+        {
+            if (!Digest.TryParse(record.Id, out var digest))
+            {
+                Index.DeleteBlob(record.Id);
+                dropped++;
+                continue;
+            }
+
+            var file = new FileInfo(_store.PathOf(digest));
+            if (!file.Exists || file.Length != record.Size)
+            {
+                _store.Delete(digest);
+                Index.DeleteBlob(record.Id);
+                dropped++;
+            }
+        }
+
+        int adopted = 0, removed = 0;
+        foreach (var (digest, path) in _store.EnumerateBlobs())
+        {
+            if (Index.FindBlob(digest.ToString()) is not null)
+            {
+                continue;
+            }
+
+            // A file without an entry: a crash between rename and index. Keep it only if it verifies.
+            if (VerifyFile(digest, path, out var size, out var mediaType))
+            {
+                AddToIndex(digest, size, mediaType);
+                adopted++;
+            }
+            else
+            {
+                TryDelete(path);
+                removed++;
+            }
+        }
+
+        _totalBytes = Index.TotalBlobBytes();
+        _logger.Reconciled(swept, dropped, adopted, removed, Index.BlobCount(), _totalBytes);
+    }
+
+    /// <summary>Re-hashes a stored file; also sniffs a manifest's media type from its JSON.</summary>
+    public static bool VerifyFile(Digest digest, string path, out long size, out string mediaType)
+    {
+        size = 0;
+        mediaType = "application/octet-stream";
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 64 * 1024, FileOptions.SequentialScan);
+            using var hash = digest.CreateHash();
+            var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+            try
+            {
+                int read;
+                while ((read = stream.Read(buffer, 0, 64 * 1024)) > 0)
+                {
+                    hash.AppendData(buffer, 0, read);
+                    size += read;
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            if (!digest.Matches(hash.GetHashAndReset()))
+            {
+                return false;
+            }
+
+            if (size < 4 * 1024 * 1024)
+            {
+                mediaType = SniffManifestMediaType(File.ReadAllBytes(path)) ?? mediaType;
+            }
+
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static string? SniffManifestMediaType(byte[] bytes)
+    {
+        if (bytes.Length == 0 || bytes[0] != (byte)'{')
+        {
+            return null;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(bytes);
+            return document.RootElement.TryGetProperty("mediaType", out var type) && type.ValueKind == JsonValueKind.String
+                ? type.GetString()
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Problems that make the proxy not ready (empty when ready).</summary>
+    public IReadOnlyList<string> ReadinessProblems()
+    {
+        var problems = new List<string>();
+        try
+        {
+            var probe = Path.Combine(_store.TempRoot, $".ready.{Guid.NewGuid():N}");
+            File.WriteAllBytes(probe, [1]);
+            File.Delete(probe);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            problems.Add($"data directory not writable: {ex.Message}");
+        }
+
+        try
+        {
+            _ = Index.BlobCount();
+        }
+        catch (Exception ex) when (ex is LiteDB.LiteException or IOException or ObjectDisposedException)
+        {
+            problems.Add($"index not available: {ex.Message}");
+        }
+
+        return problems;
+    }
+
+    private void FlushAccessSafely()
+    {
+        try
+        {
+            Index.FlushAccess();
+        }
+        catch (Exception ex) when (ex is LiteDB.LiteException or IOException or ObjectDisposedException)
+        {
+            _logger.IndexFlushFailed(ex.Message);
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        _flushTimer.Dispose();
+        Index.Dispose();
+        _stopping.Dispose();
+    }
+}

@@ -1,0 +1,92 @@
+using MitmCache.Registry;
+
+namespace MitmCache.Caching;
+
+/// <summary>
+/// Content-addressed files: <c>blobs/sha256/ab/&lt;hex&gt;</c>, with fills written under <c>tmp/</c> and
+/// moved in atomically once verified. A path is only ever built from a parsed <see cref="Digest"/>,
+/// and checked to stay under the root (after BaGet's FileStorageService.GetFullPath).
+/// </summary>
+internal sealed class BlobStore
+{
+    public BlobStore(string dataDirectory)
+    {
+        BlobRoot = Path.GetFullPath(Path.Combine(dataDirectory, "blobs")) + Path.DirectorySeparatorChar;
+        TempRoot = Path.GetFullPath(Path.Combine(dataDirectory, "tmp")) + Path.DirectorySeparatorChar;
+        Directory.CreateDirectory(BlobRoot);
+        Directory.CreateDirectory(TempRoot);
+    }
+
+    public string BlobRoot { get; }
+
+    public string TempRoot { get; }
+
+    public string PathOf(Digest digest)
+    {
+        var path = Path.GetFullPath(Path.Combine(BlobRoot, digest.RelativePath));
+        if (!path.StartsWith(BlobRoot, StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"digest path escapes the blob root: {digest}");
+        }
+
+        return path;
+    }
+
+    public string NewTempPath(Digest digest) => Path.Combine(TempRoot, $"{digest.Hex[..16]}.{Guid.NewGuid():N}.part");
+
+    /// <summary>Moves a verified temp file into place; the rename is atomic on one file system.</summary>
+    public void Commit(string tempPath, Digest digest)
+    {
+        var path = PathOf(digest);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.Move(tempPath, path, overwrite: true);
+    }
+
+    public bool Delete(Digest digest)
+    {
+        try
+        {
+            File.Delete(PathOf(digest));
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Removes temp files left by a crash. Returns how many were removed.</summary>
+    public int SweepTemp()
+    {
+        var removed = 0;
+        foreach (var file in Directory.EnumerateFiles(TempRoot))
+        {
+            try
+            {
+                File.Delete(file);
+                removed++;
+            }
+            catch (IOException)
+            {
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>Every file in the store whose name parses back to a digest; other files are ignored.</summary>
+    public IEnumerable<(Digest Digest, string Path)> EnumerateBlobs()
+    {
+        foreach (var algorithmDirectory in Directory.EnumerateDirectories(BlobRoot))
+        {
+            var algorithm = System.IO.Path.GetFileName(algorithmDirectory);
+            foreach (var file in Directory.EnumerateFiles(algorithmDirectory, "*", SearchOption.AllDirectories))
+            {
+                if (Digest.TryParse($"{algorithm}:{System.IO.Path.GetFileName(file)}", out var digest) && PathOf(digest) == file)
+                {
+                    yield return (digest, file);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+using System.Collections.Concurrent;
+using LiteDB;
+
+namespace MitmCache.Caching;
+
+/// <summary>
+/// The LiteDB index of the cache: blobs, repository links, tags, visibility and registry challenges.
+/// One <see cref="LiteDatabase"/> per process (direct mode is thread-safe). Last-access times are kept
+/// in memory and written in batches, so a cache hit never writes the index.
+/// </summary>
+internal sealed class CacheIndex : IDisposable
+{
+    private readonly LiteDatabase _database;
+    private readonly ILiteCollection<BlobRecord> _blobs;
+    private readonly ILiteCollection<LinkRecord> _links;
+    private readonly ILiteCollection<TagRecord> _tags;
+    private readonly ILiteCollection<RepositoryRecord> _repositories;
+    private readonly ILiteCollection<ChallengeRecord> _challenges;
+    private readonly ConcurrentDictionary<string, (DateTime At, long Hits)> _pendingAccess = new();
+
+    public CacheIndex(string path)
+    {
+        var mapper = new BsonMapper();
+        _database = new LiteDatabase(new ConnectionString { Filename = path, Connection = ConnectionType.Direct }, mapper);
+        _blobs = _database.GetCollection<BlobRecord>("blobs");
+        _links = _database.GetCollection<LinkRecord>("links");
+        _tags = _database.GetCollection<TagRecord>("tags");
+        _repositories = _database.GetCollection<RepositoryRecord>("repositories");
+        _challenges = _database.GetCollection<ChallengeRecord>("challenges");
+        _blobs.EnsureIndex(b => b.LastAccess);
+        _links.EnsureIndex(l => l.Digest);
+        _tags.EnsureIndex(t => t.TagKey);
+        _tags.EnsureIndex(t => t.Digest);
+    }
+
+    public string Path => _database.ToString()!;
+
+    // Blobs
+
+    public BlobRecord? FindBlob(string digest) => _blobs.FindById(digest);
+
+    public IEnumerable<BlobRecord> AllBlobs() => _blobs.FindAll();
+
+    public long TotalBlobBytes() => _blobs.FindAll().Sum(b => b.Size);
+
+    public int BlobCount() => _blobs.Count();
+
+    public void UpsertBlob(BlobRecord record) => _blobs.Upsert(record);
+
+    public void DeleteBlob(string digest)
+    {
+        _blobs.Delete(digest);
+        _pendingAccess.TryRemove(digest, out _);
+    }
+
+    /// <summary>Notes a hit in memory; <see cref="FlushAccess"/> writes it.</summary>
+    public void TouchBlob(string digest, DateTime at) =>
+        _pendingAccess.AddOrUpdate(digest, (at, 1), (_, old) => (at, old.Hits + 1));
+
+    public int FlushAccess()
+    {
+        var written = 0;
+        foreach (var digest in _pendingAccess.Keys)
+        {
+            if (!_pendingAccess.TryRemove(digest, out var access))
+            {
+                continue;
+            }
+
+            var record = _blobs.FindById(digest);
+            if (record is null)
+            {
+                continue;
+            }
+
+            record.LastAccess = access.At > record.LastAccess ? access.At : record.LastAccess;
+            record.Hits += access.Hits;
+            _blobs.Update(record);
+            written++;
+        }
+
+        return written;
+    }
+
+    /// <summary>Least recently used first; call <see cref="FlushAccess"/> before for exact order.</summary>
+    public IEnumerable<BlobRecord> BlobsByLastAccess() => _blobs.Query().OrderBy(b => b.LastAccess).ToEnumerable();
+
+    // Links and visibility
+
+    public void Link(string registry, string repository, string digest, DateTime at) =>
+        _links.Upsert(new LinkRecord
+        {
+            Id = LinkRecord.MakeId(registry, repository, digest),
+            Registry = registry,
+            Repository = repository,
+            Digest = digest,
+            SeenAt = at,
+        });
+
+    public bool IsLinked(string registry, string repository, string digest) =>
+        _links.FindById(LinkRecord.MakeId(registry, repository, digest)) is not null;
+
+    public IEnumerable<LinkRecord> LinksOf(string digest) => _links.Find(l => l.Digest == digest);
+
+    public void DeleteLinksOf(string digest) => _links.DeleteMany(l => l.Digest == digest);
+
+    public bool? IsPublic(string registry, string repository) => _repositories.FindById($"{registry}/{repository}")?.Public;
+
+    public void SetVisibility(string registry, string repository, bool isPublic, DateTime at) =>
+        _repositories.Upsert(new RepositoryRecord { Id = $"{registry}/{repository}", Public = isPublic, UpdatedAt = at });
+
+    // Tags
+
+    public void PutTag(TagRecord record)
+    {
+        record.Id = $"{record.TagKey}|{record.AcceptKey}";
+        _tags.Upsert(record);
+    }
+
+    public IReadOnlyList<TagRecord> FindTags(string registry, string repository, string tag)
+    {
+        var key = TagRecord.MakeTagKey(registry, repository, tag);
+        return _tags.Find(t => t.TagKey == key).ToList();
+    }
+
+    public IEnumerable<TagRecord> AllTags() => _tags.FindAll();
+
+    public void DeleteTagsPointingTo(string digest) => _tags.DeleteMany(t => t.Digest == digest);
+
+    // Challenges
+
+    public ChallengeRecord? FindChallenge(string registry) => _challenges.FindById(registry);
+
+    public IEnumerable<ChallengeRecord> AllChallenges() => _challenges.FindAll();
+
+    public void PutChallenge(ChallengeRecord record) => _challenges.Upsert(record);
+
+    public void Checkpoint() => _database.Checkpoint();
+
+    public void Dispose()
+    {
+        FlushAccess();
+        _database.Dispose();
+    }
+}

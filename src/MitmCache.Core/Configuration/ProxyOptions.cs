@@ -1,0 +1,61 @@
+namespace MitmCache.Configuration;
+
+/// <summary>
+/// The raw, bindable options of <c>mitmcache run</c>. Every property can come from a JSON file
+/// (camelCase key), an environment variable (<c>MITMCACHE_</c> + SCREAMING_SNAKE name, lists
+/// comma-separated) or a command-line flag (kebab-case). Precedence: flags &gt; env &gt; file.
+/// <see cref="SettingsValidator"/> turns this into an immutable, checked <see cref="ProxySettings"/>.
+/// </summary>
+public sealed class ProxyOptions
+{
+    /// <summary>Address and port to listen on. Default <c>127.0.0.1:3128</c>.</summary>
+    public string? Listen { get; set; } = "127.0.0.1:3128";
+
+    /// <summary>Data directory (CA, cache, index). Default <c>./mitmcache-data</c>.</summary>
+    public string? Data { get; set; } = "mitmcache-data";
+
+    /// <summary>Extra hosts to intercept, exact names or <c>*.suffix</c>, added to the built-in registries.</summary>
+    public string[]? Intercept { get; set; }
+
+    /// <summary>Drop the built-in registry list, intercepting only <see cref="Intercept"/>. Default false.</summary>
+    public bool? NoDefaultIntercept { get; set; }
+
+    /// <summary>CONNECT ports allowed besides 443 (e.g. 5000, 8443).</summary>
+    public string[]? AllowPort { get; set; }
+
+    /// <summary>PEM bundle trusted for upstream TLS, in addition to the system roots.</summary>
+    public string? UpstreamCa { get; set; }
+
+    /// <summary>Connection overrides <c>HOST:PORT:ADDR:PORT2</c>, like curl's <c>--connect-to</c>.</summary>
+    public string[]? ConnectTo { get; set; }
+
+    /// <summary>Parent HTTP proxy for all upstream traffic, <c>http://host:port</c>.</summary>
+    public string? UpstreamProxy { get; set; }
+
+    /// <summary>Client networks allowed to use the proxy (CIDR). Loopback is always allowed.</summary>
+    public string[]? AllowClient { get; set; }
+
+    /// <summary>Require <c>Proxy-Authorization: Basic</c> with this <c>user:password</c>.</summary>
+    public string? ProxyAuth { get; set; }
+
+    /// <summary><c>plain</c> (default) or <c>json</c>.</summary>
+    public string? LogFormat { get; set; } = "plain";
+
+    /// <summary>Minimum log level: verbose, debug, information (default), warning, error.</summary>
+    public string? LogLevel { get; set; } = "information";
+
+    /// <summary>Cache size cap, e.g. <c>50GiB</c>. Default <c>20GiB</c>; least recently used blobs go first.</summary>
+    public string? MaxCacheSize { get; set; } = "20GiB";
+
+    /// <summary>Tag manifests: <c>upstream-first</c> (default), <c>ttl</c> or <c>offline</c>.</summary>
+    public string? ManifestPolicy { get; set; } = "upstream-first";
+
+    /// <summary>With <c>ttl</c>: how long a tag is served without asking upstream. Default <c>5m</c>.</summary>
+    public string? ManifestTtl { get; set; } = "5m";
+
+    /// <summary>How long to wait for upstream response headers before serving stale. Default <c>10s</c>.</summary>
+    public string? UpstreamTimeout { get; set; } = "10s";
+
+    /// <summary>Per-registry fallback credentials <c>HOST=USER:PASS</c>, used only when a client sends none.</summary>
+    public string[]? RegistryCredential { get; set; }
+}

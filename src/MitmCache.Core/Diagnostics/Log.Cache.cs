@@ -1,0 +1,45 @@
+using Microsoft.Extensions.Logging;
+
+namespace MitmCache.Diagnostics;
+
+internal static partial class Log
+{
+    [LoggerMessage(300, LogLevel.Information, "Committed {Digest} ({Bytes} bytes)")]
+    public static partial void FillCommitted(this ILogger logger, string digest, long bytes);
+
+    [LoggerMessage(301, LogLevel.Warning, "Fill of {Digest} failed: upstream broke after {Bytes} bytes: {Reason}")]
+    public static partial void FillUpstreamFailed(this ILogger logger, string digest, long bytes, string reason);
+
+    [LoggerMessage(302, LogLevel.Warning, "Fill of {Digest} truncated: {Bytes} of {Expected} bytes")]
+    public static partial void FillTruncated(this ILogger logger, string digest, long bytes, long expected);
+
+    [LoggerMessage(303, LogLevel.Error, "Fill of {Digest} discarded: content does not match its digest ({Bytes} bytes)")]
+    public static partial void FillDigestMismatch(this ILogger logger, string digest, long bytes);
+
+    [LoggerMessage(304, LogLevel.Error, "Cache storage failed for {Digest}: {Reason}")]
+    public static partial void FillStorageFailed(this ILogger logger, string digest, string reason);
+
+    [LoggerMessage(305, LogLevel.Information, "Evicted {Count} blobs; cache now {Bytes} bytes")]
+    public static partial void Evicted(this ILogger logger, int count, long bytes);
+
+    [LoggerMessage(306, LogLevel.Information, "Cache opened: swept {TempFiles} temp files, dropped {Dropped} entries without files, adopted {Adopted} and removed {Removed} unindexed files; {Blobs} blobs, {Bytes} bytes")]
+    public static partial void Reconciled(this ILogger logger, int tempFiles, int dropped, int adopted, int removed, int blobs, long bytes);
+
+    [LoggerMessage(307, LogLevel.Warning, "Index flush failed: {Reason}")]
+    public static partial void IndexFlushFailed(this ILogger logger, string reason);
+
+    [LoggerMessage(310, LogLevel.Information, "{Method} {Registry}/{Repository} {Kind} {Reference}: {Result} {Status} {Bytes}B {ElapsedMs}ms")]
+    public static partial void RegistryRequest(this ILogger logger, string method, string registry, string repository, string kind, string reference, string result, int status, long bytes, long elapsedMs);
+
+    [LoggerMessage(311, LogLevel.Warning, "Serving stale {Registry}/{Repository}:{Reference} from cache: upstream {Reason}")]
+    public static partial void ServingStale(this ILogger logger, string registry, string repository, string reference, string reason);
+
+    [LoggerMessage(312, LogLevel.Warning, "Upstream manifest {Registry}/{Repository}@{Reference} is invalid: {Reason}")]
+    public static partial void ManifestRejected(this ILogger logger, string registry, string repository, string reference, string reason);
+
+    [LoggerMessage(313, LogLevel.Information, "Answered token request for {Registry} locally (upstream {Reason})")]
+    public static partial void LocalTokenIssued(this ILogger logger, string registry, string reason);
+
+    [LoggerMessage(314, LogLevel.Information, "Refused offline access to {Registry}/{Repository}: repository is not known to be public")]
+    public static partial void OfflineRefused(this ILogger logger, string registry, string repository);
+}

@@ -1,0 +1,32 @@
+using Microsoft.Extensions.Logging;
+using MitmCache.Tunneling;
+
+namespace MitmCache.Diagnostics;
+
+/// <summary>Source-generated log messages. Event IDs are stable: 1xx tunneling, 2xx upstream, 3xx cache, 4xx hosting.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(100, LogLevel.Information, "CONNECT {Target}: {Decision}")]
+    public static partial void ConnectDecided(this ILogger logger, string target, PolicyDecision decision);
+
+    [LoggerMessage(101, LogLevel.Warning, "Refused client {Client}: not in --allow-client")]
+    public static partial void ClientRefused(this ILogger logger, string client);
+
+    [LoggerMessage(102, LogLevel.Debug, "Connection sent no complete request head in time")]
+    public static partial void HeadTimedOut(this ILogger logger);
+
+    [LoggerMessage(103, LogLevel.Information, "Malformed CONNECT: {Error}")]
+    public static partial void MalformedConnect(this ILogger logger, string error);
+
+    [LoggerMessage(104, LogLevel.Information, "Proxy authentication required for {Target}")]
+    public static partial void ProxyAuthRequired(this ILogger logger, string target);
+
+    [LoggerMessage(105, LogLevel.Warning, "Tunnel to {Target} failed: {Error}")]
+    public static partial void TunnelConnectFailed(this ILogger logger, string target, string error);
+
+    [LoggerMessage(106, LogLevel.Debug, "Tunnel to {Target} closed: {BytesSent} bytes sent, {BytesReceived} received")]
+    public static partial void TunnelClosed(this ILogger logger, string target, long bytesSent, long bytesReceived);
+
+    [LoggerMessage(107, LogLevel.Information, "Refused plain-HTTP proxy request to {Target}: {Reason}")]
+    public static partial void PlainRequestRefused(this ILogger logger, string target, string reason);
+}

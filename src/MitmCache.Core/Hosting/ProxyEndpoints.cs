@@ -1,0 +1,49 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.AspNetCore.Http;
+using MitmCache.Caching;
+using MitmCache.Certificates;
+using MitmCache.Diagnostics;
+
+namespace MitmCache.Hosting;
+
+/// <summary>The proxy's own endpoints on the proxy port: health, readiness, the root CA and metrics.</summary>
+internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, MetricsWriter metrics)
+{
+    public async Task HandleAsync(HttpContext context)
+    {
+        var response = context.Response;
+        var get = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method);
+        switch (context.Request.Path.Value)
+        {
+            case "/healthz" when get:
+                response.ContentType = "text/plain";
+                await response.WriteAsync("ok\n");
+                return;
+            case "/readyz" when get:
+                var problems = cache.ReadinessProblems();
+                response.StatusCode = problems.Count == 0 ? 200 : 503;
+                response.ContentType = "text/plain";
+                await response.WriteAsync(problems.Count == 0 ? "ready\n" : string.Join('\n', problems) + "\n");
+                return;
+            case "/ca.crt" when get:
+                response.ContentType = "application/x-pem-file";
+                response.Headers.ContentDisposition = "attachment; filename=\"mitmcache-ca.crt\"";
+                response.Headers["X-Certificate-SHA256"] = authority.Sha256Fingerprint;
+                await response.WriteAsync(authority.ExportPem());
+                return;
+            case "/metrics" when get:
+                response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+                var text = new StringBuilder();
+                metrics.Write(text);
+                await response.WriteAsync(text.ToString());
+                return;
+            default:
+                response.StatusCode = 404;
+                response.ContentType = "text/plain";
+                await response.WriteAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"MitmCache is a proxy: set HTTPS_PROXY=http://{context.Request.Host}. Endpoints: /healthz /readyz /ca.crt /metrics\n"));
+                return;
+        }
+    }
+}

@@ -1,0 +1,127 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using MitmCache.Caching;
+using MitmCache.Certificates;
+using MitmCache.Configuration;
+using MitmCache.Diagnostics;
+using MitmCache.Registry;
+using MitmCache.Tunneling;
+using MitmCache.Upstream;
+using Serilog;
+
+namespace MitmCache.Hosting;
+
+/// <summary>
+/// Builds and runs the proxy: one Kestrel listener whose connection pipeline is
+/// <c>ProxyConnectionMiddleware → UseHttps(TLS callback) → HTTP</c>, and one request delegate.
+/// </summary>
+public sealed class ProxyHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private ProxyHost(WebApplication app) => _app = app;
+
+    /// <summary>The address actually bound (useful with port 0).</summary>
+    public Uri Address { get; private set; } = null!;
+
+    public IServiceProvider Services => _app.Services;
+
+    /// <exception cref="CertificateAuthorityException">The CA could not be loaded or created.</exception>
+    public static async Task<ProxyHost> StartAsync(ProxySettings settings, Serilog.ILogger log, CancellationToken cancellationToken = default)
+    {
+        var time = TimeProvider.System;
+        Directory.CreateDirectory(settings.DataDirectory);
+        var authority = CertificateAuthority.LoadOrCreate(settings.CaDirectory, time, out var created);
+        log.Information(created ? "Created root CA {Fingerprint} in {Directory}" : "Loaded root CA {Fingerprint} from {Directory}",
+            authority.Sha256Fingerprint, settings.CaDirectory);
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = settings.DataDirectory });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSerilog(log);
+        builder.Logging.SetMinimumLevel(LogLevel.Trace);
+
+        var services = builder.Services;
+        services.AddSingleton(settings);
+        services.AddSingleton(time);
+        services.AddSingleton(authority);
+        services.AddSingleton(sp => new LeafCertificateCache(new LeafCertificateFactory(authority, time), time));
+        services.AddSingleton(HostPolicy.From(settings));
+        services.AddSingleton<ProxyAccess>();
+        services.AddSingleton<UpstreamConnector>();
+        services.AddSingleton(sp => UpstreamHttp.CreateInvoker(sp.GetRequiredService<UpstreamConnector>(), settings));
+        services.AddSingleton<HttpForwarder>();
+        services.AddSingleton<RegistryUpstream>();
+        services.AddSingleton<ProxyMetrics>();
+        services.AddSingleton<CacheMetrics>();
+        services.AddSingleton<BlobCache>();
+        services.AddSingleton<AccessTokens>();
+        services.AddSingleton<AccessGrants>();
+        services.AddSingleton<RegistryAuthorizer>();
+        services.AddSingleton<TokenEndpoint>();
+        services.AddSingleton<PingEndpoint>();
+        services.AddSingleton<BlobEndpoint>();
+        services.AddSingleton<ManifestEndpoint>();
+        services.AddSingleton<RegistryHandler>();
+        services.AddSingleton<MetricsWriter>();
+        services.AddSingleton<ProxyEndpoints>();
+        services.AddSingleton<RequestRouter>();
+        services.AddSingleton<ProxyConnectionMiddleware>();
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = null; // pushes of large layers pass through
+            kestrel.Limits.Http2.InitialConnectionWindowSize = 4 << 20;
+            kestrel.Limits.Http2.InitialStreamWindowSize = 2 << 20;
+            kestrel.Listen(settings.Listen, listen =>
+            {
+                var middleware = listen.ApplicationServices.GetRequiredService<ProxyConnectionMiddleware>();
+                listen.Protocols = HttpProtocols.Http1AndHttp2;
+                listen.Use(next => connection => middleware.OnConnectionAsync(connection, next));
+                listen.UseHttps(new TlsHandshakeCallbackOptions
+                {
+                    OnConnection = middleware.SelectCertificateAsync,
+                    HandshakeTimeout = TimeSpan.FromSeconds(10),
+                });
+                listen.Use(next =>
+                {
+                    middleware.HttpHandler = next;
+                    return next;
+                });
+            });
+        });
+
+        var app = builder.Build();
+        var router = app.Services.GetRequiredService<RequestRouter>();
+        app.Run(router.HandleAsync);
+        app.Lifetime.ApplicationStopping.Register(() => app.Services.GetRequiredService<BlobCache>().Index.FlushAccess());
+
+        // Open the cache (and repair it) before accepting connections.
+        _ = app.Services.GetRequiredService<BlobCache>();
+        _ = app.Services.GetRequiredService<TokenEndpoint>();
+        await app.StartAsync(cancellationToken);
+
+        var host = new ProxyHost(app);
+        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        host.Address = new Uri(bound.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
+        log.Information("MitmCache listening on {Address}; intercepting {Intercept}; data in {Data}",
+            settings.Listen.Port == 0 ? host.Address.Authority : settings.Listen.ToString(), string.Join(", ", settings.Intercept), settings.DataDirectory);
+        return host;
+    }
+
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => HostingAbstractionsHostExtensions.WaitForShutdownAsync(_app, cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,87 @@
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using MitmCache.Diagnostics;
+using MitmCache.Registry;
+using MitmCache.Tunneling;
+using MitmCache.Upstream;
+
+namespace MitmCache.Hosting;
+
+/// <summary>
+/// Where each HTTP request parsed by Kestrel goes:
+/// intercepted + <c>/v2/</c> → registry cache; intercepted + other path → forwarded untouched;
+/// plain absolute-form <c>http://</c> → forwarded (a classic proxy request); otherwise the proxy's own endpoints.
+/// </summary>
+internal sealed class RequestRouter(
+    HttpForwarder forwarder,
+    RegistryHandler registry,
+    TokenEndpoint tokens,
+    HostPolicy policy,
+    ProxyAccess access,
+    ProxyEndpoints endpoints,
+    ILogger<RequestRouter> logger)
+{
+    public Task HandleAsync(HttpContext context)
+    {
+        var rawTarget = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
+        var target = InterceptTarget.From(context.Features.Get<IConnectionItemsFeature>()?.Items);
+        if (target is not null)
+        {
+            if (!rawTarget.StartsWith('/'))
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return Task.CompletedTask;
+            }
+
+            if (rawTarget.StartsWith("/v2/", StringComparison.Ordinal) || rawTarget == "/v2" || rawTarget.StartsWith("/v2?", StringComparison.Ordinal))
+            {
+                return registry.HandleAsync(context, target, rawTarget);
+            }
+
+            var path = rawTarget.Split('?', 2)[0];
+            return tokens.RegistryFor(target, path) is { } tokenRegistry
+                ? tokens.HandleAsync(context, target, rawTarget, tokenRegistry)
+                : forwarder.ForwardAsync(context, new Uri($"https://{target.Authority}{rawTarget}"));
+        }
+
+        if (rawTarget.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        {
+            return ForwardPlainAsync(context, rawTarget);
+        }
+
+        if (rawTarget.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+        {
+            return HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest,
+                "MitmCache: use CONNECT for https:// targets (set HTTPS_PROXY, not a https:// request URL)");
+        }
+
+        return endpoints.HandleAsync(context);
+    }
+
+    private Task ForwardPlainAsync(HttpContext context, string rawTarget)
+    {
+        if (!access.IsAuthorized(context.Request.Headers.ProxyAuthorization))
+        {
+            context.Response.StatusCode = StatusCodes.Status407ProxyAuthenticationRequired;
+            context.Response.Headers.ProxyAuthenticate = "Basic realm=\"MitmCache\"";
+            return Task.CompletedTask;
+        }
+
+        if (!Uri.TryCreate(rawTarget, UriKind.Absolute, out var uri) || !string.IsNullOrEmpty(uri.UserInfo) || !HostPolicy.IsValidHostName(uri.IdnHost.Trim('[', ']').Replace(':', '-')))
+        {
+            return HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, "MitmCache: invalid request URL");
+        }
+
+        // Plain HTTP may go to port 80 or any CONNECT-allowed port; the connector refuses denied addresses.
+        var decision = uri.Port == 80 ? PolicyDecision.Tunnel : policy.Decide(uri.IdnHost.Trim('[', ']'), uri.Port, out _);
+        if (decision == PolicyDecision.Refuse || (System.Net.IPAddress.TryParse(uri.IdnHost.Trim('[', ']'), out var ip) && HostPolicy.IsDeniedAddress(ip)))
+        {
+            logger.PlainRequestRefused(uri.Authority, "port or address not allowed");
+            return HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status403Forbidden, $"MitmCache: {uri.Authority} is not allowed");
+        }
+
+        return forwarder.ForwardAsync(context, uri);
+    }
+}

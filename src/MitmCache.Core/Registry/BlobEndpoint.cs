@@ -1,0 +1,191 @@
+using Microsoft.AspNetCore.Http;
+using MitmCache.Caching;
+using MitmCache.Diagnostics;
+using MitmCache.Tunneling;
+using MitmCache.Upstream;
+
+namespace MitmCache.Registry;
+
+/// <summary>
+/// <c>GET</c>/<c>HEAD /v2/&lt;name&gt;/blobs/&lt;digest&gt;</c>.
+/// Hit: authorize, then stream the file (Range supported). Miss: one upstream fetch per digest;
+/// the client that starts it and every client that joins stream from the growing file.
+/// </summary>
+internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, RegistryAuthorizer authorizer, AccessGrants grants, CacheMetrics metrics)
+{
+    private static readonly TimeSpan s_minimumHeadTimeout = TimeSpan.FromSeconds(30);
+    private const int MaxAttempts = 3;
+
+    public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target, BlobRoute route)
+    {
+        var digest = route.Digest;
+        if (cache.TryGet(digest) is { } hit)
+        {
+            var access = await authorizer.AuthorizeAsync(context, target, route.Name, digest, manifestMediaType: null);
+            if (access.Decision != AccessDecision.Allowed)
+            {
+                return await DenyAsync(context, access);
+            }
+
+            return new("hit", await ServeCommittedAsync(context, hit, "hit"));
+        }
+
+        if (HttpMethods.IsHead(context.Request.Method))
+        {
+            return await ForwardHeadAsync(context, target, route);
+        }
+
+        for (var attempt = 0; attempt < MaxAttempts; attempt++)
+        {
+            var (fill, owner) = cache.JoinOrStart(digest);
+            string result;
+            if (owner)
+            {
+                var started = await StartFillAsync(context, target, route, fill);
+                if (started is not null)
+                {
+                    return started.Value;
+                }
+
+                result = "miss";
+            }
+            else
+            {
+                var access = await authorizer.AuthorizeAsync(context, target, route.Name, digest, manifestMediaType: null);
+                if (access.Decision != AccessDecision.Allowed)
+                {
+                    return await DenyAsync(context, access);
+                }
+
+                result = "coalesced";
+            }
+
+            var head = await fill.Head.WaitAsync(context.RequestAborted);
+            if (head is null)
+            {
+                continue; // abandoned before the body (the owner was refused): try on our own account
+            }
+
+            Microsoft.Win32.SafeHandles.SafeFileHandle file;
+            BlobFill? growing = fill;
+            try
+            {
+                file = File.OpenHandle(fill.TempPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            }
+            catch (FileNotFoundException)
+            {
+                // Already committed (renamed) or discarded between the head and our open.
+                if (await fill.Completion != FillOutcome.Committed || cache.TryGet(digest) is not { } committed)
+                {
+                    continue;
+                }
+
+                return new("hit", await ServeCommittedAsync(context, committed, "hit"));
+            }
+
+            using (file)
+            {
+                RegistryResponses.SetResult(context.Response, result);
+                var sent = await RegistryResponses.ServeFileAsync(context, file, head.Size, head.MediaType, digest.ToString(), growing);
+                metrics.CacheBytes(sent);
+                return new(result, sent);
+            }
+        }
+
+        RegistryResponses.SetResult(context.Response, "error");
+        await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unavailable, "the upstream fetch of this blob keeps failing", context.RequestAborted);
+        return new("error", 0);
+    }
+
+    /// <summary>Sends the owner's upstream GET. Returns null when the fill was started, else the finished outcome.</summary>
+    private async Task<RegistryOutcome?> StartFillAsync(HttpContext context, InterceptTarget target, BlobRoute route, BlobFill fill)
+    {
+        var key = route.Digest.ToString();
+        using var request = upstream.CreateRequest(HttpMethod.Get, target, $"/v2/{route.Name}/blobs/{key}", context.Request);
+        HttpResponseMessage response;
+        try
+        {
+            var timeout = upstream.Timeout > s_minimumHeadTimeout ? upstream.Timeout : s_minimumHeadTimeout;
+            response = await upstream.SendAsync(request, followRedirects: true, timeout, context.RequestAborted);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException or OperationCanceledException)
+        {
+            cache.Abandon(fill);
+            metrics.UpstreamError(ex is TimeoutException ? "timeout" : "connect");
+            if (context.RequestAborted.IsCancellationRequested)
+            {
+                return new("aborted", 0);
+            }
+
+            var reason = HttpForwarder.Describe(ex).Reason;
+            RegistryResponses.SetResult(context.Response, "error");
+            await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unavailable, $"upstream {target.Authority}: {reason}", context.RequestAborted);
+            return new("error", 0);
+        }
+
+        if (response.StatusCode != System.Net.HttpStatusCode.OK)
+        {
+            cache.Abandon(fill);
+            using (response)
+            {
+                if (RegistryUpstream.IsUpstreamFault(response.StatusCode))
+                {
+                    metrics.UpstreamError(((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture));
+                }
+
+                return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
+            }
+        }
+
+        // Upstream served this digest under this repository to this client: remember both facts.
+        var authorization = upstream.UpstreamAuthorization(target, context.Request);
+        cache.Index.Link(target.Authority, route.Name, key, cache.Now);
+        grants.Grant(authorization, target.Authority, route.Name);
+        cache.StartFill(fill, response, RegistryUpstream.MediaTypeOf(response) ?? "application/octet-stream");
+        return null;
+    }
+
+    private async Task<long> ServeCommittedAsync(HttpContext context, CachedBlob blob, string result)
+    {
+        cache.Touch(blob.Digest);
+        RegistryResponses.SetResult(context.Response, result);
+        using var file = File.OpenHandle(blob.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var sent = await RegistryResponses.ServeFileAsync(context, file, blob.Record.Size, blob.Record.MediaType, blob.Digest.ToString(), fill: null);
+        metrics.CacheBytes(sent);
+        return sent;
+    }
+
+    private async Task<RegistryOutcome> ForwardHeadAsync(HttpContext context, InterceptTarget target, BlobRoute route)
+    {
+        using var request = upstream.CreateRequest(HttpMethod.Head, target, $"/v2/{route.Name}/blobs/{route.Digest}", context.Request);
+        try
+        {
+            using var response = await upstream.SendAsync(request, followRedirects: true, upstream.Timeout, context.RequestAborted);
+            return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException)
+        {
+            RegistryResponses.SetResult(context.Response, "error");
+            await RegistryError.WriteAsync(context.Response, RegistryErrorCode.BlobUnknown, "blob not cached and upstream unreachable", context.RequestAborted);
+            return new("error", 0);
+        }
+    }
+
+    private static async Task<RegistryOutcome> DenyAsync(HttpContext context, AccessResult access)
+    {
+        if (access.Response is { } refusal)
+        {
+            using (refusal)
+            {
+                await RegistryResponses.RefuseAsync(context, refusal, RegistryErrorCode.BlobUnknown);
+            }
+
+            return new("refused", 0);
+        }
+
+        // Unavailable: no proof, no upstream. Do not reveal that the digest is cached.
+        RegistryResponses.SetResult(context.Response, "refused");
+        await RegistryError.WriteAsync(context.Response, RegistryErrorCode.BlobUnknown, "blob unknown to registry", context.RequestAborted);
+        return new("refused", 0);
+    }
+}

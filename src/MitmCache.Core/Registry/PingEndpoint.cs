@@ -1,0 +1,84 @@
+using System.Net;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using MitmCache.Caching;
+using MitmCache.Diagnostics;
+using MitmCache.Tunneling;
+using MitmCache.Upstream;
+
+namespace MitmCache.Registry;
+
+/// <summary>
+/// <c>GET /v2/</c>: asked upstream and relayed; its 401 challenge (or its openness) is remembered per
+/// registry. When upstream is down, the remembered answer is given, so a fresh client can start the
+/// token dance against a dead registry, with the token request then answered by <see cref="TokenEndpoint"/>.
+/// </summary>
+internal sealed class PingEndpoint(RegistryUpstream upstream, BlobCache cache, AccessTokens tokens, TokenEndpoint tokenEndpoint, ILogger<PingEndpoint> logger)
+{
+    public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target)
+    {
+        var registry = target.Authority;
+        using var request = upstream.CreateRequest(HttpMethod.Get, target, "/v2/", context.Request);
+        string reason;
+        try
+        {
+            using var response = await upstream.SendAsync(request, followRedirects: false, upstream.Timeout, context.RequestAborted);
+            if (!RegistryUpstream.IsUpstreamFault(response.StatusCode))
+            {
+                Remember(registry, response);
+                return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
+            }
+
+            reason = $"answered {(int)response.StatusCode}";
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException)
+        {
+            reason = HttpForwarder.Describe(ex).Reason;
+        }
+
+        var remembered = cache.Index.FindChallenge(registry);
+        if (remembered is null)
+        {
+            await HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status502BadGateway, $"MitmCache: upstream {registry}: {reason}");
+            return new("error", 0);
+        }
+
+        logger.ServingStale(registry, "", "/v2/", reason);
+        RegistryResponses.SetResult(context.Response, "stale");
+        if (remembered.WwwAuthenticate is null || tokens.FindLocal(context.Request.Headers.Authorization) is not null)
+        {
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync("{}");
+            return new("stale", 2);
+        }
+
+        context.Response.Headers.WWWAuthenticate = remembered.WwwAuthenticate;
+        await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unauthorized, "authentication required", context.RequestAborted);
+        return new("stale", 0);
+    }
+
+    private void Remember(string registry, HttpResponseMessage response)
+    {
+        string? challenge = null;
+        if (response.StatusCode == HttpStatusCode.Unauthorized)
+        {
+            challenge = string.Join(", ", response.Headers.WwwAuthenticate.Select(h => h.ToString()));
+        }
+        else if (response.StatusCode != HttpStatusCode.OK)
+        {
+            return;
+        }
+
+        var realm = WwwAuthenticate.TryParseBearer(challenge, out var bearer) ? bearer.Realm.ToString() : null;
+        var existing = cache.Index.FindChallenge(registry);
+        if (existing is null || existing.WwwAuthenticate != challenge || existing.SeenAt < cache.Now.AddHours(-1))
+        {
+            cache.Index.PutChallenge(new ChallengeRecord { Id = registry, WwwAuthenticate = challenge, Realm = realm, SeenAt = cache.Now });
+        }
+
+        if (bearer is not null)
+        {
+            tokenEndpoint.RegisterRealm(bearer.Realm, registry);
+        }
+    }
+}

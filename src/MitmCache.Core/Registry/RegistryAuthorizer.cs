@@ -1,0 +1,96 @@
+using System.Net;
+using Microsoft.AspNetCore.Http;
+using MitmCache.Caching;
+using MitmCache.Tunneling;
+using MitmCache.Upstream;
+
+namespace MitmCache.Registry;
+
+internal enum AccessDecision
+{
+    /// <summary>Serve from cache.</summary>
+    Allowed,
+    /// <summary>Upstream refused this client (401/403/404): pass its answer on.</summary>
+    Refused,
+    /// <summary>No proof possible: upstream unreachable and the repository is not known to be public.</summary>
+    Unavailable,
+}
+
+internal sealed record AccessResult(AccessDecision Decision, HttpResponseMessage? Response = null);
+
+/// <summary>
+/// Decides whether a cached digest may be served to this client under this repository path.
+/// A digest is only ever served under a repository it was seen in (as distribution links blobs to
+/// repositories), and only to a client upstream has authorized for that repository, unless the
+/// repository is public. Without proof and without upstream, it fails closed.
+/// </summary>
+internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, RegistryUpstream upstream, AccessTokens tokens)
+{
+    public async Task<AccessResult> AuthorizeAsync(HttpContext context, InterceptTarget target, string repository, Digest digest, string? manifestMediaType)
+    {
+        var registry = target.Authority;
+        var key = digest.ToString();
+        var authorization = upstream.UpstreamAuthorization(target, context.Request);
+        var linked = cache.Index.IsLinked(registry, repository, key);
+        if (linked && (cache.Index.IsPublic(registry, repository) == true || grants.IsGranted(authorization, registry, repository)))
+        {
+            return new(AccessDecision.Allowed);
+        }
+
+        // Ask upstream, with the client's own credentials, whether this client may read it.
+        var kind = manifestMediaType is null ? "blobs" : "manifests";
+        using var probe = upstream.CreateRequest(HttpMethod.Head, target, $"/v2/{repository}/{kind}/{key}", context.Request, manifestMediaType);
+        HttpResponseMessage response;
+        try
+        {
+            response = await upstream.SendAsync(probe, followRedirects: false, upstream.Timeout, context.RequestAborted);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException)
+        {
+            return new(AccessDecision.Unavailable);
+        }
+
+        var status = (int)response.StatusCode;
+        if (status is >= 200 and < 400)
+        {
+            response.Dispose();
+            cache.Index.Link(registry, repository, key, cache.Now);
+            grants.Grant(authorization, registry, repository);
+            return new(AccessDecision.Allowed);
+        }
+
+        if (RegistryUpstream.IsUpstreamFault(response.StatusCode))
+        {
+            response.Dispose();
+            return new(AccessDecision.Unavailable);
+        }
+
+        if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+        {
+            grants.Revoke(authorization, registry, repository);
+        }
+
+        return new(AccessDecision.Refused, response);
+    }
+
+    /// <summary>
+    /// Offline variant for stale serving: no upstream to ask, so only public repositories (or a
+    /// credential with a live grant) pass.
+    /// </summary>
+    public bool AuthorizeOffline(HttpContext context, InterceptTarget target, string repository, Digest digest)
+    {
+        var registry = target.Authority;
+        if (!cache.Index.IsLinked(registry, repository, digest.ToString()))
+        {
+            return false;
+        }
+
+        if (cache.Index.IsPublic(registry, repository) == true)
+        {
+            return true;
+        }
+
+        var authorization = upstream.UpstreamAuthorization(target, context.Request);
+        return !tokens.IsAnonymous(authorization) && grants.IsGranted(authorization, registry, repository);
+    }
+}

@@ -1,0 +1,73 @@
+using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using MitmCache.Configuration;
+
+namespace MitmCache.Upstream;
+
+/// <summary>
+/// The single <see cref="HttpMessageInvoker"/> used for all intercepted upstream traffic. Redirects
+/// are followed by the caller (so credentials never leak across hosts), nothing is decompressed
+/// (digests are over the bytes on the wire), and TCP goes through <see cref="UpstreamConnector"/>.
+/// </summary>
+internal static class UpstreamHttp
+{
+    public static HttpMessageInvoker CreateInvoker(UpstreamConnector connector, ProxySettings settings)
+    {
+        var extraRoots = new X509Certificate2Collection();
+        if (settings.UpstreamCaFile is { } file)
+        {
+            extraRoots.ImportFromPemFile(file);
+        }
+
+        var handler = new SocketsHttpHandler
+        {
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            UseCookies = false,
+            UseProxy = false,
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
+            PooledConnectionLifetime = TimeSpan.FromMinutes(10),
+            EnableMultipleHttp2Connections = true,
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+            ConnectCallback = async (context, ct) =>
+                await connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, ct),
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
+                    ValidateServerCertificate(certificate, chain, errors, extraRoots),
+            },
+        };
+
+        return new HttpMessageInvoker(handler, disposeHandler: true);
+    }
+
+    /// <summary>System roots first; then, for chain errors only, the operator's <c>--upstream-ca</c> bundle.</summary>
+    internal static bool ValidateServerCertificate(X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors, X509Certificate2Collection extraRoots)
+    {
+        if (errors == SslPolicyErrors.None)
+        {
+            return true;
+        }
+
+        if (certificate is null || extraRoots.Count == 0 || (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != 0)
+        {
+            return false;
+        }
+
+        using var custom = new X509Chain();
+        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        custom.ChainPolicy.CustomTrustStore.AddRange(extraRoots);
+        if (chain is not null)
+        {
+            foreach (var element in chain.ChainElements)
+            {
+                custom.ChainPolicy.ExtraStore.Add(element.Certificate);
+            }
+        }
+
+        using var leaf = new X509Certificate2(certificate);
+        return custom.Build(leaf);
+    }
+}

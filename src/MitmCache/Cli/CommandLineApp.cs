@@ -1,0 +1,128 @@
+using System.Collections;
+using CommandLine;
+using MitmCache.Certificates;
+using MitmCache.Configuration;
+using MitmCache.Diagnostics;
+using MitmCache.Hosting;
+
+namespace MitmCache.Cli;
+
+/// <summary>
+/// The verbs: <c>run</c>, <c>ca init</c>, <c>ca export</c>. Exit codes: 0 ok, 1 runtime failure,
+/// 2 bad usage or invalid configuration.
+/// </summary>
+internal static class CommandLineApp
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "ca")
+        {
+            return Parse(args[1..]).ParseArguments<CaInitVerb, CaExportVerb>(args[1..]).MapResult(
+                (CaInitVerb verb) => CaInit(verb),
+                (CaExportVerb verb) => CaExport(verb),
+                _ => 2);
+        }
+
+        var result = Parse(args).ParseArguments<RunVerb>(args);
+        return await result.MapResult(RunProxyAsync, _ => Task.FromResult(2));
+    }
+
+    private static Parser Parse(string[] _) => new(settings =>
+    {
+        settings.HelpWriter = Console.Error;
+        settings.CaseInsensitiveEnumValues = true;
+        settings.AllowMultiInstance = true;
+    });
+
+    private static async Task<int> RunProxyAsync(RunVerb verb)
+    {
+        var errors = new List<string>();
+        var settings = LoadSettings(verb, Environment.GetEnvironmentVariables(), errors);
+        if (settings is null)
+        {
+            foreach (var error in errors)
+            {
+                Console.Error.WriteLine($"mitmcache: {error}");
+            }
+
+            return 2;
+        }
+
+        using var log = Logging.Create(settings);
+        try
+        {
+            await using var host = await ProxyHost.StartAsync(settings, log);
+            await host.WaitForShutdownAsync();
+            return 0;
+        }
+        catch (CertificateAuthorityException ex)
+        {
+            Console.Error.WriteLine($"mitmcache: {ex.Message}");
+            return 1;
+        }
+        catch (IOException ex) when (ex.InnerException is System.Net.Sockets.SocketException || ex.Message.Contains("address", StringComparison.OrdinalIgnoreCase))
+        {
+            Console.Error.WriteLine($"mitmcache: cannot listen on {settings.Listen}: {ex.Message}");
+            return 1;
+        }
+    }
+
+    /// <summary>File, then environment, then flags; then validation of the merged result.</summary>
+    internal static ProxySettings? LoadSettings(RunVerb verb, IDictionary environment, List<string> errors)
+    {
+        var options = new ProxyOptions();
+        var configFile = verb.Config ?? environment["MITMCACHE_CONFIG"] as string;
+        if (configFile is not null)
+        {
+            OptionLayers.ApplyFile(options, configFile, errors);
+        }
+
+        OptionLayers.ApplyEnvironment(options, environment, errors);
+        OptionLayers.ApplyFlags(options, verb);
+        var settings = SettingsValidator.Validate(options, errors);
+        return errors.Count == 0 ? settings : null;
+    }
+
+    private static string DataDirectory(string? flag) =>
+        Path.GetFullPath(flag ?? Environment.GetEnvironmentVariable("MITMCACHE_DATA") ?? new ProxyOptions().Data!);
+
+    private static int CaInit(CaInitVerb verb)
+    {
+        var directory = Path.Combine(DataDirectory(verb.Data), "ca");
+        if (!verb.Force && File.Exists(Path.Combine(directory, CertificateAuthority.KeyFileName)))
+        {
+            Console.Error.WriteLine($"mitmcache: a CA already exists in {directory}; use --force to replace it (every node must then trust the new one)");
+            return 1;
+        }
+
+        try
+        {
+            using var authority = CertificateAuthority.Create(verb.Permit.ToList(), TimeProvider.System);
+            authority.Save(directory);
+            Console.Error.WriteLine($"Created root CA in {directory}");
+            Console.Error.WriteLine($"SHA-256 fingerprint: {authority.Sha256Fingerprint}");
+            return 0;
+        }
+        catch (Exception ex) when (ex is ArgumentException or CertificateAuthorityException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"mitmcache: {ex.Message}");
+            return 1;
+        }
+    }
+
+    private static int CaExport(CaExportVerb verb)
+    {
+        var directory = Path.Combine(DataDirectory(verb.Data), "ca");
+        try
+        {
+            using var authority = CertificateAuthority.Load(directory);
+            Console.Out.Write(authority.ExportPem());
+            return 0;
+        }
+        catch (CertificateAuthorityException ex)
+        {
+            Console.Error.WriteLine($"mitmcache: {ex.Message}");
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,3 @@
+using MitmCache.Cli;
+
+return await CommandLineApp.RunAsync(args);
