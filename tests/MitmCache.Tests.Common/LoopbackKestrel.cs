@@ -11,12 +11,12 @@ using Microsoft.Extensions.Logging;
 
 namespace MitmCache.Tests.Common;
 
-/// <summary>Starts a minimal HTTPS Kestrel on 127.0.0.1 that runs one request delegate.</summary>
-internal static class LoopbackKestrel
+/// <summary>Starts a minimal Kestrel on 127.0.0.1 (HTTPS, or plain HTTP without a certificate) that runs one request delegate.</summary>
+public static class LoopbackKestrel
 {
     /// <param name="port">0 for any free port, or a fixed port to come back on after a stop.</param>
     public static async Task<(WebApplication App, int Port)> StartAsync(
-        X509Certificate2 certificate, int port, RequestDelegate handler, CancellationToken ct)
+        X509Certificate2? certificate, int port, RequestDelegate handler, CancellationToken ct)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
@@ -24,7 +24,13 @@ internal static class LoopbackKestrel
         });
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(kestrel =>
-            kestrel.Listen(IPAddress.Loopback, port, listen => listen.UseHttps(certificate)));
+            kestrel.Listen(IPAddress.Loopback, port, listen =>
+            {
+                if (certificate is not null)
+                {
+                    listen.UseHttps(certificate);
+                }
+            }));
 
         var app = builder.Build();
         app.Run(handler);

@@ -1,0 +1,71 @@
+using MitmCache.Configuration;
+using MitmCache.Hosting;
+using Serilog;
+
+namespace MitmCache.FunctionalTests.Infrastructure;
+
+/// <summary>The real proxy host, in process, on 127.0.0.1:0 with a temp data directory.</summary>
+public sealed class ProxyUnderTest : IAsyncDisposable
+{
+    private readonly Serilog.Core.Logger _logger;
+    private ProxyHost? _host;
+
+    private ProxyUnderTest(ProxySettings settings, Serilog.Core.Logger logger, CollectingSink sink)
+    {
+        Settings = settings;
+        _logger = logger;
+        Log = sink;
+    }
+
+    public ProxySettings Settings { get; }
+
+    public CollectingSink Log { get; }
+
+    /// <summary><c>http://127.0.0.1:PORT</c>, for HTTPS_PROXY.</summary>
+    public string Url => $"http://127.0.0.1:{Port}";
+
+    public int Port { get; private set; }
+
+    /// <summary>The proxy's root CA as PEM, written to a file clients can trust.</summary>
+    public string CaBundlePath => Path.Combine(Settings.DataDirectory, "ca", "root.crt");
+
+    internal IServiceProvider Services => _host!.Services;
+
+    public static async Task<ProxyUnderTest> StartAsync(ProxySettings settings)
+    {
+        var sink = new CollectingSink();
+        var logger = new LoggerConfiguration().MinimumLevel.Debug()
+            .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning)
+            .Enrich.FromLogContext()
+            .WriteTo.Sink(sink)
+            .CreateLogger();
+        var proxy = new ProxyUnderTest(settings, logger, sink);
+        await proxy.StartHostAsync();
+        return proxy;
+    }
+
+    /// <summary>Stops and starts the host on the same data directory (and a new port).</summary>
+    public async Task RestartAsync()
+    {
+        await _host!.DisposeAsync();
+        await StartHostAsync();
+    }
+
+    public T Get<T>() where T : notnull => (T)_host!.Services.GetService(typeof(T))!;
+
+    private async Task StartHostAsync()
+    {
+        _host = await ProxyHost.StartAsync(Settings with { Listen = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, Port) }, _logger);
+        Port = _host.Address.Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_host is not null)
+        {
+            await _host.DisposeAsync();
+        }
+
+        await _logger.DisposeAsync();
+    }
+}

@@ -1,0 +1,149 @@
+using System.Net;
+using MitmCache.Configuration;
+using MitmCache.Tests.Common;
+
+namespace MitmCache.FunctionalTests.Infrastructure;
+
+/// <summary>
+/// A whole upstream world on loopback plus the proxy in front of it: the real distribution registry
+/// as <c>registry.test</c>, and in the Docker Hub shape also a token server (<c>auth.test</c>) and a
+/// CDN (<c>cdn.test</c>) that blob GETs redirect to. Only the proxy resolves these names (through
+/// <c>--connect-to</c>), exactly as clients behind HTTPS_PROXY would have it.
+/// </summary>
+public sealed class RegistryWorld : IAsyncDisposable
+{
+    private RegistryWorld(TempDir dir, TestPki pki)
+    {
+        Dir = dir;
+        Pki = pki;
+    }
+
+    public TempDir Dir { get; }
+
+    public TestPki Pki { get; }
+
+    public RegistryServer Registry { get; private set; } = null!;
+
+    public TokenServer? Tokens { get; private set; }
+
+    public StaticHttpsServer? Cdn { get; private set; }
+
+    public ProxyUnderTest Proxy { get; private set; } = null!;
+
+    /// <summary>An image reference prefix, <c>registry.test:PORT</c>.</summary>
+    public string Authority => Registry.Authority;
+
+    /// <param name="tokenAuth">Docker Hub shape: token auth and blob redirects to a CDN.</param>
+    /// <param name="users">Token server users (user → password); admin is always there for pushes.</param>
+    /// <param name="acl">Token server ACL; default: everyone pulls everything.</param>
+    public static async Task<RegistryWorld> StartAsync(
+        bool tokenAuth,
+        Func<ProxySettings, ProxySettings>? configure = null,
+        IReadOnlyDictionary<string, string>? users = null,
+        Func<string?, string, string[], string[]>? acl = null)
+    {
+        var dir = TempDir.Create("mitmcache-world");
+        var world = new RegistryWorld(dir, TestPki.Create(dir.Combine("pki")));
+        var registryDir = dir.Combine("registry");
+        var options = new RegistryOptions();
+        if (tokenAuth)
+        {
+            var allUsers = new Dictionary<string, string>(users ?? new Dictionary<string, string>()) { [TokenServer.AdminUser] = TokenServer.DefaultAdminPassword };
+            world.Tokens = await TokenServer.StartAsync(world.Pki, dir.Combine("tokens"), allUsers, acl);
+            world.Cdn = await StaticHttpsServer.StartAsync(world.Pki, RegistryServer.StorageRootIn(registryDir));
+            options = new RegistryOptions { Token = world.Tokens, RedirectBaseUrl = world.Cdn.BaseUrl };
+        }
+
+        world.Registry = await RegistryServer.StartAsync(world.Pki, registryDir, options, CancellationToken.None);
+        var settings = world.DefaultProxySettings();
+        world.Proxy = await ProxyUnderTest.StartAsync(configure?.Invoke(settings) ?? settings);
+        return world;
+    }
+
+    /// <summary>Settings a user would pass: intercept the test registry and its token host, trust the test CA.</summary>
+    public ProxySettings DefaultProxySettings()
+    {
+        var connectTo = new List<ConnectToRule> { new(Hosts.Registry, Registry.Port, "127.0.0.1", Registry.Port) };
+        var ports = new HashSet<int> { 443, Registry.Port };
+        if (Tokens is not null)
+        {
+            connectTo.Add(new(Hosts.Auth, Tokens.Port, "127.0.0.1", Tokens.Port));
+            ports.Add(Tokens.Port);
+        }
+
+        if (Cdn is not null)
+        {
+            connectTo.Add(new(Hosts.Cdn, Cdn.Port, "127.0.0.1", Cdn.Port));
+            ports.Add(Cdn.Port);
+        }
+
+        return new ProxySettings
+        {
+            Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            DataDirectory = Dir.Combine("proxy"),
+            Intercept = [.. ProxySettings.DefaultIntercept, Hosts.Registry, Hosts.Auth],
+            AllowedPorts = ports,
+            UpstreamCaFile = Pki.CaCertPath,
+            ConnectTo = connectTo,
+            UpstreamTimeout = TimeSpan.FromSeconds(5),
+        };
+    }
+
+    /// <summary>Pushes an image directly to the registry (not through the proxy).</summary>
+    public async Task<BuiltImage> PushImageAsync(string repository, string tag, params (int Size, int Seed)[] layers)
+    {
+        var builder = new OciImageBuilder();
+        foreach (var (size, seed) in layers)
+        {
+            builder.AddLayer(size, seed);
+        }
+
+        var image = builder.Build();
+        using var http = Registry.CreateClient();
+        await new RegistryPusher(http, Authority).PushAsync(repository, tag, image, CancellationToken.None);
+        return image;
+    }
+
+    /// <summary>Pushes a two-platform index (amd64 and arm64) directly to the registry.</summary>
+    public async Task<BuiltIndex> PushIndexAsync(string repository, string tag, int seed)
+    {
+        var amd64 = new OciImageBuilder().AddLayer(4096, seed).AddLayer(2048, seed + 1).Build("linux", "amd64");
+        var arm64 = new OciImageBuilder().AddLayer(4096, seed + 2).AddLayer(2048, seed + 3).Build("linux", "arm64");
+        var index = OciImageBuilder.Index(amd64, arm64);
+        using var http = Registry.CreateClient();
+        await new RegistryPusher(http, Authority).PushIndexAsync(repository, tag, index, [amd64, arm64], CancellationToken.None);
+        return index;
+    }
+
+    /// <summary>Kills every upstream: registry, token server and CDN. Only the proxy is left.</summary>
+    public async Task KillUpstreamsAsync()
+    {
+        Registry.Kill();
+        if (Tokens is not null)
+        {
+            await Tokens.StopAsync();
+        }
+
+        if (Cdn is not null)
+        {
+            await Cdn.StopAsync();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Proxy.DisposeAsync();
+        await Registry.DisposeAsync();
+        if (Tokens is not null)
+        {
+            await Tokens.DisposeAsync();
+        }
+
+        if (Cdn is not null)
+        {
+            await Cdn.DisposeAsync();
+        }
+
+        Dir.Dispose();
+    }
+}
