@@ -72,6 +72,11 @@ internal sealed class ManifestEndpoint(
 
                 reason = "sent a manifest that does not match its digest";
             }
+            else if (response.StatusCode == HttpStatusCode.OK)
+            {
+                RememberTagFromHead(context, target, route, response);
+                return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
+            }
             else if (!RegistryUpstream.IsUpstreamFault(response.StatusCode))
             {
                 if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
@@ -147,17 +152,7 @@ internal sealed class ManifestEndpoint(
             grants.Grant(authorization, registry, route.Name);
             if (route.Tag is { } tag)
             {
-                cache.Index.PutTag(new TagRecord
-                {
-                    TagKey = TagRecord.MakeTagKey(registry, route.Name, tag),
-                    Registry = registry,
-                    Repository = route.Name,
-                    Tag = tag,
-                    AcceptKey = MediaTypes.AcceptKey(context.Request.Headers.Accept),
-                    Digest = key,
-                    MediaType = mediaType,
-                    FetchedAt = now,
-                });
+                PutTag(context, target, route.Name, tag, key, mediaType);
             }
         }
 
@@ -170,6 +165,36 @@ internal sealed class ManifestEndpoint(
         await response2.Body.WriteAsync(body, context.RequestAborted);
         return new("miss", body.Length);
     }
+
+    /// <summary>
+    /// containerd resolves a tag with HEAD and then GETs the manifest by digest. Record the tag →
+    /// digest answer so the tag resolves offline once that digest is cached.
+    /// </summary>
+    private void RememberTagFromHead(HttpContext context, InterceptTarget target, ManifestRoute route, HttpResponseMessage response)
+    {
+        if (route.Tag is not { } tag
+            || !response.Headers.TryGetValues("Docker-Content-Digest", out var values)
+            || !Digest.TryParse(values.FirstOrDefault(), out var digest)
+            || RegistryUpstream.MediaTypeOf(response) is not { } mediaType)
+        {
+            return;
+        }
+
+        PutTag(context, target, route.Name, tag, digest.ToString(), mediaType);
+    }
+
+    private void PutTag(HttpContext context, InterceptTarget target, string repository, string tag, string digest, string mediaType) =>
+        cache.Index.PutTag(new TagRecord
+        {
+            TagKey = TagRecord.MakeTagKey(target.Authority, repository, tag),
+            Registry = target.Authority,
+            Repository = repository,
+            Tag = tag,
+            AcceptKey = MediaTypes.AcceptKey(context.Request.Headers.Accept),
+            Digest = digest,
+            MediaType = mediaType,
+            FetchedAt = cache.Now,
+        });
 
     /// <summary>The cached mapping for a tag: the exact Accept set first, else the newest the client accepts.</summary>
     private (TagRecord Tag, CachedBlob Blob)? FindCachedTag(HttpContext context, InterceptTarget target, ManifestRoute route)

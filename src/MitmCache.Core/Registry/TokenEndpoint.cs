@@ -107,7 +107,8 @@ internal sealed class TokenEndpoint
         writer.WriteString("token", token);
         writer.WriteString("access_token", token);
         writer.WriteNumber("expires_in", (int)s_localLifetime.TotalSeconds);
-        writer.WriteString("issued_at", _time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture));
+        // RFC 3339 with 'Z': Go clients parse the raw JSON string and reject an escaped '+'.
+        writer.WriteString("issued_at", _time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
         writer.WriteEndObject();
     }
 

@@ -14,6 +14,15 @@ public sealed class CollectingSink : ILogEventSink
 
     public string Text => string.Join('\n', Lines);
 
+    /// <summary>The last lines' messages only, for assertion messages.</summary>
+    public string Tail(int count = 40) => string.Join('\n', Lines.TakeLast(count).Select(Message));
+
+    private static string Message(string json)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(json);
+        return document.RootElement.TryGetProperty("@m", out var message) ? message.GetString() ?? json : json;
+    }
+
     public void Emit(LogEvent logEvent)
     {
         using var writer = new StringWriter();

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using MitmCache.Diagnostics;
+using MitmCache.FunctionalTests.Infrastructure;
+using MitmCache.Tests.Common;
+
+namespace MitmCache.FunctionalTests.Registry;
+
+/// <summary>
+/// Real clients (skopeo, containerd's ctr) pulling through the proxy from the real distribution
+/// registry: cold, warm from a fresh client store, and with every upstream dead.
+/// </summary>
+public sealed class PullThroughTests
+{
+    [Fact]
+    public async Task Skopeo_ColdThenWarm_DigestsMatchAndWarmMakesNoUpstreamBlobRequests()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false);
+        var image = await world.PushImageAsync("library/app", "v1", (200_000, 1), (50_000, 2));
+        var reference = $"{world.Authority}/library/app:v1";
+
+        var cold = await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("oci-cold"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(cold.Succeeded, cold.StdErr);
+        Assert.Equal(image.ManifestDigest, ReadOciManifestDigest(world.Dir.Combine("oci-cold")));
+        var blobGets = await world.Registry.WaitForRequestsAsync("GET", "/blobs/", 3);
+
+        var warm = await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("oci-warm"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(warm.Succeeded, warm.StdErr);
+        Assert.Equal(image.ManifestDigest, ReadOciManifestDigest(world.Dir.Combine("oci-warm")));
+
+        await Task.Delay(500); // the registry writes its access log after responding
+        Assert.Equal(blobGets, world.Registry.CountRequests("GET", "/blobs/"));
+        var hits = world.Proxy.Get<CacheMetrics>().Requests.Where(r => r.Key.Kind == "blob" && r.Key.Result == "hit").Sum(r => r.Value);
+        Assert.True(hits >= 3, $"expected config and both layers served as hits, saw {hits}");
+        foreach (var (digest, bytes) in image.Blobs)
+        {
+            Assert.Equal(bytes, await File.ReadAllBytesAsync(world.Dir.Combine("oci-warm", "blobs", "sha256", Digests.Hex(digest))));
+        }
+    }
+
+    [Fact]
+    public async Task DeadUpstream_DockerHubShape_FreshClientsPullByTagDigestAndEveryPlatform()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true);
+        var image = await world.PushImageAsync("library/busybox", "1.36", (300_000, 11), (40_000, 12));
+        var index = await world.PushIndexAsync("library/multi", "latest", 20);
+        var single = $"{world.Authority}/library/busybox:1.36";
+        var multi = $"{world.Authority}/library/multi:latest";
+        await using var containerd = await ContainerdServer.StartAsync(world.Dir.Combine("containerd"), CancellationToken.None);
+
+        // Online, cold: skopeo pulls everything (all platforms), ctr pulls the single image.
+        var warmup = await Skopeo.CopyToOciAsync(multi, world.Dir.Combine("warm-multi"), world.Proxy.Url, world.Proxy.CaBundlePath, null, all: true, CancellationToken.None);
+        Assert.True(warmup.Succeeded, warmup.StdErr);
+        var warmSingle = await containerd.ContentFetchAsync(single, world.Proxy.Url, world.Proxy.CaBundlePath, null, CancellationToken.None);
+        Assert.True(warmSingle.Succeeded, warmSingle.StdErr + containerd.Output);
+        Assert.True(world.Cdn!.RequestCount > 0, "blobs came through the CDN redirect");
+
+        await world.KillUpstreamsAsync();
+
+        // Offline, fresh client stores: by tag, by digest, every platform; ping, token dance and all.
+        var byTag = await Skopeo.CopyToOciAsync(single, world.Dir.Combine("off-tag"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(byTag.Succeeded, byTag.StdErr + "\n" + world.Proxy.Log.Tail());
+        Assert.Equal(image.ManifestDigest, ReadOciManifestDigest(world.Dir.Combine("off-tag")));
+
+        var byDigest = await Skopeo.CopyToOciAsync($"{world.Authority}/library/busybox@{image.ManifestDigest}", world.Dir.Combine("off-digest"),
+            world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(byDigest.Succeeded, byDigest.StdErr);
+
+        var allPlatforms = await Skopeo.CopyToOciAsync(multi, world.Dir.Combine("off-multi"), world.Proxy.Url, world.Proxy.CaBundlePath, null, all: true, CancellationToken.None);
+        Assert.True(allPlatforms.Succeeded, allPlatforms.StdErr);
+        Assert.Equal(index.Digest, ReadOciManifestDigest(world.Dir.Combine("off-multi")));
+
+        await using var freshContainerd = await ContainerdServer.StartAsync(world.Dir.Combine("containerd-fresh"), CancellationToken.None);
+        var ctrMulti = await freshContainerd.ContentFetchAsync(multi, world.Proxy.Url, world.Proxy.CaBundlePath, null, allPlatforms: true, hostsFile: null, CancellationToken.None);
+        Assert.True(ctrMulti.Succeeded, ctrMulti.StdErr + "\n" + world.Proxy.Log.Tail());
+        var ctrSingle = await freshContainerd.ContentFetchAsync($"{world.Authority}/library/busybox@{image.ManifestDigest}", world.Proxy.Url, world.Proxy.CaBundlePath, null, CancellationToken.None);
+        Assert.True(ctrSingle.Succeeded, ctrSingle.StdErr);
+    }
+
+    [Fact]
+    public async Task DeadUpstream_NeverPulledImage_FailsCleanly()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true);
+        await world.PushImageAsync("library/seen", "v1", (10_000, 31));
+        await world.PushImageAsync("library/unseen", "v1", (10_000, 32));
+        var seen = await Skopeo.CopyToOciAsync($"{world.Authority}/library/seen:v1", world.Dir.Combine("seen"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(seen.Succeeded, seen.StdErr);
+
+        await world.KillUpstreamsAsync();
+        var unseen = await Skopeo.CopyToOciAsync($"{world.Authority}/library/unseen:v1", world.Dir.Combine("unseen"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+
+        Assert.False(unseen.Succeeded);
+        await AssertProxyHealthyAsync(world);
+    }
+
+    internal static string ReadOciManifestDigest(string ociDir)
+    {
+        using var index = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(ociDir, "index.json")));
+        return index.RootElement.GetProperty("manifests")[0].GetProperty("digest").GetString()!;
+    }
+
+    internal static async Task AssertProxyHealthyAsync(RegistryWorld world)
+    {
+        using var http = new HttpClient();
+        Assert.Equal("ok\n", await http.GetStringAsync($"{world.Proxy.Url}/healthz"));
+    }
+}
