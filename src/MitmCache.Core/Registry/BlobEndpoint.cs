@@ -13,7 +13,6 @@ namespace MitmCache.Registry;
 /// </summary>
 internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, RegistryAuthorizer authorizer, AccessGrants grants, CacheMetrics metrics)
 {
-    private static readonly TimeSpan s_minimumHeadTimeout = TimeSpan.FromSeconds(30);
     private const int MaxAttempts = 3;
 
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target, BlobRoute route)
@@ -105,8 +104,8 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         HttpResponseMessage response;
         try
         {
-            var timeout = upstream.Timeout > s_minimumHeadTimeout ? upstream.Timeout : s_minimumHeadTimeout;
-            response = await upstream.SendAsync(request, followRedirects: true, timeout, context.RequestAborted);
+            // Blob heads come through redirects to CDNs: allow them three times the manifest timeout.
+            response = await upstream.SendAsync(request, followRedirects: true, upstream.Timeout * 3, context.RequestAborted);
         }
         catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException or OperationCanceledException)
         {
