@@ -215,11 +215,12 @@ internal sealed class BlobCache : IDisposable
                 TryDelete(fill.TempPath);
             }
 
-            Finish(fill, outcome);
             if (outcome == FillOutcome.Committed)
             {
-                EnsureCapacity();
+                EnsureCapacity(); // before readers see the end, so the cap holds when a pull completes
             }
+
+            Finish(fill, outcome);
         }
     }
 
