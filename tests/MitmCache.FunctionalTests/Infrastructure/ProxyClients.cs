@@ -8,12 +8,15 @@ namespace MitmCache.FunctionalTests.Infrastructure;
 public static class ProxyClients
 {
     /// <param name="observedIssuer">Receives the issuer of each server certificate seen.</param>
-    public static HttpClient Create(ProxyUnderTest proxy, Action<X509Certificate2>? observeCertificate = null, Version? version = null)
+    public static HttpClient Create(ProxyUnderTest proxy, Action<X509Certificate2>? observeCertificate = null, Version? version = null) =>
+        Create(proxy.Url, proxy.CaBundlePath, observeCertificate, version);
+
+    public static HttpClient Create(string proxyUrl, string caBundlePath, Action<X509Certificate2>? observeCertificate = null, Version? version = null)
     {
-        var root = X509CertificateLoader.LoadCertificateFromFile(proxy.CaBundlePath);
+        var root = X509CertificateLoader.LoadCertificateFromFile(caBundlePath);
         var handler = new SocketsHttpHandler
         {
-            Proxy = new WebProxy(proxy.Url),
+            Proxy = new WebProxy(proxyUrl),
             UseProxy = true,
             AllowAutoRedirect = false,
             AutomaticDecompression = DecompressionMethods.None,

@@ -1,0 +1,65 @@
+using System.Diagnostics;
+using MitmCache.Tests.Common;
+
+namespace MitmCache.FunctionalTests.Infrastructure;
+
+/// <summary>The proxy as its own process (the built <c>mitmcache</c>), for kill -9 and restart tests.</summary>
+public sealed class ProxyProcess : IDisposable
+{
+    private readonly BackgroundProcess _process;
+
+    private ProxyProcess(BackgroundProcess process, int port, string dataDirectory)
+    {
+        _process = process;
+        Port = port;
+        DataDirectory = dataDirectory;
+    }
+
+    public int Port { get; }
+
+    public string DataDirectory { get; }
+
+    public string Url => $"http://127.0.0.1:{Port}";
+
+    public string CaBundlePath => Path.Combine(DataDirectory, "ca", "root.crt");
+
+    public string Output => _process.DescribeOutput();
+
+    public static async Task<ProxyProcess> StartAsync(string dataDirectory, int port, params string[] arguments)
+    {
+        var entry = typeof(MitmCache.Cli.RunVerb).Assembly.Location;
+        var process = BackgroundProcess.Start("dotnet",
+            [entry, "run", "--listen", $"127.0.0.1:{port}", "--data", dataDirectory, "--log-format", "json", .. arguments]);
+        var proxy = new ProxyProcess(process, port, dataDirectory);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"mitmcache exited at start-up:\n{proxy.Output}");
+            }
+
+            try
+            {
+                if ((await http.GetAsync($"{proxy.Url}/readyz")).IsSuccessStatusCode)
+                {
+                    return proxy;
+                }
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+            }
+
+            await Task.Delay(100);
+        }
+
+        process.Kill();
+        throw new TimeoutException($"mitmcache did not become ready:\n{proxy.Output}");
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs.</summary>
+    public void Kill() => _process.Kill();
+
+    public void Dispose() => _process.Dispose();
+}
