@@ -16,6 +16,7 @@ internal sealed class CacheIndex : IDisposable
     private readonly ILiteCollection<TagRecord> _tags;
     private readonly ILiteCollection<RepositoryRecord> _repositories;
     private readonly ILiteCollection<ChallengeRecord> _challenges;
+    private readonly ILiteCollection<GrantRecord> _grants;
     private readonly ConcurrentDictionary<string, (DateTime At, long Hits)> _pendingAccess = new();
 
     public CacheIndex(string path)
@@ -27,6 +28,8 @@ internal sealed class CacheIndex : IDisposable
         _tags = _database.GetCollection<TagRecord>("tags");
         _repositories = _database.GetCollection<RepositoryRecord>("repositories");
         _challenges = _database.GetCollection<ChallengeRecord>("challenges");
+        _grants = _database.GetCollection<GrantRecord>("grants");
+        _grants.EnsureIndex(g => g.Registry);
         _blobs.EnsureIndex(b => b.LastAccess);
         _links.EnsureIndex(l => l.Digest);
         _tags.EnsureIndex(t => t.TagKey);
@@ -134,6 +137,26 @@ internal sealed class CacheIndex : IDisposable
     public IEnumerable<ChallengeRecord> AllChallenges() => _challenges.FindAll();
 
     public void PutChallenge(ChallengeRecord record) => _challenges.Upsert(record);
+
+    // Grants
+
+    public GrantRecord? FindGrant(string credentialKey, string registry, string repository) =>
+        _grants.FindById(GrantRecord.MakeId(credentialKey, registry, repository));
+
+    public void PutGrant(GrantRecord grant)
+    {
+        grant.Id = GrantRecord.MakeId(grant.CredentialKey, grant.Registry, grant.Repository);
+        _grants.Upsert(grant);
+    }
+
+    public void DeleteGrant(string credentialKey, string registry, string repository) =>
+        _grants.Delete(GrantRecord.MakeId(credentialKey, registry, repository));
+
+    /// <summary>Drops every grant of a registry, or of one repository in it. Returns how many.</summary>
+    public int DeleteGrants(string registry, string? repository) =>
+        _grants.DeleteMany(g => g.Registry == registry && (repository == null || g.Repository == repository));
+
+    public int DeleteExpiredGrants(DateTime now) => _grants.DeleteMany(g => g.Expires <= now);
 
     public void Checkpoint() => _database.Checkpoint();
 

@@ -57,3 +57,18 @@ public sealed class ChallengeRecord
     public string? Realm { get; set; }
     public DateTime SeenAt { get; set; }
 }
+
+/// <summary>
+/// Proof that a credential may pull a repository, keyed by an HMAC of the credential under the
+/// per-install key: the credential itself is never stored.
+/// </summary>
+public sealed class GrantRecord
+{
+    public string Id { get; set; } = "";
+    public string CredentialKey { get; set; } = "";
+    public string Registry { get; set; } = "";
+    public string Repository { get; set; } = "";
+    public DateTime Expires { get; set; }
+
+    public static string MakeId(string credentialKey, string registry, string repository) => $"{credentialKey}|{registry}/{repository}";
+}

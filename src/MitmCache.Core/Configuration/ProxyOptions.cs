@@ -56,6 +56,9 @@ public sealed class ProxyOptions
     /// <summary>How long to wait for upstream response headers before serving stale. Default <c>10s</c>.</summary>
     public string? UpstreamTimeout { get; set; } = "10s";
 
+    /// <summary>How long a credential that upstream authorized may pull that private repository while upstream is unreachable. Default <c>7d</c>.</summary>
+    public string? OfflineGrantWindow { get; set; } = "7d";
+
     /// <summary>Per-registry fallback credentials <c>HOST=USER:PASS</c>, used only when a client sends none.</summary>
     public string[]? RegistryCredential { get; set; }
 }

@@ -20,6 +20,7 @@ public sealed record ProxySettings
     public ManifestPolicy ManifestPolicy { get; init; } = ManifestPolicy.UpstreamFirst;
     public TimeSpan ManifestTtl { get; init; } = TimeSpan.FromMinutes(5);
     public TimeSpan UpstreamTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan OfflineGrantWindow { get; init; } = TimeSpan.FromDays(7);
     public IReadOnlyDictionary<string, string> RegistryCredentials { get; init; } = new Dictionary<string, string>();
 
     /// <summary>The registries and token hosts intercepted unless told otherwise.</summary>

@@ -147,6 +147,11 @@ public static class SettingsValidator
             errors.Add($"--upstream-timeout '{options.UpstreamTimeout}': expected a positive duration such as 10s");
         }
 
+        if (!ValueParsers.TryParseDuration(options.OfflineGrantWindow, out var grantWindow))
+        {
+            errors.Add($"--offline-grant-window '{options.OfflineGrantWindow}': expected a duration such as 7d (0 disables offline private pulls)");
+        }
+
         var credentials = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var text in options.RegistryCredential ?? [])
         {
@@ -189,6 +194,7 @@ public static class SettingsValidator
             ManifestPolicy = policy!.Value,
             ManifestTtl = ttl,
             UpstreamTimeout = timeout,
+            OfflineGrantWindow = grantWindow,
             RegistryCredentials = credentials,
         };
     }

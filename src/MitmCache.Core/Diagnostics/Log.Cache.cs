@@ -42,4 +42,7 @@ internal static partial class Log
 
     [LoggerMessage(314, LogLevel.Information, "Refused offline access to {Registry}/{Repository}: repository is not known to be public")]
     public static partial void OfflineRefused(this ILogger logger, string registry, string repository);
+
+    [LoggerMessage(315, LogLevel.Information, "Refused an offline token request for {Registry}: the credential holds no live grant for every requested repository")]
+    public static partial void OfflineTokenRefused(this ILogger logger, string registry);
 }

@@ -8,7 +8,7 @@ using MitmCache.Diagnostics;
 namespace MitmCache.Hosting;
 
 /// <summary>The proxy's own endpoints on the proxy port: health, readiness, the root CA and metrics.</summary>
-internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, MetricsWriter metrics)
+internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, MetricsWriter metrics, Registry.AccessGrants grants)
 {
     public async Task HandleAsync(HttpContext context)
     {
@@ -38,6 +38,26 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
                 metrics.Write(text);
                 await response.WriteAsync(text.ToString());
                 return;
+            case "/admin/auth/revoke" when HttpMethods.IsPost(context.Request.Method):
+                if (!IsLocal(context))
+                {
+                    response.StatusCode = 403;
+                    return;
+                }
+
+                var registry = context.Request.Query["registry"].ToString();
+                if (registry.Length == 0)
+                {
+                    response.StatusCode = 400;
+                    await response.WriteAsync("registry is required\n");
+                    return;
+                }
+
+                var repository = context.Request.Query["repository"].ToString();
+                var revoked = grants.RevokeAll(registry, repository.Length == 0 ? null : repository);
+                response.ContentType = "application/json";
+                await response.WriteAsync(string.Create(CultureInfo.InvariantCulture, $"{{\"revoked\":{revoked}}}"));
+                return;
             default:
                 response.StatusCode = 404;
                 response.ContentType = "text/plain";
@@ -46,4 +66,8 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
                 return;
         }
     }
+
+    /// <summary>Admin calls come only from this host: loopback, without a proxy hop.</summary>
+    private static bool IsLocal(HttpContext context) =>
+        context.Connection.RemoteIpAddress is { } address && System.Net.IPAddress.IsLoopback(address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address);
 }

@@ -63,7 +63,8 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton<CacheMetrics>();
         services.AddSingleton<BlobCache>();
         services.AddSingleton<AccessTokens>();
-        services.AddSingleton<AccessGrants>();
+        services.AddSingleton(sp => new AccessGrants(
+            AccessGrants.LoadOrCreateKey(settings.CaDirectory), sp.GetRequiredService<BlobCache>().Index, time, settings.OfflineGrantWindow));
         services.AddSingleton<RegistryAuthorizer>();
         services.AddSingleton<TokenEndpoint>();
         services.AddSingleton<PingEndpoint>();

@@ -1,55 +1,165 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
+using MitmCache.Caching;
+using MitmCache.Certificates;
 
 namespace MitmCache.Registry;
 
 /// <summary>
-/// Short-lived proof that a credential may read a repository, learned from upstream answering it with
-/// 2xx. Keyed by an HMAC of the credential under a per-process secret: credentials are never held in
-/// clear. Lets a private image's layers be served from cache without one upstream probe per layer.
+/// Which credential may pull which repository, learned only from upstream saying yes. Grants are
+/// keyed by an HMAC-SHA256 of the credential (the whole <c>Authorization</c> value) under a
+/// per-install key kept beside the CA key (mode 0600), so neither the index nor the log ever holds a
+/// credential. A Basic credential's grant lasts the offline window (7 days by default); a bearer
+/// token's lasts until the token's own <c>exp</c>. A bearer token obtained from a token host with a
+/// Basic credential is tied to it, so what the token proves is granted to the credential too — that
+/// is what lets an imagePullSecret pull a private image while the registry is down.
 /// </summary>
-internal sealed class AccessGrants(TimeProvider time)
+internal sealed class AccessGrants
 {
-    private static readonly TimeSpan s_lifetime = TimeSpan.FromMinutes(5);
-    private readonly byte[] _secret = RandomNumberGenerator.GetBytes(32);
-    private readonly ConcurrentDictionary<string, DateTimeOffset> _grants = new();
+    public const string KeyFileName = "grants.key";
+    private static readonly TimeSpan s_defaultTokenLifetime = TimeSpan.FromMinutes(5);
 
-    public void Grant(string? authorization, string registry, string repository)
+    private readonly byte[] _key;
+    private readonly CacheIndex _index;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _window;
+    private readonly ConcurrentDictionary<string, (string BasicKey, DateTimeOffset Expires)> _tokenOwners = new();
+
+    public AccessGrants(byte[] key, CacheIndex index, TimeProvider time, TimeSpan window)
+    {
+        _key = key;
+        _index = index;
+        _time = time;
+        _window = window;
+    }
+
+    /// <summary>Loads the per-install HMAC key, creating it (0600, atomically) on first use.</summary>
+    public static byte[] LoadOrCreateKey(string caDirectory)
+    {
+        var path = Path.Combine(caDirectory, KeyFileName);
+        if (!File.Exists(path))
+        {
+            PrivateFile.EnsureDirectory(caDirectory);
+            PrivateFile.WriteAtomically(path, RandomNumberGenerator.GetBytes(32), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        if (!OperatingSystem.IsWindows() && PrivateFile.CheckOwnerOnly(path) is { } problem)
+        {
+            throw new CertificateAuthorityException(problem);
+        }
+
+        var key = File.ReadAllBytes(path);
+        return key.Length >= 32 ? key : throw new CertificateAuthorityException($"'{path}' is not a valid grant key; delete it to make a new one (all grants are then forgotten)");
+    }
+
+    public string KeyOf(string authorization) => Convert.ToHexString(HMACSHA256.HashData(_key, Encoding.UTF8.GetBytes(authorization)));
+
+    /// <summary>Upstream answered this credential with success for the repository.</summary>
+    public void RecordSuccess(string? authorization, string registry, string repository)
     {
         if (string.IsNullOrEmpty(authorization))
         {
             return;
         }
 
-        if (_grants.Count > 100_000)
+        var now = _time.GetUtcNow();
+        if (AccessTokens.BearerToken(authorization) is { } token)
         {
-            var now = time.GetUtcNow();
-            foreach (var (key, expires) in _grants)
+            Put(KeyOf(authorization), registry, repository, TokenExpiry(token) ?? now + s_defaultTokenLifetime);
+            if (_tokenOwners.TryGetValue(KeyOf(authorization), out var owner) && owner.Expires > now)
             {
-                if (expires <= now)
+                Put(owner.BasicKey, registry, repository, now + _window);
+            }
+        }
+        else
+        {
+            Put(KeyOf(authorization), registry, repository, now + _window);
+        }
+    }
+
+    /// <summary>Upstream refused this credential (401/403) for the repository: forget it at once.</summary>
+    public void RecordRefusal(string? authorization, string registry, string repository)
+    {
+        if (string.IsNullOrEmpty(authorization))
+        {
+            return;
+        }
+
+        var key = KeyOf(authorization);
+        _index.DeleteGrant(key, registry, repository);
+        if (_tokenOwners.TryGetValue(key, out var owner))
+        {
+            _index.DeleteGrant(owner.BasicKey, registry, repository);
+        }
+    }
+
+    /// <summary>A token host issued <paramref name="token"/> to a request carrying <paramref name="basicAuthorization"/>.</summary>
+    public void RecordTokenOwner(string token, string basicAuthorization, TimeSpan lifetime)
+    {
+        var now = _time.GetUtcNow();
+        if (_tokenOwners.Count > 100_000)
+        {
+            foreach (var (key, value) in _tokenOwners)
+            {
+                if (value.Expires <= now)
                 {
-                    _grants.TryRemove(key, out _);
+                    _tokenOwners.TryRemove(key, out _);
                 }
             }
         }
 
-        _grants[Key(authorization, registry, repository)] = time.GetUtcNow() + s_lifetime;
+        _tokenOwners[KeyOf("Bearer " + token)] = (KeyOf(basicAuthorization), now + lifetime);
     }
 
-    public bool IsGranted(string? authorization, string registry, string repository) =>
-        !string.IsNullOrEmpty(authorization)
-        && _grants.TryGetValue(Key(authorization, registry, repository), out var expires)
-        && expires > time.GetUtcNow();
-
-    public void Revoke(string? authorization, string registry, string repository)
+    /// <summary>True when this credential (or the Basic credential a token was issued to) holds a live grant.</summary>
+    public bool IsGranted(string? authorization, string registry, string repository)
     {
-        if (!string.IsNullOrEmpty(authorization))
+        if (string.IsNullOrEmpty(authorization))
         {
-            _grants.TryRemove(Key(authorization, registry, repository), out _);
+            return false;
+        }
+
+        var key = KeyOf(authorization);
+        if (IsLive(key, registry, repository))
+        {
+            return true;
+        }
+
+        return _tokenOwners.TryGetValue(key, out var owner) && owner.Expires > _time.GetUtcNow() && IsLive(owner.BasicKey, registry, repository);
+    }
+
+    public bool IsLive(string credentialKey, string registry, string repository) =>
+        _index.FindGrant(credentialKey, registry, repository) is { } grant && grant.Expires > _time.GetUtcNow().UtcDateTime;
+
+    /// <summary><c>mitmcache auth revoke</c>: every credential's grants for a registry or repository.</summary>
+    public int RevokeAll(string registry, string? repository) => _index.DeleteGrants(registry, repository);
+
+    private void Put(string key, string registry, string repository, DateTimeOffset expires) =>
+        _index.PutGrant(new GrantRecord { CredentialKey = key, Registry = registry, Repository = repository, Expires = expires.UtcDateTime });
+
+    /// <summary>The <c>exp</c> claim of a JWT, read without verifying it (it only shortens a grant).</summary>
+    internal static DateTimeOffset? TokenExpiry(string token)
+    {
+        var parts = token.Split('.');
+        if (parts.Length != 3)
+        {
+            return null;
+        }
+
+        try
+        {
+            var payload = parts[1].Replace('-', '+').Replace('_', '/');
+            payload = payload.PadRight(payload.Length + ((4 - (payload.Length % 4)) % 4), '=');
+            using var document = JsonDocument.Parse(Convert.FromBase64String(payload));
+            return document.RootElement.TryGetProperty("exp", out var exp) && exp.TryGetInt64(out var seconds)
+                ? DateTimeOffset.FromUnixTimeSeconds(seconds)
+                : null;
+        }
+        catch (Exception ex) when (ex is FormatException or JsonException or ArgumentOutOfRangeException)
+        {
+            return null;
         }
     }
-
-    private string Key(string authorization, string registry, string repository) =>
-        Convert.ToHexString(HMACSHA256.HashData(_secret, Encoding.UTF8.GetBytes($"{authorization}\n{registry}\n{repository}")));
 }

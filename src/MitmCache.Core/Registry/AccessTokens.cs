@@ -4,8 +4,17 @@ using System.Text;
 
 namespace MitmCache.Registry;
 
-/// <summary>A token MitmCache issued itself while a token host was unreachable.</summary>
-internal sealed record LocalToken(IReadOnlyList<ScopeEntry> Scopes, bool Anonymous, DateTimeOffset Expires);
+/// <summary>
+/// A token MitmCache issued itself while a token host was unreachable: anonymous, or for the Basic
+/// credential whose grant key is <see cref="CredentialKey"/>.
+/// </summary>
+internal sealed record LocalToken(IReadOnlyList<ScopeEntry> Scopes, string? CredentialKey, DateTimeOffset Expires)
+{
+    public bool Anonymous => CredentialKey is null;
+
+    public bool AllowsPull(string repository) =>
+        Scopes.Any(s => s.Type == "repository" && s.Name == repository && (s.Actions.Contains("pull") || s.Actions.Contains("*")));
+}
 
 /// <summary>
 /// Bearer tokens the proxy knows about, held in memory only, keyed by a SHA-256 of the token:
@@ -28,11 +37,11 @@ internal sealed class AccessTokens(TimeProvider time)
         _anonymous[Hash(token)] = time.GetUtcNow() + Clamp(lifetime);
     }
 
-    public string MintLocal(IReadOnlyList<ScopeEntry> scopes, bool anonymous, TimeSpan lifetime)
+    public string MintLocal(IReadOnlyList<ScopeEntry> scopes, string? credentialKey, TimeSpan lifetime)
     {
         Prune(_local, e => e.Expires);
         var token = LocalPrefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-        _local[Hash(token)] = new LocalToken(scopes, anonymous, time.GetUtcNow() + Clamp(lifetime));
+        _local[Hash(token)] = new LocalToken(scopes, credentialKey, time.GetUtcNow() + Clamp(lifetime));
         return token;
     }
 

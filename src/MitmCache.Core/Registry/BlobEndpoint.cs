@@ -23,7 +23,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             var access = await authorizer.AuthorizeAsync(context, target, route.Name, digest, manifestMediaType: null);
             if (access.Decision != AccessDecision.Allowed)
             {
-                return await DenyAsync(context, access);
+                return await DenyAsync(context, target, route, access);
             }
 
             return new("hit", await ServeCommittedAsync(context, hit, "hit"));
@@ -53,7 +53,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
                 var access = await authorizer.AuthorizeAsync(context, target, route.Name, digest, manifestMediaType: null);
                 if (access.Decision != AccessDecision.Allowed)
                 {
-                    return await DenyAsync(context, access);
+                    return await DenyAsync(context, target, route, access);
                 }
 
                 result = "coalesced";
@@ -125,6 +125,11 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         if (response.StatusCode != System.Net.HttpStatusCode.OK)
         {
             cache.Abandon(fill);
+            if (response.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
+            {
+                grants.RecordRefusal(upstream.UpstreamAuthorization(target, context.Request), target.Authority, route.Name);
+            }
+
             using (response)
             {
                 if (RegistryUpstream.IsUpstreamFault(response.StatusCode))
@@ -139,7 +144,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         // Upstream served this digest under this repository to this client: remember both facts.
         var authorization = upstream.UpstreamAuthorization(target, context.Request);
         cache.Index.Link(target.Authority, route.Name, key, cache.Now);
-        grants.Grant(authorization, target.Authority, route.Name);
+        grants.RecordSuccess(authorization, target.Authority, route.Name);
         cache.StartFill(fill, response, RegistryUpstream.MediaTypeOf(response) ?? "application/octet-stream");
         return null;
     }
@@ -170,7 +175,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         }
     }
 
-    private static async Task<RegistryOutcome> DenyAsync(HttpContext context, AccessResult access)
+    private async Task<RegistryOutcome> DenyAsync(HttpContext context, InterceptTarget target, BlobRoute route, AccessResult access)
     {
         if (access.Response is { } refusal)
         {
@@ -182,8 +187,17 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             return new("refused", 0);
         }
 
-        // Unavailable: no proof, no upstream. Do not reveal that the digest is cached.
+        // Unavailable: no proof, no upstream. A client without credentials is asked for them, as the
+        // registry would; one with credentials learns nothing, not even that the digest is cached.
         RegistryResponses.SetResult(context.Response, "refused");
+        if (context.Request.Headers.Authorization.Count == 0
+            && RegistryResponses.ScopedChallenge(cache.Index.FindChallenge(target.Authority)?.WwwAuthenticate, route.Name) is { } challenge)
+        {
+            context.Response.Headers.WWWAuthenticate = challenge;
+            await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unauthorized, "authentication required", context.RequestAborted);
+            return new("refused", 0);
+        }
+
         await RegistryError.WriteAsync(context.Response, RegistryErrorCode.BlobUnknown, "blob unknown to registry", context.RequestAborted);
         return new("refused", 0);
     }

@@ -75,13 +75,14 @@ internal sealed class ManifestEndpoint(
             else if (response.StatusCode == HttpStatusCode.OK)
             {
                 RememberTagFromHead(context, target, route, response);
+                grants.RecordSuccess(authorization, target.Authority, route.Name);
                 return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
             }
             else if (!RegistryUpstream.IsUpstreamFault(response.StatusCode))
             {
                 if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
                 {
-                    grants.Revoke(authorization, target.Authority, route.Name);
+                    grants.RecordRefusal(authorization, target.Authority, route.Name);
                 }
 
                 return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
@@ -149,7 +150,7 @@ internal sealed class ManifestEndpoint(
                 cache.Index.SetVisibility(registry, route.Name, isPublic: false, now);
             }
 
-            grants.Grant(authorization, registry, route.Name);
+            grants.RecordSuccess(authorization, registry, route.Name);
             if (route.Tag is { } tag)
             {
                 PutTag(context, target, route.Name, tag, key, mediaType);
@@ -244,7 +245,7 @@ internal sealed class ManifestEndpoint(
         }
 
         // No proof possible offline: ask for credentials, as the registry itself would.
-        if (cache.Index.FindChallenge(target.Authority)?.WwwAuthenticate is { } challenge)
+        if (RegistryResponses.ScopedChallenge(cache.Index.FindChallenge(target.Authority)?.WwwAuthenticate, route.Name) is { } challenge)
         {
             context.Response.Headers.WWWAuthenticate = challenge;
         }

@@ -32,7 +32,7 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
         var key = digest.ToString();
         var authorization = upstream.UpstreamAuthorization(target, context.Request);
         var linked = cache.Index.IsLinked(registry, repository, key);
-        if (linked && (cache.Index.IsPublic(registry, repository) == true || grants.IsGranted(authorization, registry, repository)))
+        if (linked && (cache.Index.IsPublic(registry, repository) == true || grants.IsGranted(authorization, registry, repository) || LocalTokenAllows(context, registry, repository)))
         {
             return new(AccessDecision.Allowed);
         }
@@ -55,7 +55,7 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
         {
             response.Dispose();
             cache.Index.Link(registry, repository, key, cache.Now);
-            grants.Grant(authorization, registry, repository);
+            grants.RecordSuccess(authorization, registry, repository);
             return new(AccessDecision.Allowed);
         }
 
@@ -67,15 +67,15 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
 
         if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
         {
-            grants.Revoke(authorization, registry, repository);
+            grants.RecordRefusal(authorization, registry, repository);
         }
 
         return new(AccessDecision.Refused, response);
     }
 
     /// <summary>
-    /// Offline variant for stale serving: no upstream to ask, so only public repositories (or a
-    /// credential with a live grant) pass.
+    /// Offline variant for stale serving: no upstream to ask, so only public repositories, a
+    /// credential with a live grant, or a proxy-local token minted for such a credential pass.
     /// </summary>
     public bool AuthorizeOffline(HttpContext context, InterceptTarget target, string repository, Digest digest)
     {
@@ -91,6 +91,13 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
         }
 
         var authorization = upstream.UpstreamAuthorization(target, context.Request);
-        return !tokens.IsAnonymous(authorization) && grants.IsGranted(authorization, registry, repository);
+        return (!tokens.IsAnonymous(authorization) && grants.IsGranted(authorization, registry, repository))
+            || LocalTokenAllows(context, registry, repository);
     }
+
+    /// <summary>A proxy-local token for a credential that still holds a grant for this repository.</summary>
+    private bool LocalTokenAllows(HttpContext context, string registry, string repository) =>
+        tokens.FindLocal(context.Request.Headers.Authorization) is { CredentialKey: { } credential } local
+        && local.AllowsPull(repository)
+        && grants.IsLive(credential, registry, repository);
 }

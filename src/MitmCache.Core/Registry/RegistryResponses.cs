@@ -18,6 +18,16 @@ internal static class RegistryResponses
         response.Headers[RegistryError.ApiVersionHeader] = RegistryError.ApiVersion;
     }
 
+    /// <summary>
+    /// A registry's remembered challenge, scoped to one repository as the registry itself would send
+    /// it, so a client asks the token host (or us, offline) for the right scope.
+    /// </summary>
+    public static string? ScopedChallenge(string? remembered, string repository) =>
+        remembered is null ? null
+        : WwwAuthenticate.TryParseBearer(remembered, out var bearer)
+            ? $"Bearer realm=\"{bearer.Realm}\",service=\"{bearer.Service}\",scope=\"repository:{repository}:pull\""
+            : remembered;
+
     /// <summary>Streams an upstream answer to the client unchanged. Returns the body bytes sent.</summary>
     public static async Task<long> RelayAsync(HttpContext context, HttpResponseMessage upstream, string result)
     {

@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Net;
+using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Logging;
 using MitmCache.Caching;
 using MitmCache.Diagnostics;
@@ -12,27 +14,36 @@ using MitmCache.Upstream;
 namespace MitmCache.Registry;
 
 /// <summary>
-/// Token requests to a realm a registry challenged with (e.g. <c>auth.docker.io/token</c>). Online they
-/// are relayed; a token issued to a request without credentials is remembered as anonymous, which later
-/// proves a repository public. When the token host is down, an anonymous request gets a proxy-local
-/// token that only MitmCache accepts; a request with credentials is refused (fail closed).
+/// Token requests to a realm a registry challenged with (e.g. <c>auth.docker.io/token</c>).
+/// <para>Online they are relayed. A token issued without credentials is remembered as anonymous
+/// (it later proves a repository public); a token issued for a Basic credential (the Authorization
+/// header, or containerd's OAuth form POST) is tied to that credential, so what the token proves is
+/// granted to the credential. A 401/403 drops the credential's grants for the requested repositories.</para>
+/// <para>When the token host is down: an anonymous request gets a proxy-local anonymous token; a Basic
+/// credential gets a proxy-local token only if it holds a live grant for every repository it asks for;
+/// anything else gets 401 (fail closed). Local tokens are accepted only by MitmCache.</para>
 /// </summary>
 internal sealed class TokenEndpoint
 {
+    private const int MaxBodyBytes = 64 * 1024;
     private const int MaxTokenResponseBytes = 1 << 20;
     private static readonly TimeSpan s_localLifetime = TimeSpan.FromMinutes(5);
 
     private readonly ConcurrentDictionary<string, string> _realms = new(StringComparer.OrdinalIgnoreCase);
     private readonly RegistryUpstream _upstream;
     private readonly AccessTokens _tokens;
+    private readonly AccessGrants _grants;
     private readonly TimeProvider _time;
+    private readonly CacheIndex _index;
     private readonly ILogger<TokenEndpoint> _logger;
 
-    public TokenEndpoint(RegistryUpstream upstream, AccessTokens tokens, BlobCache cache, TimeProvider time, ILogger<TokenEndpoint> logger)
+    public TokenEndpoint(RegistryUpstream upstream, AccessTokens tokens, AccessGrants grants, BlobCache cache, TimeProvider time, ILogger<TokenEndpoint> logger)
     {
         _upstream = upstream;
         _tokens = tokens;
+        _grants = grants;
         _time = time;
+        _index = cache.Index;
         _logger = logger;
         foreach (var challenge in cache.Index.AllChallenges())
         {
@@ -52,25 +63,32 @@ internal sealed class TokenEndpoint
     public async Task HandleAsync(HttpContext context, InterceptTarget target, string rawTarget, string registry)
     {
         var request = context.Request;
-        var anonymous = request.Headers.Authorization.Count == 0;
-        var canHaveBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? false;
-        using var message = HeaderRules.CreateRequest(request, new Uri($"https://{target.Authority}{rawTarget}"), canHaveBody);
+        var body = await ReadBodyAsync(request, context.RequestAborted);
+        if (body is null)
+        {
+            context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+            return;
+        }
+
+        var credential = CredentialOf(request, body);
+        var scopes = Scopes(request, body);
+        using var message = HeaderRules.CreateRequest(request, new Uri($"https://{target.Authority}{rawTarget}"), forwardBody: false);
+        if (body.Length > 0 || HttpMethods.IsPost(request.Method))
+        {
+            message.Content = new ByteArrayContent(body);
+            if (request.ContentType is { } contentType)
+            {
+                message.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+            }
+        }
+
         string reason;
         try
         {
             using var response = await _upstream.SendAsync(message, followRedirects: false, _upstream.Timeout, context.RequestAborted);
             if (!RegistryUpstream.IsUpstreamFault(response.StatusCode))
             {
-                if (!anonymous || response.StatusCode != System.Net.HttpStatusCode.OK || response.Content.Headers.ContentLength > MaxTokenResponseBytes)
-                {
-                    await RegistryResponses.RelayAsync(context, response, "forwarded");
-                    return;
-                }
-
-                var body = await response.Content.ReadAsByteArrayAsync(context.RequestAborted);
-                RememberAnonymousToken(body);
-                HeaderRules.CopyResponseHead(response, context.Response);
-                await context.Response.Body.WriteAsync(body, context.RequestAborted);
+                await RelayAsync(context, response, registry, credential, scopes);
                 return;
             }
 
@@ -81,24 +99,72 @@ internal sealed class TokenEndpoint
             reason = HttpForwarder.Describe(ex).Reason;
         }
 
-        if (!HttpMethods.IsGet(request.Method))
+        await AnswerOfflineAsync(context, registry, credential, scopes, reason);
+    }
+
+    private async Task RelayAsync(HttpContext context, HttpResponseMessage response, string registry, string? credential, IReadOnlyList<ScopeEntry> scopes)
+    {
+        if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden && credential is not null)
         {
-            // containerd tries OAuth POST first and falls back to GET on 404.
+            foreach (var scope in scopes.Where(s => s.Type == "repository"))
+            {
+                _grants.RecordRefusal(credential, registry, scope.Name);
+            }
+        }
+
+        if (response.StatusCode != HttpStatusCode.OK || response.Content.Headers.ContentLength > MaxTokenResponseBytes
+            || (credential is not null && !credential.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)))
+        {
+            await RegistryResponses.RelayAsync(context, response, "forwarded");
+            return;
+        }
+
+        var bytes = await response.Content.ReadAsByteArrayAsync(context.RequestAborted);
+        foreach (var (token, lifetime) in TokensIn(bytes))
+        {
+            if (credential is null)
+            {
+                _tokens.RememberAnonymous(token, lifetime);
+            }
+            else
+            {
+                _grants.RecordTokenOwner(token, credential, lifetime);
+            }
+        }
+
+        HeaderRules.CopyResponseHead(response, context.Response);
+        await context.Response.Body.WriteAsync(bytes, context.RequestAborted);
+    }
+
+    private async Task AnswerOfflineAsync(HttpContext context, string registry, string? credential, IReadOnlyList<ScopeEntry> scopes, string reason)
+    {
+        if (!HttpMethods.IsGet(context.Request.Method))
+        {
+            // containerd tries the OAuth POST first and falls back to GET on 404.
             context.Response.StatusCode = StatusCodes.Status404NotFound;
             return;
         }
 
-        if (!anonymous)
+        string? credentialKey = null;
+        if (credential is not null)
         {
-            _logger.OfflineRefused(registry, "(token)");
-            context.Response.Headers.WWWAuthenticate = $"Basic realm=\"{registry}\"";
-            await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unauthorized,
-                "the registry is unreachable and MitmCache cannot verify these credentials offline", context.RequestAborted);
-            return;
+            var repositories = scopes.Where(s => s.Type == "repository").Select(s => s.Name).Distinct().ToList();
+            var granted = credential.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)
+                && repositories.Count > 0
+                && repositories.All(name => _index.IsPublic(registry, name) == true || _grants.IsGranted(credential, registry, name));
+            if (!granted)
+            {
+                _logger.OfflineTokenRefused(registry);
+                context.Response.Headers.WWWAuthenticate = $"Basic realm=\"{registry}\"";
+                await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unauthorized,
+                    "the registry is unreachable and these credentials hold no recent grant for the requested repositories", context.RequestAborted);
+                return;
+            }
+
+            credentialKey = _grants.KeyOf(credential);
         }
 
-        var scopes = WwwAuthenticate.ParseScopes(request.Query["scope"]);
-        var token = _tokens.MintLocal(scopes, anonymous: true, s_localLifetime);
+        var token = _tokens.MintLocal(scopes, credentialKey, s_localLifetime);
         _logger.LocalTokenIssued(registry, reason);
         context.Response.Headers[RegistryResponses.ResultHeader] = "local-token";
         context.Response.ContentType = "application/json";
@@ -112,8 +178,63 @@ internal sealed class TokenEndpoint
         writer.WriteEndObject();
     }
 
-    private void RememberAnonymousToken(byte[] body)
+    /// <summary>The Basic credential of a token request: its Authorization header, or an OAuth password grant.</summary>
+    private static string? CredentialOf(HttpRequest request, byte[] body)
     {
+        var authorization = request.Headers.Authorization.ToString();
+        if (authorization.Length > 0)
+        {
+            return authorization;
+        }
+
+        var form = Form(request, body);
+        return form.TryGetValue("grant_type", out var grant) && grant == "password"
+            && form.TryGetValue("username", out var user) && form.TryGetValue("password", out var password)
+            ? "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{password}"))
+            : null;
+    }
+
+    private static IReadOnlyList<ScopeEntry> Scopes(HttpRequest request, byte[] body)
+    {
+        var values = request.Query["scope"].ToList();
+        if (Form(request, body).TryGetValue("scope", out var formScope))
+        {
+            values.AddRange(formScope.ToArray());
+        }
+
+        return WwwAuthenticate.ParseScopes(values);
+    }
+
+    private static Dictionary<string, Microsoft.Extensions.Primitives.StringValues> Form(HttpRequest request, byte[] body) =>
+        body.Length > 0 && request.ContentType?.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) == true
+            ? QueryHelpers.ParseQuery(Encoding.UTF8.GetString(body))
+            : [];
+
+    private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength is > MaxBodyBytes)
+        {
+            return null;
+        }
+
+        using var buffer = new MemoryStream();
+        var chunk = new byte[8192];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            buffer.Write(chunk, 0, read);
+            if (buffer.Length > MaxBodyBytes)
+            {
+                return null;
+            }
+        }
+
+        return buffer.ToArray();
+    }
+
+    private static IEnumerable<(string Token, TimeSpan Lifetime)> TokensIn(byte[] body)
+    {
+        var found = new List<(string, TimeSpan)>();
         try
         {
             using var document = JsonDocument.Parse(body);
@@ -125,7 +246,7 @@ internal sealed class TokenEndpoint
             {
                 if (root.TryGetProperty(name, out var token) && token.ValueKind == JsonValueKind.String && token.GetString() is { Length: > 0 } value)
                 {
-                    _tokens.RememberAnonymous(value, lifetime);
+                    found.Add((value, lifetime));
                 }
             }
         }
@@ -133,6 +254,8 @@ internal sealed class TokenEndpoint
         {
             // Not a token response we understand: relay it, remember nothing.
         }
+
+        return found.Distinct();
     }
 
     private static string Key(string authority, string path) => authority + path;

@@ -23,6 +23,11 @@ internal static class CommandLineApp
                 _ => 2);
         }
 
+        if (args.Length > 0 && args[0] == "auth")
+        {
+            return await Parse(args[1..]).ParseArguments<AuthRevokeVerb>(args[1..]).MapResult(AuthRevokeAsync, _ => Task.FromResult(2));
+        }
+
         var result = Parse(args).ParseArguments<RunVerb>(args);
         return await result.MapResult(RunProxyAsync, _ => Task.FromResult(2));
     }
@@ -108,6 +113,39 @@ internal static class CommandLineApp
             Console.Error.WriteLine($"mitmcache: {ex.Message}");
             return 1;
         }
+    }
+
+    /// <summary>Through the running proxy's loopback admin endpoint, else directly in the stopped proxy's index.</summary>
+    private static async Task<int> AuthRevokeAsync(AuthRevokeVerb verb)
+    {
+        var proxy = verb.Proxy ?? Environment.GetEnvironmentVariable("MITMCACHE_PROXY") ?? "http://127.0.0.1:3128";
+        var query = $"registry={Uri.EscapeDataString(verb.Registry)}" + (verb.Repository is null ? "" : $"&repository={Uri.EscapeDataString(verb.Repository)}");
+        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
+        {
+            try
+            {
+                using var response = await http.PostAsync($"{proxy.TrimEnd('/')}/admin/auth/revoke?{query}", content: null);
+                var text = await response.Content.ReadAsStringAsync();
+                Console.WriteLine(response.IsSuccessStatusCode ? $"revoked via {proxy}: {text}" : $"mitmcache: {proxy} answered {(int)response.StatusCode}: {text}");
+                return response.IsSuccessStatusCode ? 0 : 1;
+            }
+            catch (HttpRequestException)
+            {
+                // No proxy running: the index is ours to open.
+            }
+        }
+
+        var index = Path.Combine(DataDirectory(verb.Data), "index.db");
+        if (!File.Exists(index))
+        {
+            Console.Error.WriteLine($"mitmcache: no proxy at {proxy} and no index at {index}");
+            return 1;
+        }
+
+        using var cacheIndex = new Caching.CacheIndex(index);
+        var revoked = cacheIndex.DeleteGrants(verb.Registry, verb.Repository);
+        Console.WriteLine($"revoked in {index}: {{\"revoked\":{revoked}}}");
+        return 0;
     }
 
     private static int CaExport(CaExportVerb verb)

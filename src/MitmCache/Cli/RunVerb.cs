@@ -61,6 +61,9 @@ internal sealed class RunVerb
     [Option("upstream-timeout", HelpText = "Wait this long for an upstream answer before serving from cache (default 10s).")]
     public string? UpstreamTimeout { get; set; }
 
+    [Option("offline-grant-window", HelpText = "How long upstream's yes to a credential lets it pull that private repository while upstream is down (default 7d).")]
+    public string? OfflineGrantWindow { get; set; }
+
     [Option("registry-credential", Separator = ',', HelpText = "HOST=USER:PASSWORD used only when a client sends no credentials. Repeatable.")]
     public IEnumerable<string> RegistryCredential { get; set; } = [];
 }
