@@ -1,0 +1,89 @@
+namespace MitmCache.Core.Tests.Caching;
+
+/// <summary>
+/// A write-only stream standing in for a client response: it keeps what it receives, can be observed
+/// from another thread while a copy runs, and can be told to fail like a client that went away.
+/// </summary>
+internal sealed class RecordingStream : Stream
+{
+    private readonly MemoryStream _received = new();
+    private readonly Lock _gate = new();
+
+    public bool FailWrites { get; set; }
+
+    public long Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _received.Length;
+            }
+        }
+    }
+
+    public byte[] ToArray()
+    {
+        lock (_gate)
+        {
+            return _received.ToArray();
+        }
+    }
+
+    /// <summary>Polls until at least <paramref name="count"/> bytes arrived; fails the test after 10 seconds.</summary>
+    public async Task WaitForCountAsync(long count)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (Count < count)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"received {Count} of {count} bytes before the deadline");
+            await Task.Delay(5);
+        }
+    }
+
+    public override bool CanRead => false;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        if (FailWrites)
+        {
+            throw new IOException("the client reset the connection");
+        }
+
+        lock (_gate)
+        {
+            _received.Write(buffer);
+        }
+    }
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        Write(buffer.Span);
+        return ValueTask.CompletedTask;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+}
