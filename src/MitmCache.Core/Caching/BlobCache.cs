@@ -31,6 +31,7 @@ internal sealed class BlobCache : IDisposable
     private readonly Lock _evictionGate = new();
     private readonly ITimer _flushTimer;
     private long _totalBytes;
+    private int _disposed;
 
     public BlobCache(ProxySettings settings, TimeProvider time, CacheMetrics metrics, ILogger<BlobCache> logger)
     {
@@ -484,6 +485,11 @@ internal sealed class BlobCache : IDisposable
 
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         _stopping.Cancel();
         _flushTimer.Dispose();
         Index.Dispose();

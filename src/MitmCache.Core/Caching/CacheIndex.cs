@@ -22,7 +22,10 @@ internal sealed class CacheIndex : IDisposable
     public CacheIndex(string path)
     {
         var mapper = new BsonMapper();
-        _database = new LiteDatabase(new ConnectionString { Filename = path, Connection = ConnectionType.Direct }, mapper);
+        _database = new LiteDatabase(new ConnectionString { Filename = path, Connection = ConnectionType.Direct }, mapper)
+        {
+            UtcDate = true, // times come back as UTC, as they are compared with the UTC clock
+        };
         _blobs = _database.GetCollection<BlobRecord>("blobs");
         _links = _database.GetCollection<LinkRecord>("links");
         _tags = _database.GetCollection<TagRecord>("tags");

@@ -115,7 +115,8 @@ public static class SettingsValidator
         }
 
         var level = LogEventLevel.Information;
-        if (options.LogLevel is { } levelText && !Enum.TryParse(levelText, ignoreCase: true, out level))
+        if (options.LogLevel is { } levelText
+            && (!Enum.TryParse(levelText, ignoreCase: true, out level) || !Enum.IsDefined(level) || char.IsAsciiDigit(levelText.TrimStart('-')[0])))
         {
             errors.Add($"--log-level '{levelText}': expected verbose, debug, information, warning or error");
         }

@@ -39,13 +39,12 @@ public static class ValueParsers
             return false;
         }
 
-        var total = number * factor;
-        if (total > long.MaxValue)
+        if (number > long.MaxValue / factor)
         {
             return false;
         }
 
-        bytes = (long)total;
+        bytes = (long)(number * factor);
         return true;
     }
 
@@ -66,9 +65,22 @@ public static class ValueParsers
                 && double.TryParse(text[..^suffix.Length], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var value)
                 && value >= 0)
             {
-                duration = TimeSpan.FromSeconds(value * seconds);
+                var total = value * seconds;
+                if (!double.IsFinite(total) || total > TimeSpan.MaxValue.TotalSeconds / 2)
+                {
+                    return false;
+                }
+
+                duration = TimeSpan.FromSeconds(total);
                 return true;
             }
+        }
+
+        // A bare number is seconds (TimeSpan would read "10" as ten days).
+        if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var bare))
+        {
+            duration = TimeSpan.FromSeconds(Math.Min(bare, (long)(TimeSpan.MaxValue.TotalSeconds / 2)));
+            return true;
         }
 
         return TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out duration) && duration >= TimeSpan.Zero;
@@ -90,7 +102,9 @@ public static class ValueParsers
         }
 
         return IPEndPoint.TryParse(text, out endpoint!) && text.Contains(':', StringComparison.Ordinal)
-            && (endpoint.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? text.Contains('.', StringComparison.Ordinal) : text.StartsWith('['));
+            && (endpoint.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+                ? text.Contains('.', StringComparison.Ordinal)
+                : text.StartsWith('[') && text.Contains("]:", StringComparison.Ordinal) && char.IsAsciiDigit(text[^1]));
     }
 
     /// <summary>Splits <c>host:port</c> or <c>[v6]:port</c>. The port must be 1-65535.</summary>

@@ -86,8 +86,9 @@ internal sealed class HostPolicy
 
         if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
         {
+            // 169.254.0.0/16 (link-local, cloud metadata) and 0.0.0.0/8 (Linux dials it as this host).
             var bytes = address.GetAddressBytes();
-            return bytes[0] == 169 && bytes[1] == 254;
+            return (bytes[0] == 169 && bytes[1] == 254) || bytes[0] == 0;
         }
 
         return address.IsIPv6LinkLocal || address.Equals(s_awsMetadataV6) || address.Equals(IPAddress.IPv6Any);

@@ -58,6 +58,8 @@ internal static class UpstreamHttp
         using var custom = new X509Chain();
         custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        custom.ChainPolicy.DisableCertificateDownloads = true;
+        custom.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.1")); // serverAuth
         custom.ChainPolicy.CustomTrustStore.AddRange(extraRoots);
         if (chain is not null)
         {

@@ -1,116 +1,170 @@
+using System.Security.Cryptography;
+using System.Text;
+using MitmCache.Caching;
 using MitmCache.Registry;
 
 namespace MitmCache.Core.Tests.Registry;
 
-public class AccessGrantsTests
+public sealed class AccessGrantsTests : IDisposable
 {
-    private const string Alice = "Bearer alice-token";
-    private const string Bob = "Bearer bob-token";
+    private const string Registry = "registry.test";
+    private const string AliceBasic = "Basic YWxpY2U6c2VjcmV0"; // alice:secret
+    private const string BobBasic = "Basic Ym9iOnNlY3JldA==";
 
+    private readonly string _dir = Directory.CreateTempSubdirectory("grants-").FullName;
     private readonly FakeTimeProvider _time = new();
+    private readonly CacheIndex _index;
     private readonly AccessGrants _grants;
 
     public AccessGrantsTests()
     {
-        _grants = new AccessGrants(_time);
+        _index = new CacheIndex(Path.Combine(_dir, "index.db"));
+        _grants = new AccessGrants(RandomNumberGenerator.GetBytes(32), _index, _time, TimeSpan.FromDays(7));
+    }
+
+    public void Dispose()
+    {
+        _index.Dispose();
+        Directory.Delete(_dir, recursive: true);
     }
 
     [Fact]
-    public void IsGranted_AfterGrant_TrueForThatCredentialRegistryAndRepository()
+    public void RecordSuccess_Basic_GrantedForThatRepositoryOnlyForTheWindow()
     {
-        _grants.Grant(Alice, "registry.test", "team/app");
+        _grants.RecordSuccess(AliceBasic, Registry, "private/app");
 
-        Assert.True(_grants.IsGranted(Alice, "registry.test", "team/app"));
-        Assert.False(_grants.IsGranted(Alice, "registry.test", "team/other"));
-        Assert.False(_grants.IsGranted(Alice, "other.test", "team/app"));
+        Assert.True(_grants.IsGranted(AliceBasic, Registry, "private/app"));
+        Assert.False(_grants.IsGranted(AliceBasic, Registry, "team-b/tool"));
+        Assert.False(_grants.IsGranted(AliceBasic, "other.test", "private/app"));
+        Assert.False(_grants.IsGranted(BobBasic, Registry, "private/app"));
+        _time.Advance(TimeSpan.FromDays(7) - TimeSpan.FromSeconds(1));
+        Assert.True(_grants.IsGranted(AliceBasic, Registry, "private/app"));
+        _time.Advance(TimeSpan.FromSeconds(2));
+        Assert.False(_grants.IsGranted(AliceBasic, Registry, "private/app"));
     }
 
     [Fact]
-    public void IsGranted_DifferentCredential_NeverSharesAGrant()
+    public void RecordSuccess_Anonymous_GrantsNothing()
     {
-        _grants.Grant(Alice, "registry.test", "team/app");
+        _grants.RecordSuccess(null, Registry, "public/base");
+        _grants.RecordSuccess("", Registry, "public/base");
 
-        Assert.False(_grants.IsGranted(Bob, "registry.test", "team/app"));
-        Assert.False(_grants.IsGranted("Bearer alice-token ", "registry.test", "team/app"));
-        Assert.False(_grants.IsGranted("Basic YWxpY2U6cHc=", "registry.test", "team/app"));
+        Assert.False(_grants.IsGranted(null, Registry, "public/base"));
+        Assert.False(_grants.IsGranted("", Registry, "public/base"));
     }
 
     [Fact]
-    public void IsGranted_RegistryAndRepositorySplitDifferently_NotGranted()
+    public void RecordSuccess_BearerJwt_ExpiresWithTheToken()
     {
-        _grants.Grant(Alice, "registry.test", "team/app");
+        var token = Jwt(_time.GetUtcNow().AddMinutes(3));
 
-        Assert.False(_grants.IsGranted(Alice, "registry.test/team", "app"));
+        _grants.RecordSuccess($"Bearer {token}", Registry, "private/app");
+
+        Assert.True(_grants.IsGranted($"Bearer {token}", Registry, "private/app"));
+        _time.Advance(TimeSpan.FromMinutes(4));
+        Assert.False(_grants.IsGranted($"Bearer {token}", Registry, "private/app"));
     }
 
     [Fact]
-    public void IsGranted_OtherInstance_DoesNotSeeGrant()
+    public void RecordSuccess_TokenIssuedForBasic_GrantsTheBasicCredentialForTheWindow()
     {
-        // Keys are HMACs under a per-instance secret: nothing is derivable from the credential alone.
-        _grants.Grant(Alice, "registry.test", "team/app");
+        var token = Jwt(_time.GetUtcNow().AddMinutes(5));
+        _grants.RecordTokenOwner(token, AliceBasic, TimeSpan.FromMinutes(5));
 
-        Assert.False(new AccessGrants(_time).IsGranted(Alice, "registry.test", "team/app"));
+        _grants.RecordSuccess($"Bearer {token}", Registry, "private/app");
+        _time.Advance(TimeSpan.FromDays(3));
+
+        Assert.True(_grants.IsGranted(AliceBasic, Registry, "private/app"));
+        Assert.False(_grants.IsGranted($"Bearer {token}", Registry, "private/app"));
+        Assert.False(_grants.IsGranted(BobBasic, Registry, "private/app"));
+    }
+
+    [Fact]
+    public void RecordRefusal_TokenOfABasicCredential_DropsBothAtOnce()
+    {
+        var token = Jwt(_time.GetUtcNow().AddMinutes(5));
+        _grants.RecordTokenOwner(token, AliceBasic, TimeSpan.FromMinutes(5));
+        _grants.RecordSuccess($"Bearer {token}", Registry, "private/app");
+        _grants.RecordSuccess(AliceBasic, Registry, "other/repo");
+
+        _grants.RecordRefusal($"Bearer {token}", Registry, "private/app");
+
+        Assert.False(_grants.IsGranted(AliceBasic, Registry, "private/app"));
+        Assert.False(_grants.IsGranted($"Bearer {token}", Registry, "private/app"));
+        Assert.True(_grants.IsGranted(AliceBasic, Registry, "other/repo"));
+    }
+
+    [Fact]
+    public void RevokeAll_RepositoryOrRegistry_DropsEveryCredentialsGrants()
+    {
+        _grants.RecordSuccess(AliceBasic, Registry, "private/app");
+        _grants.RecordSuccess(BobBasic, Registry, "private/app");
+        _grants.RecordSuccess(BobBasic, Registry, "team-b/tool");
+        _grants.RecordSuccess(BobBasic, "other.test", "team-b/tool");
+
+        Assert.Equal(2, _grants.RevokeAll(Registry, "private/app"));
+        Assert.False(_grants.IsGranted(AliceBasic, Registry, "private/app"));
+        Assert.True(_grants.IsGranted(BobBasic, Registry, "team-b/tool"));
+
+        Assert.Equal(1, _grants.RevokeAll(Registry, null));
+        Assert.True(_grants.IsGranted(BobBasic, "other.test", "team-b/tool"));
+    }
+
+    [Fact]
+    public void KeyOf_IsKeyedHmac_NeverTheCredentialAndDiffersPerInstall()
+    {
+        var other = new AccessGrants(RandomNumberGenerator.GetBytes(32), _index, _time, TimeSpan.FromDays(7));
+
+        var key = _grants.KeyOf(AliceBasic);
+
+        Assert.Equal(64, key.Length);
+        Assert.NotEqual(key, other.KeyOf(AliceBasic));
+        Assert.NotEqual(key, _grants.KeyOf(BobBasic));
+        Assert.DoesNotContain("YWxpY2U6c2VjcmV0", key, StringComparison.Ordinal);
+        _grants.RecordSuccess(AliceBasic, Registry, "private/app");
+        Assert.False(other.IsGranted(AliceBasic, Registry, "private/app"));
+    }
+
+    [Fact]
+    public void Grants_PersistInTheIndexWithoutTheCredential()
+    {
+        _grants.RecordSuccess(AliceBasic, Registry, "private/app");
+        _index.Dispose();
+
+        var bytes = File.ReadAllBytes(Path.Combine(_dir, "index.db"));
+
+        Assert.Equal(-1, bytes.AsSpan().IndexOf("YWxpY2U6c2VjcmV0"u8));
+        Assert.Equal(-1, bytes.AsSpan().IndexOf("alice:secret"u8));
+        using var reopened = new CacheIndex(Path.Combine(_dir, "index.db"));
+        Assert.NotNull(reopened.FindGrant(_grants.KeyOf(AliceBasic), Registry, "private/app"));
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void LoadOrCreateKey_CreatesOwnerOnlyFileAndRefusesReadableOne()
+    {
+        var ca = Path.Combine(_dir, "ca");
+
+        var key = AccessGrants.LoadOrCreateKey(ca);
+        var path = Path.Combine(ca, AccessGrants.KeyFileName);
+
+        Assert.Equal(32, key.Length);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        Assert.Equal(key, AccessGrants.LoadOrCreateKey(ca));
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+        var error = Assert.ThrowsAny<Exception>(() => AccessGrants.LoadOrCreateKey(ca));
+        Assert.Contains("chmod 600", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]
-    [InlineData(null)]
-    [InlineData("")]
-    public void Grant_NoCredential_GrantsNothing(string? authorization)
+    [InlineData("not-a-jwt")]
+    [InlineData("a.b.c")]
+    [InlineData("a.e30.c")]
+    public void TokenExpiry_NotAJwtWithExp_Null(string token) => Assert.Null(AccessGrants.TokenExpiry(token));
+
+    private static string Jwt(DateTimeOffset expires)
     {
-        _grants.Grant(authorization, "registry.test", "team/app");
-
-        Assert.False(_grants.IsGranted(authorization, "registry.test", "team/app"));
-        Assert.False(_grants.IsGranted(null, "registry.test", "team/app"));
-        Assert.False(_grants.IsGranted("", "registry.test", "team/app"));
-    }
-
-    [Fact]
-    public void IsGranted_AfterFiveMinutes_Expired()
-    {
-        _grants.Grant(Alice, "registry.test", "team/app");
-
-        _time.Advance(TimeSpan.FromMinutes(5) - TimeSpan.FromTicks(1));
-        Assert.True(_grants.IsGranted(Alice, "registry.test", "team/app"));
-
-        _time.Advance(TimeSpan.FromTicks(1));
-        Assert.False(_grants.IsGranted(Alice, "registry.test", "team/app"));
-    }
-
-    [Fact]
-    public void Grant_Again_ExtendsLifetime()
-    {
-        _grants.Grant(Alice, "registry.test", "team/app");
-        _time.Advance(TimeSpan.FromMinutes(4));
-
-        _grants.Grant(Alice, "registry.test", "team/app");
-        _time.Advance(TimeSpan.FromMinutes(4));
-
-        Assert.True(_grants.IsGranted(Alice, "registry.test", "team/app"));
-    }
-
-    [Fact]
-    public void Revoke_Grant_RemovesOnlyThatGrant()
-    {
-        _grants.Grant(Alice, "registry.test", "team/app");
-        _grants.Grant(Alice, "registry.test", "team/other");
-        _grants.Grant(Bob, "registry.test", "team/app");
-
-        _grants.Revoke(Alice, "registry.test", "team/app");
-
-        Assert.False(_grants.IsGranted(Alice, "registry.test", "team/app"));
-        Assert.True(_grants.IsGranted(Alice, "registry.test", "team/other"));
-        Assert.True(_grants.IsGranted(Bob, "registry.test", "team/app"));
-    }
-
-    [Fact]
-    public void Revoke_NoCredentialOrUnknown_DoesNothing()
-    {
-        _grants.Grant(Alice, "registry.test", "team/app");
-
-        _grants.Revoke(null, "registry.test", "team/app");
-        _grants.Revoke("", "registry.test", "team/app");
-        _grants.Revoke(Bob, "registry.test", "team/app");
-
-        Assert.True(_grants.IsGranted(Alice, "registry.test", "team/app"));
+        static string Part(string json) => Convert.ToBase64String(Encoding.UTF8.GetBytes(json)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        return $"{Part("{\"alg\":\"RS256\"}")}.{Part($"{{\"exp\":{expires.ToUnixTimeSeconds()}}}")}.sig";
     }
 }

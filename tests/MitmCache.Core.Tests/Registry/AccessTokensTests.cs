@@ -76,8 +76,8 @@ public class AccessTokensTests
     [Fact]
     public void MintLocal_Token_PrefixedUrlSafeAndUnique()
     {
-        var first = _tokens.MintLocal(s_pull, anonymous: true, TimeSpan.FromMinutes(5));
-        var second = _tokens.MintLocal(s_pull, anonymous: true, TimeSpan.FromMinutes(5));
+        var first = _tokens.MintLocal(s_pull, credentialKey: null, TimeSpan.FromMinutes(5));
+        var second = _tokens.MintLocal(s_pull, credentialKey: null, TimeSpan.FromMinutes(5));
 
         Assert.StartsWith(AccessTokens.LocalPrefix, first, StringComparison.Ordinal);
         Assert.NotEqual(first, second);
@@ -88,7 +88,7 @@ public class AccessTokensTests
     [Fact]
     public void FindLocal_MintedToken_ReturnsScopesUntilExpiry()
     {
-        var token = _tokens.MintLocal(s_pull, anonymous: false, TimeSpan.FromMinutes(5));
+        var token = _tokens.MintLocal(s_pull, credentialKey: "ABCDEF", TimeSpan.FromMinutes(5));
 
         var local = _tokens.FindLocal("Bearer " + token);
 
@@ -104,7 +104,7 @@ public class AccessTokensTests
     [Fact]
     public void FindLocal_UnknownOrForeignToken_Null()
     {
-        _tokens.MintLocal(s_pull, anonymous: true, TimeSpan.FromMinutes(5));
+        _tokens.MintLocal(s_pull, credentialKey: null, TimeSpan.FromMinutes(5));
 
         Assert.Null(_tokens.FindLocal(null));
         Assert.Null(_tokens.FindLocal("Bearer " + AccessTokens.LocalPrefix + "forged"));
@@ -115,7 +115,7 @@ public class AccessTokensTests
     [Fact]
     public void FindLocal_TokenFromAnotherInstance_Null()
     {
-        var token = new AccessTokens(_time).MintLocal(s_pull, anonymous: true, TimeSpan.FromMinutes(5));
+        var token = new AccessTokens(_time).MintLocal(s_pull, credentialKey: null, TimeSpan.FromMinutes(5));
 
         Assert.Null(_tokens.FindLocal("Bearer " + token));
         Assert.False(_tokens.IsAnonymous("Bearer " + token));
@@ -124,8 +124,8 @@ public class AccessTokensTests
     [Fact]
     public void IsAnonymous_LocalTokens_FollowTheirAnonymousFlagAndExpiry()
     {
-        var anonymous = "Bearer " + _tokens.MintLocal(s_pull, anonymous: true, TimeSpan.FromMinutes(5));
-        var personal = "Bearer " + _tokens.MintLocal(s_pull, anonymous: false, TimeSpan.FromMinutes(5));
+        var anonymous = "Bearer " + _tokens.MintLocal(s_pull, credentialKey: null, TimeSpan.FromMinutes(5));
+        var personal = "Bearer " + _tokens.MintLocal(s_pull, credentialKey: "ABCDEF", TimeSpan.FromMinutes(5));
 
         Assert.True(_tokens.IsAnonymous(anonymous));
         Assert.False(_tokens.IsAnonymous(personal));

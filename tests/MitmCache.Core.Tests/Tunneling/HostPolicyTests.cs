@@ -89,7 +89,7 @@ public class HostPolicyTests
         Assert.False(HostPolicy.IsDeniedAddress(IPAddress.Parse(address)));
     }
 
-    [Fact(Skip = "BUG: IsDeniedAddress refuses IPv6 '::' (it dials the local host) but not IPv4 0.0.0.0, which Linux also dials as the local host")]
+    [Fact]
     public void IsDeniedAddress_Ipv4Any_True()
     {
         Assert.True(HostPolicy.IsDeniedAddress(IPAddress.Any));
