@@ -32,6 +32,12 @@ internal sealed class BlobCache : IDisposable
     private readonly ITimer _flushTimer;
     private long _totalBytes;
     private int _disposed;
+    private volatile StorageFailure? _storageFailure;
+
+    /// <summary>How long after a storage failure (disk full, read-only) new blobs bypass the cache.</summary>
+    public static readonly TimeSpan StorageRetryInterval = TimeSpan.FromSeconds(5);
+
+    private sealed record StorageFailure(string Message, DateTimeOffset At);
 
     public BlobCache(ProxySettings settings, TimeProvider time, CacheMetrics metrics, ILogger<BlobCache> logger)
     {
@@ -100,8 +106,23 @@ internal sealed class BlobCache : IDisposable
         fill.Complete(FillOutcome.Abandoned);
     }
 
-    /// <summary>Starts copying an upstream 200 body into the fill, detached from any client.</summary>
-    public void StartFill(BlobFill fill, HttpResponseMessage response, string mediaType)
+    /// <summary>
+    /// True for a while after the disk failed us (full, read-only): new blobs then bypass the cache
+    /// and are relayed straight from upstream, and caching is tried again after <see cref="StorageRetryInterval"/>.
+    /// </summary>
+    public bool IsStorageDegraded => _storageFailure is { } failure && _time.GetUtcNow() - failure.At < StorageRetryInterval;
+
+    private void ReportStorageFailure(string digest, string message)
+    {
+        _logger.FillStorageFailed(digest, message);
+        _storageFailure = new StorageFailure(message, _time.GetUtcNow());
+    }
+
+    /// <summary>
+    /// Starts copying an upstream 200 body into the fill, detached from any client. Returns false,
+    /// leaving the response to the caller, when the temp file cannot even be created.
+    /// </summary>
+    public bool StartFill(BlobFill fill, HttpResponseMessage response, string mediaType)
     {
         SafeFileHandle handle;
         try
@@ -110,15 +131,15 @@ internal sealed class BlobCache : IDisposable
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            _logger.FillStorageFailed(fill.Digest.ToString(), ex.Message);
-            response.Dispose();
+            ReportStorageFailure(fill.Digest.ToString(), ex.Message);
             Finish(fill, FillOutcome.StorageError);
-            return;
+            return false;
         }
 
         fill.SetHead(new FillHead(response.Content.Headers.ContentLength, mediaType));
         _metrics.FillStarted();
         _ = Task.Run(() => RunFillAsync(fill, response, handle, mediaType));
+        return true;
     }
 
     private async Task RunFillAsync(BlobFill fill, HttpResponseMessage response, SafeFileHandle handle, string mediaType)
@@ -164,7 +185,7 @@ internal sealed class BlobCache : IDisposable
                 }
                 catch (IOException ex)
                 {
-                    _logger.FillStorageFailed(fill.Digest.ToString(), ex.Message);
+                    ReportStorageFailure(fill.Digest.ToString(), ex.Message);
                     outcome = FillOutcome.StorageError;
                     return;
                 }
@@ -198,12 +219,13 @@ internal sealed class BlobCache : IDisposable
             }
             catch (IOException ex)
             {
-                _logger.FillStorageFailed(fill.Digest.ToString(), ex.Message);
+                ReportStorageFailure(fill.Digest.ToString(), ex.Message);
                 outcome = FillOutcome.StorageError;
                 return;
             }
 
             outcome = FillOutcome.Committed;
+            _storageFailure = null;
             _logger.FillCommitted(fill.Digest.ToString(), offset);
         }
         finally
@@ -255,7 +277,7 @@ internal sealed class BlobCache : IDisposable
         }
         catch (IOException ex)
         {
-            _logger.FillStorageFailed(digest.ToString(), ex.Message);
+            ReportStorageFailure(digest.ToString(), ex.Message);
             TryDelete(temp);
             return false;
         }
@@ -433,10 +455,14 @@ internal sealed class BlobCache : IDisposable
         }
     }
 
-    /// <summary>Problems that make the proxy not ready (empty when ready).</summary>
-    public IReadOnlyList<string> ReadinessProblems()
+    /// <summary>
+    /// Problems that make the proxy not ready, and degradations it serves through (pass-through
+    /// while the disk is full or read-only). Both empty when all is well.
+    /// </summary>
+    public (IReadOnlyList<string> Problems, IReadOnlyList<string> Degraded) Readiness()
     {
         var problems = new List<string>();
+        var degraded = new List<string>();
         try
         {
             var probe = Path.Combine(_store.TempRoot, $".ready.{Guid.NewGuid():N}");
@@ -445,7 +471,12 @@ internal sealed class BlobCache : IDisposable
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            problems.Add($"data directory not writable: {ex.Message}");
+            degraded.Add($"cache storage not writable, serving pass-through: {ex.Message}");
+        }
+
+        if (_storageFailure is { } failure && IsStorageDegraded)
+        {
+            degraded.Add($"cache storage failed at {failure.At:O}, serving pass-through: {failure.Message}");
         }
 
         try
@@ -457,7 +488,7 @@ internal sealed class BlobCache : IDisposable
             problems.Add($"index not available: {ex.Message}");
         }
 
-        return problems;
+        return (problems, degraded);
     }
 
     private void FlushAccessSafely()

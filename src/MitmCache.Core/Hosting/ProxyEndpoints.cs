@@ -21,10 +21,18 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
                 await response.WriteAsync("ok\n");
                 return;
             case "/readyz" when get:
-                var problems = cache.ReadinessProblems();
+                // Degradations keep the proxy ready: it fails open and serves pass-through.
+                var (problems, degraded) = cache.Readiness();
                 response.StatusCode = problems.Count == 0 ? 200 : 503;
                 response.ContentType = "text/plain";
-                await response.WriteAsync(problems.Count == 0 ? "ready\n" : string.Join('\n', problems) + "\n");
+                if (degraded.Count > 0)
+                {
+                    response.Headers["X-MitmCache-Degraded"] = "true";
+                }
+
+                await response.WriteAsync(problems.Count == 0 && degraded.Count == 0
+                    ? "ready\n"
+                    : string.Join('\n', problems.Concat(degraded.Select(d => $"degraded: {d}"))) + "\n");
                 return;
             case "/ca.crt" when get:
                 response.ContentType = "application/x-pem-file";

@@ -34,6 +34,11 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             return await ForwardHeadAsync(context, target, route);
         }
 
+        if (cache.IsStorageDegraded)
+        {
+            return await BypassAsync(context, target, route);
+        }
+
         for (var attempt = 0; attempt < MaxAttempts; attempt++)
         {
             var (fill, owner) = cache.JoinOrStart(digest);
@@ -85,9 +90,23 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             using (file)
             {
                 RegistryResponses.SetResult(context.Response, result);
-                var sent = await RegistryResponses.ServeFileAsync(context, file, head.Size, head.MediaType, digest.ToString(), growing);
-                metrics.CacheBytes(sent);
-                return new(result, sent);
+                var served = await RegistryResponses.ServeFileAsync(context, file, head.Size, head.MediaType, digest.ToString(), growing);
+                metrics.CacheBytes(served.Sent);
+                if (served.Outcome != ReadOutcome.SourceFailed)
+                {
+                    return new(result, served.Sent);
+                }
+
+                // The disk failed the fill (full, read-only): finish this client's body straight from
+                // upstream instead. Any other failure (bad digest, upstream fault) breaks the response.
+                if (await growing.Completion == FillOutcome.StorageError && head.Size is not null)
+                {
+                    var resumed = await ResumeFromUpstreamAsync(context, target, route, served.Start + served.Sent, served.Length - served.Sent);
+                    return new("bypass", served.Sent + resumed);
+                }
+
+                context.Abort();
+                return new("error", served.Sent);
             }
         }
 
@@ -145,8 +164,90 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         var authorization = upstream.UpstreamAuthorization(target, context.Request);
         cache.Index.Link(target.Authority, route.Name, key, cache.Now);
         grants.RecordSuccess(authorization, target.Authority, route.Name);
-        cache.StartFill(fill, response, RegistryUpstream.MediaTypeOf(response) ?? "application/octet-stream");
+        if (!cache.StartFill(fill, response, RegistryUpstream.MediaTypeOf(response) ?? "application/octet-stream"))
+        {
+            using (response)
+            {
+                return new("bypass", await RegistryResponses.RelayAsync(context, response, "bypass"));
+            }
+        }
+
         return null;
+    }
+
+    /// <summary>The cache cannot store right now: relay upstream's answer untouched (fail open).</summary>
+    private async Task<RegistryOutcome> BypassAsync(HttpContext context, InterceptTarget target, BlobRoute route)
+    {
+        using var request = upstream.CreateRequest(HttpMethod.Get, target, $"/v2/{route.Name}/blobs/{route.Digest}", context.Request);
+        if (context.Request.Headers.Range.Count > 0)
+        {
+            request.Headers.TryAddWithoutValidation("Range", context.Request.Headers.Range.ToString());
+        }
+
+        try
+        {
+            using var response = await upstream.SendAsync(request, followRedirects: true, upstream.Timeout * 3, context.RequestAborted);
+            return new("bypass", await RegistryResponses.RelayAsync(context, response, "bypass"));
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException)
+        {
+            RegistryResponses.SetResult(context.Response, "error");
+            await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unavailable, $"upstream {target.Authority}: {HttpForwarder.Describe(ex).Reason}", context.RequestAborted);
+            return new("error", 0);
+        }
+    }
+
+    /// <summary>
+    /// Continues a response whose head and first bytes came from a fill the disk failed: asks upstream
+    /// for the rest with a Range and relays exactly the missing bytes. Returns the bytes relayed.
+    /// </summary>
+    private async Task<long> ResumeFromUpstreamAsync(HttpContext context, InterceptTarget target, BlobRoute route, long offset, long remaining)
+    {
+        using var request = upstream.CreateRequest(HttpMethod.Get, target, $"/v2/{route.Name}/blobs/{route.Digest}", context.Request);
+        request.Headers.TryAddWithoutValidation("Range", $"bytes={offset}-");
+        try
+        {
+            using var response = await upstream.SendAsync(request, followRedirects: true, upstream.Timeout * 3, context.RequestAborted);
+            if (response.StatusCode is not (System.Net.HttpStatusCode.OK or System.Net.HttpStatusCode.PartialContent))
+            {
+                context.Abort();
+                return 0;
+            }
+
+            await using var body = await response.Content.ReadAsStreamAsync(context.RequestAborted);
+            if (response.StatusCode == System.Net.HttpStatusCode.OK)
+            {
+                await SkipAsync(body, offset, context.RequestAborted); // upstream ignored the Range
+            }
+
+            var copy = await StreamCopier.CopyAsync(new LimitedStream(body, remaining), context.Response.Body, context.RequestAborted);
+            if (copy.Failure != CopyFailure.None || copy.Bytes != remaining)
+            {
+                context.Abort();
+            }
+
+            return copy.Bytes;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException or OperationCanceledException)
+        {
+            context.Abort();
+            return 0;
+        }
+    }
+
+    private static async Task SkipAsync(Stream body, long count, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[64 * 1024];
+        while (count > 0)
+        {
+            var read = await body.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, count)), cancellationToken);
+            if (read == 0)
+            {
+                throw new IOException("upstream body ended early");
+            }
+
+            count -= read;
+        }
     }
 
     private async Task<long> ServeCommittedAsync(HttpContext context, CachedBlob blob, string result)
@@ -154,9 +255,14 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         cache.Touch(blob.Digest);
         RegistryResponses.SetResult(context.Response, result);
         using var file = File.OpenHandle(blob.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        var sent = await RegistryResponses.ServeFileAsync(context, file, blob.Record.Size, blob.Record.MediaType, blob.Digest.ToString(), fill: null);
-        metrics.CacheBytes(sent);
-        return sent;
+        var served = await RegistryResponses.ServeFileAsync(context, file, blob.Record.Size, blob.Record.MediaType, blob.Digest.ToString(), fill: null);
+        if (served.Outcome == ReadOutcome.SourceFailed)
+        {
+            context.Abort();
+        }
+
+        metrics.CacheBytes(served.Sent);
+        return served.Sent;
     }
 
     private async Task<RegistryOutcome> ForwardHeadAsync(HttpContext context, InterceptTarget target, BlobRoute route)

@@ -227,9 +227,14 @@ internal sealed class ManifestEndpoint(
         cache.Touch(blob.Digest);
         RegistryResponses.SetResult(context.Response, result);
         using var file = File.OpenHandle(blob.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        var sent = await RegistryResponses.ServeFileAsync(context, file, blob.Record.Size, blob.Record.MediaType, blob.Digest.ToString(), fill: null);
-        metrics.CacheBytes(sent);
-        return new(result, sent);
+        var served = await RegistryResponses.ServeFileAsync(context, file, blob.Record.Size, blob.Record.MediaType, blob.Digest.ToString(), fill: null);
+        if (served.Outcome == ReadOutcome.SourceFailed)
+        {
+            context.Abort();
+        }
+
+        metrics.CacheBytes(served.Sent);
+        return new(result, served.Sent);
     }
 
     private async Task<RegistryOutcome> DenyAsync(HttpContext context, InterceptTarget target, ManifestRoute route, AccessResult access)

@@ -8,6 +8,9 @@ using MitmCache.Upstream;
 namespace MitmCache.Registry;
 
 /// <summary>How registry answers are written: cache results, relayed upstream answers, blob bodies.</summary>
+/// <summary>What serving a file came to: the range asked for and how much of it was sent.</summary>
+internal readonly record struct ServeResult(ReadOutcome Outcome, long Start, long Length, long Sent);
+
 internal static class RegistryResponses
 {
     public const string ResultHeader = "X-MitmCache";
@@ -70,9 +73,10 @@ internal static class RegistryResponses
 
     /// <summary>
     /// Writes a stored blob or manifest, or the growing file of a fill, honouring a single Range.
-    /// Breaks the connection if the fill behind it fails, so the client never sees a clean end.
+    /// On <see cref="ReadOutcome.SourceFailed"/> the caller must break the connection (or resume the
+    /// body from elsewhere), so the client never sees a clean end of a bad body.
     /// </summary>
-    public static async Task<long> ServeFileAsync(HttpContext context, SafeFileHandle file, long? size, string mediaType, string digest, BlobFill? fill)
+    public static async Task<ServeResult> ServeFileAsync(HttpContext context, SafeFileHandle file, long? size, string mediaType, string digest, BlobFill? fill)
     {
         var response = context.Response;
         response.ContentType = mediaType;
@@ -87,7 +91,7 @@ internal static class RegistryResponses
             {
                 response.StatusCode = StatusCodes.Status416RangeNotSatisfiable;
                 response.Headers.ContentRange = $"bytes */{total}";
-                return 0;
+                return new(ReadOutcome.Completed, 0, 0, 0);
             }
 
             if (range.Kind == RangeKind.Partial)
@@ -106,15 +110,10 @@ internal static class RegistryResponses
 
         if (HttpMethods.IsHead(context.Request.Method))
         {
-            return 0;
+            return new(ReadOutcome.Completed, start, length, 0);
         }
 
         var (outcome, sent) = await BlobReader.CopyAsync(file, start, length, response.Body, fill, context.RequestAborted);
-        if (outcome == ReadOutcome.SourceFailed)
-        {
-            context.Abort();
-        }
-
-        return sent;
+        return new(outcome, start, length, sent);
     }
 }

@@ -487,10 +487,12 @@ public sealed class BlobCacheTests : IDisposable
         var (fill, _) = _cache.JoinOrStart(digest);
         Directory.Delete(TempRoot, recursive: true);
 
-        _cache.StartFill(fill, Response(new ByteArrayContent("x"u8.ToArray())), "application/octet-stream");
+        var started = _cache.StartFill(fill, Response(new ByteArrayContent("x"u8.ToArray())), "application/octet-stream");
 
+        Assert.False(started);
         Assert.Equal(FillOutcome.StorageError, await fill.Completion.WaitAsync(s_timeout));
         Assert.Equal(0, _cache.InFlightCount);
+        Assert.True(_cache.IsStorageDegraded);
     }
 
     [Fact]
@@ -588,17 +590,24 @@ public sealed class BlobCacheTests : IDisposable
     }
 
     [Fact]
-    public void ReadinessProblems_HealthyCache_Empty()
+    public void Readiness_HealthyCache_Empty()
     {
-        Assert.Empty(_cache.ReadinessProblems());
+        var (problems, degraded) = _cache.Readiness();
+
+        Assert.Empty(problems);
+        Assert.Empty(degraded);
+        Assert.False(_cache.IsStorageDegraded);
     }
 
     [Fact]
-    public void ReadinessProblems_TempDirectoryGone_ReportsDataDirectory()
+    public void Readiness_TempDirectoryGone_ReportsDegradedPassThroughNotUnready()
     {
         Directory.Delete(TempRoot, recursive: true);
 
-        Assert.Contains("data directory not writable", Assert.Single(_cache.ReadinessProblems()), StringComparison.Ordinal);
+        var (problems, degraded) = _cache.Readiness();
+
+        Assert.Empty(problems);
+        Assert.Contains("not writable, serving pass-through", Assert.Single(degraded), StringComparison.Ordinal);
     }
 
     private static HttpResponseMessage Response(HttpContent content, long? contentLength = null)
