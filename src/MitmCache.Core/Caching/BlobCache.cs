@@ -46,7 +46,28 @@ internal sealed class BlobCache : IDisposable
         _metrics = metrics;
         _maxBytes = settings.MaxCacheBytes;
         _store = new BlobStore(settings.DataDirectory);
-        Index = new CacheIndex(Path.Combine(settings.DataDirectory, "index.db"));
+        var indexPath = Path.Combine(settings.DataDirectory, "index.db");
+        try
+        {
+            Index = CacheIndex.OpenOrRebuild(indexPath, time.GetUtcNow(), out var movedAside);
+            if (movedAside is not null)
+            {
+                logger.IndexRebuilt(movedAside);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && settings.OnCacheFailure == CacheFailureMode.Passthrough)
+        {
+            // A read-only or broken data directory: keep proxying, cache nothing new.
+            logger.CacheUnavailable(settings.DataDirectory, ex.Message);
+            Index = CacheIndex.InMemory();
+            _storageFailure = new StorageFailure(ex.Message, DateTimeOffset.MaxValue);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new CacheUnavailableException(
+                $"cannot open the cache in {settings.DataDirectory}: {ex.Message}. Fix the data directory, or run with --on-cache-failure passthrough to proxy without caching.", ex);
+        }
+
         Reconcile();
         _flushTimer = time.CreateTimer(_ => FlushAccessSafely(), null, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30));
     }
@@ -110,12 +131,16 @@ internal sealed class BlobCache : IDisposable
     /// True for a while after the disk failed us (full, read-only): new blobs then bypass the cache
     /// and are relayed straight from upstream, and caching is tried again after <see cref="StorageRetryInterval"/>.
     /// </summary>
-    public bool IsStorageDegraded => _storageFailure is { } failure && _time.GetUtcNow() - failure.At < StorageRetryInterval;
+    public bool IsStorageDegraded => _storageFailure is { } failure
+        && (failure.At == DateTimeOffset.MaxValue || _time.GetUtcNow() - failure.At < StorageRetryInterval);
 
     private void ReportStorageFailure(string digest, string message)
     {
         _logger.FillStorageFailed(digest, message);
-        _storageFailure = new StorageFailure(message, _time.GetUtcNow());
+        if (_storageFailure?.At != DateTimeOffset.MaxValue)
+        {
+            _storageFailure = new StorageFailure(message, _time.GetUtcNow());
+        }
     }
 
     /// <summary>
@@ -225,7 +250,10 @@ internal sealed class BlobCache : IDisposable
             }
 
             outcome = FillOutcome.Committed;
-            _storageFailure = null;
+            if (_storageFailure?.At != DateTimeOffset.MaxValue)
+            {
+                _storageFailure = null;
+            }
             _logger.FillCommitted(fill.Digest.ToString(), offset);
         }
         finally
@@ -476,7 +504,9 @@ internal sealed class BlobCache : IDisposable
 
         if (_storageFailure is { } failure && IsStorageDegraded)
         {
-            degraded.Add($"cache storage failed at {failure.At:O}, serving pass-through: {failure.Message}");
+            degraded.Add(failure.At == DateTimeOffset.MaxValue
+                ? $"cache unavailable since start-up, serving pass-through: {failure.Message}"
+                : $"cache storage failed at {failure.At:O}, serving pass-through: {failure.Message}");
         }
 
         try
@@ -509,7 +539,7 @@ internal sealed class BlobCache : IDisposable
         {
             File.Delete(path);
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
         }
     }

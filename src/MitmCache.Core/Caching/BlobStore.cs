@@ -49,7 +49,7 @@ internal sealed class BlobStore
             File.Delete(PathOf(digest));
             return true;
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return false;
         }
@@ -66,7 +66,7 @@ internal sealed class BlobStore
                 File.Delete(file);
                 removed++;
             }
-            catch (IOException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
             }
         }

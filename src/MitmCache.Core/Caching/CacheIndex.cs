@@ -20,9 +20,13 @@ internal sealed class CacheIndex : IDisposable
     private readonly ConcurrentDictionary<string, (DateTime At, long Hits)> _pendingAccess = new();
 
     public CacheIndex(string path)
+        : this(new ConnectionString { Filename = path, Connection = ConnectionType.Direct })
     {
-        var mapper = new BsonMapper();
-        _database = new LiteDatabase(new ConnectionString { Filename = path, Connection = ConnectionType.Direct }, mapper)
+    }
+
+    private CacheIndex(ConnectionString connection)
+    {
+        _database = new LiteDatabase(connection, new BsonMapper())
         {
             UtcDate = true, // times come back as UTC, as they are compared with the UTC clock
         };
@@ -39,7 +43,60 @@ internal sealed class CacheIndex : IDisposable
         _tags.EnsureIndex(t => t.Digest);
     }
 
-    public string Path => _database.ToString()!;
+    /// <summary>An index that lives in memory only: the pass-through mode for an unusable data directory.</summary>
+    public static CacheIndex InMemory() => new(new ConnectionString { Filename = ":memory:" });
+
+    /// <summary>
+    /// Opens the index and reads every document once. A file LiteDB cannot read (torn, scribbled,
+    /// not a database) is moved aside with its log and a new, empty index is created; the caller
+    /// rebuilds it from the blob files. Returns the path the broken file was moved to, or null.
+    /// Permission and locking errors are not corruption and are thrown.
+    /// </summary>
+    public static CacheIndex OpenOrRebuild(string path, DateTimeOffset now, out string? movedAside)
+    {
+        movedAside = null;
+        try
+        {
+            var index = new CacheIndex(path);
+            try
+            {
+                index.Validate();
+                return index;
+            }
+            catch
+            {
+                index._database.Dispose();
+                throw;
+            }
+        }
+        catch (Exception ex) when (IsCorruption(ex))
+        {
+            movedAside = $"{path}.corrupt-{now:yyyyMMddTHHmmssZ}";
+            File.Move(path, movedAside, overwrite: true);
+            var log = System.IO.Path.ChangeExtension(path, null) + "-log.db";
+            if (File.Exists(log))
+            {
+                File.Move(log, movedAside + "-log", overwrite: true);
+            }
+
+            return new CacheIndex(path);
+        }
+    }
+
+    private static bool IsCorruption(Exception ex) =>
+        ex is LiteException or ArgumentException or InvalidOperationException or IndexOutOfRangeException
+            or InvalidCastException or FormatException or OverflowException or NullReferenceException
+            or InvalidDataException or EndOfStreamException;
+
+    private void Validate()
+    {
+        _ = _blobs.FindAll().Count();
+        _ = _links.FindAll().Count();
+        _ = _tags.FindAll().Count();
+        _ = _repositories.FindAll().Count();
+        _ = _challenges.FindAll().Count();
+        _ = _grants.FindAll().Count();
+    }
 
     // Blobs
 

@@ -59,6 +59,9 @@ public sealed class ProxyOptions
     /// <summary>How long a credential that upstream authorized may pull that private repository while upstream is unreachable. Default <c>7d</c>.</summary>
     public string? OfflineGrantWindow { get; set; } = "7d";
 
+    /// <summary>When the data directory cannot hold the cache at start-up: <c>fail</c> (default) or <c>passthrough</c> (proxy without caching).</summary>
+    public string? OnCacheFailure { get; set; } = "fail";
+
     /// <summary>Per-registry fallback credentials <c>HOST=USER:PASS</c>, used only when a client sends none.</summary>
     public string[]? RegistryCredential { get; set; }
 }

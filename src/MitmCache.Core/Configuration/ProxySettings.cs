@@ -21,6 +21,7 @@ public sealed record ProxySettings
     public TimeSpan ManifestTtl { get; init; } = TimeSpan.FromMinutes(5);
     public TimeSpan UpstreamTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public TimeSpan OfflineGrantWindow { get; init; } = TimeSpan.FromDays(7);
+    public CacheFailureMode OnCacheFailure { get; init; } = CacheFailureMode.Fail;
     public IReadOnlyDictionary<string, string> RegistryCredentials { get; init; } = new Dictionary<string, string>();
 
     /// <summary>The registries and token hosts intercepted unless told otherwise.</summary>
@@ -31,6 +32,14 @@ public sealed record ProxySettings
     ];
 
     public string CaDirectory => Path.Combine(DataDirectory, "ca");
+}
+
+public enum CacheFailureMode
+{
+    /// <summary>Refuse to start with a clear error.</summary>
+    Fail,
+    /// <summary>Start anyway and relay registry traffic without caching new content.</summary>
+    Passthrough,
 }
 
 public enum ManifestPolicy

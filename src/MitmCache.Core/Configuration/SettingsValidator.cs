@@ -153,6 +153,17 @@ public static class SettingsValidator
             errors.Add($"--offline-grant-window '{options.OfflineGrantWindow}': expected a duration such as 7d (0 disables offline private pulls)");
         }
 
+        var onCacheFailure = options.OnCacheFailure?.ToLowerInvariant() switch
+        {
+            "fail" or null => CacheFailureMode.Fail,
+            "passthrough" or "pass-through" => CacheFailureMode.Passthrough,
+            _ => (CacheFailureMode?)null,
+        };
+        if (onCacheFailure is null)
+        {
+            errors.Add($"--on-cache-failure '{options.OnCacheFailure}': expected fail or passthrough");
+        }
+
         var credentials = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var text in options.RegistryCredential ?? [])
         {
@@ -196,6 +207,7 @@ public static class SettingsValidator
             ManifestTtl = ttl,
             UpstreamTimeout = timeout,
             OfflineGrantWindow = grantWindow,
+            OnCacheFailure = onCacheFailure!.Value,
             RegistryCredentials = credentials,
         };
     }

@@ -43,6 +43,12 @@ internal static partial class Log
     [LoggerMessage(314, LogLevel.Information, "Refused offline access to {Registry}/{Repository}: repository is not known to be public")]
     public static partial void OfflineRefused(this ILogger logger, string registry, string repository);
 
+    [LoggerMessage(316, LogLevel.Error, "The cache index was unreadable: moved it aside to {MovedTo} and rebuilt the index from the blob files (tags, links and grants start empty)")]
+    public static partial void IndexRebuilt(this ILogger logger, string movedTo);
+
+    [LoggerMessage(317, LogLevel.Error, "The cache in {DataDirectory} cannot be used ({Reason}); serving pass-through without caching (--on-cache-failure passthrough)")]
+    public static partial void CacheUnavailable(this ILogger logger, string dataDirectory, string reason);
+
     [LoggerMessage(315, LogLevel.Information, "Refused an offline token request for {Registry}: the credential holds no live grant for every requested repository")]
     public static partial void OfflineTokenRefused(this ILogger logger, string registry);
 }

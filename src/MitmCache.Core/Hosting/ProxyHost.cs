@@ -63,8 +63,7 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton<CacheMetrics>();
         services.AddSingleton<BlobCache>();
         services.AddSingleton<AccessTokens>();
-        services.AddSingleton(sp => new AccessGrants(
-            AccessGrants.LoadOrCreateKey(settings.CaDirectory), sp.GetRequiredService<BlobCache>().Index, time, settings.OfflineGrantWindow));
+        services.AddSingleton(sp => new AccessGrants(GrantKey(settings), sp.GetRequiredService<BlobCache>().Index, time, settings.OfflineGrantWindow));
         services.AddSingleton<RegistryAuthorizer>();
         services.AddSingleton<TokenEndpoint>();
         services.AddSingleton<PingEndpoint>();
@@ -116,6 +115,19 @@ public sealed class ProxyHost : IAsyncDisposable
         log.Information("MitmCache listening on {Address}; intercepting {Intercept}; data in {Data}",
             settings.Listen.Port == 0 ? host.Address.Authority : settings.Listen.ToString(), string.Join(", ", settings.Intercept), settings.DataDirectory);
         return host;
+    }
+
+    /// <summary>The per-install grant key; in pass-through mode on a read-only data directory, one for this run.</summary>
+    private static byte[] GrantKey(ProxySettings settings)
+    {
+        try
+        {
+            return AccessGrants.LoadOrCreateKey(settings.CaDirectory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && settings.OnCacheFailure == CacheFailureMode.Passthrough)
+        {
+            return System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        }
     }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => HostingAbstractionsHostExtensions.WaitForShutdownAsync(_app, cancellationToken);

@@ -65,6 +65,11 @@ internal static class CommandLineApp
             Console.Error.WriteLine($"mitmcache: {ex.Message}");
             return 1;
         }
+        catch (Caching.CacheUnavailableException ex)
+        {
+            Console.Error.WriteLine($"mitmcache: {ex.Message}");
+            return 1;
+        }
         catch (IOException ex) when (ex.InnerException is System.Net.Sockets.SocketException || ex.Message.Contains("address", StringComparison.OrdinalIgnoreCase))
         {
             Console.Error.WriteLine($"mitmcache: cannot listen on {settings.Listen}: {ex.Message}");

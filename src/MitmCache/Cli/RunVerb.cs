@@ -64,6 +64,9 @@ internal sealed class RunVerb
     [Option("offline-grant-window", HelpText = "How long upstream's yes to a credential lets it pull that private repository while upstream is down (default 7d).")]
     public string? OfflineGrantWindow { get; set; }
 
+    [Option("on-cache-failure", HelpText = "If the data directory cannot hold the cache at start-up: fail (default) or passthrough.")]
+    public string? OnCacheFailure { get; set; }
+
     [Option("registry-credential", Separator = ',', HelpText = "HOST=USER:PASSWORD used only when a client sends no credentials. Repeatable.")]
     public IEnumerable<string> RegistryCredential { get; set; } = [];
 }

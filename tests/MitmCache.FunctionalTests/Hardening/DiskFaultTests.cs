@@ -62,9 +62,11 @@ internal sealed class TmpfsMount : IDisposable
         return mount;
     }
 
-    public async Task ResizeAsync(string size)
+    public Task ResizeAsync(string size) => RemountAsync($"size={size}");
+
+    public async Task RemountAsync(string options)
     {
-        var result = await ProcessRunner.RunAsync("mount", ["-o", $"remount,size={size}", Path]);
+        var result = await ProcessRunner.RunAsync("mount", ["-o", $"remount,{options}", Path]);
         Assert.True(result.Succeeded, result.StdErr);
     }
 
@@ -72,5 +74,66 @@ internal sealed class TmpfsMount : IDisposable
     {
         ProcessRunner.RunAsync("umount", ["-l", Path]).GetAwaiter().GetResult();
         _dir.Dispose();
+    }
+}
+
+/// <summary>A data directory that cannot be written, and an index that cannot be read.</summary>
+public sealed class DataDirectoryFaultTests
+{
+    [Fact]
+    public async Task ReadOnlyDataDirectory_FailsClearlyOrServesPassThroughWhenAsked()
+    {
+        using var mount = await TmpfsMount.CreateAsync("16m");
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false, s => s with { DataDirectory = mount.Path });
+        await world.PushImageAsync("library/readonly", "v1", (100_000, 121));
+        var settings = world.Proxy.Settings;
+        await world.Proxy.DisposeAsync();
+        await mount.RemountAsync("ro");
+
+        var failure = await Assert.ThrowsAsync<CacheUnavailableException>(() => ProxyUnderTest.StartAsync(settings));
+        Assert.Contains("--on-cache-failure passthrough", failure.Message, StringComparison.Ordinal);
+
+        await using var passthrough = await ProxyUnderTest.StartAsync(settings with { OnCacheFailure = MitmCache.Configuration.CacheFailureMode.Passthrough });
+        var pull = await Skopeo.CopyToOciAsync($"{world.Authority}/library/readonly:v1", world.Dir.Combine("oci"), passthrough.Url, passthrough.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(pull.Succeeded, pull.StdErr + "\n" + passthrough.Log.Tail());
+        using var http = new HttpClient();
+        var ready = await http.GetStringAsync($"{passthrough.Url}/readyz");
+        Assert.Contains("pass-through", ready, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CorruptedIndex_MovedAsideAndRebuiltFromBlobFiles()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false);
+        var image = await world.PushImageAsync("library/corrupt", "v1", (300_000, 131), (40_000, 132));
+        var reference = $"{world.Authority}/library/corrupt:v1";
+        Assert.True((await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("oci-1"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None)).Succeeded);
+        var settings = world.Proxy.Settings;
+        var blobGets = world.Registry.CountRequests("GET", "/blobs/");
+        await world.Proxy.DisposeAsync();
+
+        var index = Path.Combine(settings.DataDirectory, "index.db");
+        var bytes = await File.ReadAllBytesAsync(index);
+        var random = new Random(5);
+        for (var i = 8192; i < bytes.Length; i += 97)
+        {
+            bytes[i] = (byte)random.Next();
+        }
+
+        await File.WriteAllBytesAsync(index, bytes);
+
+        await using var restarted = await ProxyUnderTest.StartAsync(settings);
+        Assert.Contains(restarted.Log.Lines, l => l.Contains("rebuilt the index from the blob files", StringComparison.Ordinal));
+        Assert.Single(Directory.EnumerateFiles(settings.DataDirectory, "index.db.corrupt-*"));
+        var cache = restarted.Get<BlobCache>();
+        foreach (var (digest, _) in image.Layers)
+        {
+            Assert.NotNull(cache.TryGet(MitmCache.Registry.Digest.TryParse(digest, out var d) ? d : default));
+        }
+
+        var again = await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("oci-2"), restarted.Url, restarted.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(again.Succeeded, again.StdErr + "\n" + restarted.Log.Tail());
+        await Task.Delay(300);
+        Assert.Equal(blobGets, world.Registry.CountRequests("GET", "/blobs/"));
     }
 }
