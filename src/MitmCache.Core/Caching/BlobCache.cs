@@ -32,6 +32,8 @@ internal sealed class BlobCache : IDisposable
     private readonly ITimer _flushTimer;
     private long _totalBytes;
     private int _disposed;
+    private long _reads;
+    private readonly VerifyOnRead _verifyOnRead;
     private volatile StorageFailure? _storageFailure;
 
     /// <summary>How long after a storage failure (disk full, read-only) new blobs bypass the cache.</summary>
@@ -45,6 +47,7 @@ internal sealed class BlobCache : IDisposable
         _logger = logger;
         _metrics = metrics;
         _maxBytes = settings.MaxCacheBytes;
+        _verifyOnRead = settings.VerifyOnRead;
         _store = new BlobStore(settings.DataDirectory);
         var indexPath = Path.Combine(settings.DataDirectory, "index.db");
         try
@@ -101,6 +104,28 @@ internal sealed class BlobCache : IDisposable
     }
 
     public void Touch(Digest digest) => Index.TouchBlob(digest.ToString(), Now);
+
+    /// <summary>Whether this whole-blob read should be hashed on the way out (<c>--verify-on-read</c>).</summary>
+    public bool ShouldVerifyRead() => _verifyOnRead switch
+    {
+        VerifyOnRead.Always => true,
+        VerifyOnRead.Sample => Interlocked.Increment(ref _reads) % 16 == 0,
+        _ => false,
+    };
+
+    /// <summary>A stored file no longer matches its digest (altered on disk): delete it and forget it.</summary>
+    public void Quarantine(Digest digest)
+    {
+        _logger.BlobCorrupt(digest.ToString());
+        var record = Index.FindBlob(digest.ToString());
+        _store.Delete(digest);
+        Index.DeleteBlob(digest.ToString());
+        Index.DeleteTagsPointingTo(digest.ToString());
+        if (record is not null)
+        {
+            Interlocked.Add(ref _totalBytes, -record.Size);
+        }
+    }
 
     /// <summary>Joins the fill in flight for <paramref name="digest"/>, or registers a new one owned by the caller.</summary>
     public (BlobFill Fill, bool Owner) JoinOrStart(Digest digest)

@@ -10,6 +10,8 @@ internal enum ReadOutcome
     SourceFailed,
     /// <summary>The client went away.</summary>
     ClientGone,
+    /// <summary>A committed file no longer hashes to its digest: quarantine it; the response must be broken.</summary>
+    Corrupt,
 }
 
 /// <summary>
@@ -21,10 +23,14 @@ internal static class BlobReader
 {
     private const int ChunkSize = 64 * 1024;
 
+    /// <param name="verify">For a whole committed file: hash it while sending and check the digest
+    /// before the last chunk goes out, so a file altered on disk never arrives complete.</param>
     public static async Task<(ReadOutcome Outcome, long Bytes)> CopyAsync(
-        SafeFileHandle file, long start, long length, Stream output, BlobFill? fill, CancellationToken cancellationToken)
+        SafeFileHandle file, long start, long length, Stream output, BlobFill? fill, CancellationToken cancellationToken,
+        Registry.Digest? verify = null)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        using var hash = verify?.CreateHash();
         long sent = 0;
         try
         {
@@ -68,6 +74,15 @@ internal static class BlobReader
                 {
                     // End of file: expected only when the length was unknown and the fill is done.
                     return (length == long.MaxValue ? ReadOutcome.Completed : ReadOutcome.SourceFailed, sent);
+                }
+
+                if (hash is not null)
+                {
+                    hash.AppendData(buffer, 0, read);
+                    if (sent + read == length && !verify!.Value.Matches(hash.GetHashAndReset()))
+                    {
+                        return (ReadOutcome.Corrupt, sent);
+                    }
                 }
 
                 try

@@ -62,6 +62,9 @@ public sealed class ProxyOptions
     /// <summary>When the data directory cannot hold the cache at start-up: <c>fail</c> (default) or <c>passthrough</c> (proxy without caching).</summary>
     public string? OnCacheFailure { get; set; } = "fail";
 
+    /// <summary>Re-hash cached blobs as they are served: <c>never</c>, <c>sample</c> (default, 1 read in 16) or <c>always</c>. Manifests are always re-hashed.</summary>
+    public string? VerifyOnRead { get; set; } = "sample";
+
     /// <summary>Per-registry fallback credentials <c>HOST=USER:PASS</c>, used only when a client sends none.</summary>
     public string[]? RegistryCredential { get; set; }
 }

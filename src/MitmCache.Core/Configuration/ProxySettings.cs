@@ -22,6 +22,7 @@ public sealed record ProxySettings
     public TimeSpan UpstreamTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public TimeSpan OfflineGrantWindow { get; init; } = TimeSpan.FromDays(7);
     public CacheFailureMode OnCacheFailure { get; init; } = CacheFailureMode.Fail;
+    public VerifyOnRead VerifyOnRead { get; init; } = VerifyOnRead.Sample;
     public IReadOnlyDictionary<string, string> RegistryCredentials { get; init; } = new Dictionary<string, string>();
 
     /// <summary>The registries and token hosts intercepted unless told otherwise.</summary>
@@ -32,6 +33,14 @@ public sealed record ProxySettings
     ];
 
     public string CaDirectory => Path.Combine(DataDirectory, "ca");
+}
+
+public enum VerifyOnRead
+{
+    Never,
+    /// <summary>One whole-blob read in 16.</summary>
+    Sample,
+    Always,
 }
 
 public enum CacheFailureMode

@@ -164,6 +164,18 @@ public static class SettingsValidator
             errors.Add($"--on-cache-failure '{options.OnCacheFailure}': expected fail or passthrough");
         }
 
+        VerifyOnRead? verifyOnRead = options.VerifyOnRead?.ToLowerInvariant() switch
+        {
+            "never" => VerifyOnRead.Never,
+            "sample" or null => VerifyOnRead.Sample,
+            "always" => VerifyOnRead.Always,
+            _ => null,
+        };
+        if (verifyOnRead is null)
+        {
+            errors.Add($"--verify-on-read '{options.VerifyOnRead}': expected never, sample or always");
+        }
+
         var credentials = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var text in options.RegistryCredential ?? [])
         {
@@ -208,6 +220,7 @@ public static class SettingsValidator
             UpstreamTimeout = timeout,
             OfflineGrantWindow = grantWindow,
             OnCacheFailure = onCacheFailure!.Value,
+            VerifyOnRead = verifyOnRead!.Value,
             RegistryCredentials = credentials,
         };
     }

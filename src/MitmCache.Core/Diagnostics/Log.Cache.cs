@@ -49,6 +49,9 @@ internal static partial class Log
     [LoggerMessage(317, LogLevel.Error, "The cache in {DataDirectory} cannot be used ({Reason}); serving pass-through without caching (--on-cache-failure passthrough)")]
     public static partial void CacheUnavailable(this ILogger logger, string dataDirectory, string reason);
 
+    [LoggerMessage(318, LogLevel.Error, "Cached {Digest} no longer matches its digest (altered on disk): quarantined, it will be fetched again")]
+    public static partial void BlobCorrupt(this ILogger logger, string digest);
+
     [LoggerMessage(315, LogLevel.Information, "Refused an offline token request for {Registry}: the credential holds no live grant for every requested repository")]
     public static partial void OfflineTokenRefused(this ILogger logger, string registry);
 }

@@ -250,20 +250,8 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         }
     }
 
-    private async Task<long> ServeCommittedAsync(HttpContext context, CachedBlob blob, string result)
-    {
-        cache.Touch(blob.Digest);
-        RegistryResponses.SetResult(context.Response, result);
-        using var file = File.OpenHandle(blob.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        var served = await RegistryResponses.ServeFileAsync(context, file, blob.Record.Size, blob.Record.MediaType, blob.Digest.ToString(), fill: null);
-        if (served.Outcome == ReadOutcome.SourceFailed)
-        {
-            context.Abort();
-        }
-
-        metrics.CacheBytes(served.Sent);
-        return served.Sent;
-    }
+    private Task<long> ServeCommittedAsync(HttpContext context, CachedBlob blob, string result) =>
+        RegistryResponses.ServeCachedAsync(context, cache, metrics, blob, result, manifest: false);
 
     private async Task<RegistryOutcome> ForwardHeadAsync(HttpContext context, InterceptTarget target, BlobRoute route)
     {

@@ -222,20 +222,8 @@ internal sealed class ManifestEndpoint(
         return null;
     }
 
-    private async Task<RegistryOutcome> ServeAsync(HttpContext context, CachedBlob blob, string result)
-    {
-        cache.Touch(blob.Digest);
-        RegistryResponses.SetResult(context.Response, result);
-        using var file = File.OpenHandle(blob.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        var served = await RegistryResponses.ServeFileAsync(context, file, blob.Record.Size, blob.Record.MediaType, blob.Digest.ToString(), fill: null);
-        if (served.Outcome == ReadOutcome.SourceFailed)
-        {
-            context.Abort();
-        }
-
-        metrics.CacheBytes(served.Sent);
-        return new(result, served.Sent);
-    }
+    private async Task<RegistryOutcome> ServeAsync(HttpContext context, CachedBlob blob, string result) =>
+        new(result, await RegistryResponses.ServeCachedAsync(context, cache, metrics, blob, result, manifest: true));
 
     private async Task<RegistryOutcome> DenyAsync(HttpContext context, InterceptTarget target, ManifestRoute route, AccessResult access)
     {

@@ -3,6 +3,7 @@ using System.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Win32.SafeHandles;
 using MitmCache.Caching;
+using MitmCache.Diagnostics;
 using MitmCache.Upstream;
 
 namespace MitmCache.Registry;
@@ -30,6 +31,32 @@ internal static class RegistryResponses
         : WwwAuthenticate.TryParseBearer(remembered, out var bearer)
             ? $"Bearer realm=\"{bearer.Realm}\",service=\"{bearer.Service}\",scope=\"repository:{repository}:pull\""
             : remembered;
+
+    /// <summary>
+    /// Serves a committed blob or manifest from the cache. Manifests are re-hashed on every read,
+    /// blobs as <c>--verify-on-read</c> says; a file that no longer matches its digest is quarantined
+    /// and the response broken, so it is never served as valid.
+    /// </summary>
+    public static async Task<long> ServeCachedAsync(HttpContext context, BlobCache cache, CacheMetrics metrics, CachedBlob blob, string result, bool manifest)
+    {
+        cache.Touch(blob.Digest);
+        SetResult(context.Response, result);
+        using var file = File.OpenHandle(blob.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var served = await ServeFileAsync(context, file, blob.Record.Size, blob.Record.MediaType, blob.Digest.ToString(), fill: null,
+            verify: manifest || cache.ShouldVerifyRead());
+        if (served.Outcome == ReadOutcome.Corrupt)
+        {
+            cache.Quarantine(blob.Digest);
+        }
+
+        if (served.Outcome is ReadOutcome.SourceFailed or ReadOutcome.Corrupt)
+        {
+            context.Abort();
+        }
+
+        metrics.CacheBytes(served.Sent);
+        return served.Sent;
+    }
 
     /// <summary>Streams an upstream answer to the client unchanged. Returns the body bytes sent.</summary>
     public static async Task<long> RelayAsync(HttpContext context, HttpResponseMessage upstream, string result)
@@ -76,7 +103,7 @@ internal static class RegistryResponses
     /// On <see cref="ReadOutcome.SourceFailed"/> the caller must break the connection (or resume the
     /// body from elsewhere), so the client never sees a clean end of a bad body.
     /// </summary>
-    public static async Task<ServeResult> ServeFileAsync(HttpContext context, SafeFileHandle file, long? size, string mediaType, string digest, BlobFill? fill)
+    public static async Task<ServeResult> ServeFileAsync(HttpContext context, SafeFileHandle file, long? size, string mediaType, string digest, BlobFill? fill, bool verify = false)
     {
         var response = context.Response;
         response.ContentType = mediaType;
@@ -113,7 +140,8 @@ internal static class RegistryResponses
             return new(ReadOutcome.Completed, start, length, 0);
         }
 
-        var (outcome, sent) = await BlobReader.CopyAsync(file, start, length, response.Body, fill, context.RequestAborted);
+        Digest? check = verify && fill is null && start == 0 && length == size && Digest.TryParse(digest, out var parsed) ? parsed : null;
+        var (outcome, sent) = await BlobReader.CopyAsync(file, start, length, response.Body, fill, context.RequestAborted, check);
         return new(outcome, start, length, sent);
     }
 }

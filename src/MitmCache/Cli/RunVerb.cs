@@ -67,6 +67,9 @@ internal sealed class RunVerb
     [Option("on-cache-failure", HelpText = "If the data directory cannot hold the cache at start-up: fail (default) or passthrough.")]
     public string? OnCacheFailure { get; set; }
 
+    [Option("verify-on-read", HelpText = "Re-hash cached blobs as they are served: never, sample (default, 1 in 16) or always.")]
+    public string? VerifyOnRead { get; set; }
+
     [Option("registry-credential", Separator = ',', HelpText = "HOST=USER:PASSWORD used only when a client sends no credentials. Repeatable.")]
     public IEnumerable<string> RegistryCredential { get; set; } = [];
 }

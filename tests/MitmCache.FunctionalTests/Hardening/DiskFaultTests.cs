@@ -137,3 +137,30 @@ public sealed class DataDirectoryFaultTests
         Assert.Equal(blobGets, world.Registry.CountRequests("GET", "/blobs/"));
     }
 }
+
+/// <summary>A cached file altered on disk is detected on read and never served as valid.</summary>
+public sealed class AlteredBlobTests
+{
+    [Fact]
+    public async Task AlteredBlobAndManifest_DetectedOnRead_QuarantinedAndRefetched()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false, s => s with { VerifyOnRead = MitmCache.Configuration.VerifyOnRead.Always });
+        var image = await world.PushImageAsync("library/altered", "v1", (500_000, 141));
+        var (digest, bytes) = image.Layers[0];
+        using var client = ProxyClients.Create(world.Proxy);
+        var url = $"https://{world.Authority}/v2/library/altered/blobs/{digest}";
+        Assert.Equal(bytes, await client.GetByteArrayAsync(url));
+        var cache = world.Proxy.Get<BlobCache>();
+        var stored = cache.TryGet(MitmCache.Registry.Digest.TryParse(digest, out var d) ? d : default)!;
+        var altered = await File.ReadAllBytesAsync(stored.Path);
+        altered[altered.Length / 3] ^= 0x5A;
+        await File.WriteAllBytesAsync(stored.Path, altered);
+
+        var broken = await MitmCache.FunctionalTests.Registry.UpstreamFaultTests.TryGetBytesAsync(client, url);
+
+        Assert.False(broken.Complete && broken.Status == HttpStatusCode.OK, "an altered blob must never arrive as a complete 200");
+        Assert.Null(cache.TryGet(d));
+        Assert.Contains(world.Proxy.Log.Lines, l => l.Contains("no longer matches its digest", StringComparison.Ordinal));
+        Assert.Equal(bytes, await client.GetByteArrayAsync(url));
+    }
+}
