@@ -12,6 +12,9 @@ public sealed class BackgroundProcess : IDisposable
 
     public int Pid => _process.Id;
 
+    /// <summary>The exit code, once <see cref="HasExited"/>.</summary>
+    public int ExitCode => _process.ExitCode;
+
     public bool HasExited => _process.HasExited;
 
     public ConcurrentQueue<string> StdOut { get; } = new();

@@ -27,6 +27,7 @@ internal sealed class BlobCache : IDisposable
     private readonly CacheMetrics _metrics;
     private readonly long _maxBytes;
     private readonly ConcurrentDictionary<Digest, BlobFill> _inFlight = new();
+    private readonly ConcurrentDictionary<Task, bool> _fillTasks = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _evictionGate = new();
     private readonly ITimer _flushTimer;
@@ -188,7 +189,9 @@ internal sealed class BlobCache : IDisposable
 
         fill.SetHead(new FillHead(response.Content.Headers.ContentLength, mediaType));
         _metrics.FillStarted();
-        _ = Task.Run(() => RunFillAsync(fill, response, handle, mediaType));
+        var task = Task.Run(() => RunFillAsync(fill, response, handle, mediaType));
+        _fillTasks[task] = true;
+        task.ContinueWith(t => _fillTasks.TryRemove(t, out _), TaskScheduler.Default);
         return true;
     }
 
@@ -576,7 +579,10 @@ internal sealed class BlobCache : IDisposable
             return;
         }
 
+        // Shutdown: fills still running are cancelled and discarded (never indexed half-done); wait
+        // for them briefly so none touches the index after it is closed.
         _stopping.Cancel();
+        Task.WaitAll(_fillTasks.Keys.ToArray(), TimeSpan.FromSeconds(5));
         _flushTimer.Dispose();
         Index.Dispose();
         _stopping.Dispose();

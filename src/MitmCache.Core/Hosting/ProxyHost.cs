@@ -49,6 +49,8 @@ public sealed class ProxyHost : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Trace);
 
         var services = builder.Services;
+        // SIGTERM: stop accepting, let responses in flight finish for up to 15 s, then cut them.
+        services.Configure<HostOptions>(options => options.ShutdownTimeout = TimeSpan.FromSeconds(15));
         services.AddSingleton(settings);
         services.AddSingleton(time);
         services.AddSingleton(authority);

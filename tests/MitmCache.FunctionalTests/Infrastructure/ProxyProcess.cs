@@ -61,5 +61,22 @@ public sealed class ProxyProcess : IDisposable
     /// <summary>SIGKILL: no shutdown code runs.</summary>
     public void Kill() => _process.Kill();
 
+    /// <summary>SIGTERM, as systemd stops a service; waits for the process to exit and returns its exit code.</summary>
+    public async Task<int> TerminateAsync(TimeSpan timeout)
+    {
+        var signal = await ProcessRunner.RunAsync("kill", ["-TERM", _process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        Assert.True(signal.Succeeded, signal.StdErr);
+        var deadline = Stopwatch.StartNew();
+        while (!_process.HasExited && deadline.Elapsed < timeout)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(_process.HasExited, $"mitmcache did not exit within {timeout} of SIGTERM:\n{Output}");
+        return _process.ExitCode;
+    }
+
+    public int Pid => _process.Pid;
+
     public void Dispose() => _process.Dispose();
 }

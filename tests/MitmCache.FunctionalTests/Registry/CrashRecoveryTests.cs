@@ -14,7 +14,9 @@ public sealed class CrashRecoveryTests
         using var dir = TempDir.Create("mitmcache-crash");
         var pki = TestPki.Create(dir.Combine("pki"));
         await using var upstream = await FaultyRegistry.StartAsync(pki);
-        var blobs = Enumerable.Range(0, 6).Select(_ => RandomNumberGenerator.GetBytes(2_000_000)).ToList();
+        // 20 concurrent fills per round, 10 rounds (MITMCACHE_CRASH_ROUNDS to change), kill -9 at a random point.
+        var blobs = Enumerable.Range(0, 20).Select(_ => RandomNumberGenerator.GetBytes(1_000_000)).ToList();
+        var rounds = int.TryParse(Environment.GetEnvironmentVariable("MITMCACHE_CRASH_ROUNDS"), out var r) ? r : 10;
         var digests = blobs.Select(b => upstream.Add(b)).ToList();
         var data = dir.Combine("proxy");
         var port = FreePort.Get();
@@ -26,7 +28,7 @@ public sealed class CrashRecoveryTests
         ];
         var random = new Random(7);
 
-        for (var round = 0; round < 3; round++)
+        for (var round = 0; round < rounds; round++)
         {
             using (var proxy = await ProxyProcess.StartAsync(data, port, arguments))
             {
@@ -34,7 +36,7 @@ public sealed class CrashRecoveryTests
                 var client = CreateClient(proxy);
                 var pulls = digests.Select(d => UpstreamFaultTests.TryGetBytesAsync(client, Url(upstream, d))).ToList();
                 await WaitForFillsAsync(data);
-                await Task.Delay(150 + random.Next(400));
+                await Task.Delay(random.Next(300));
                 proxy.Kill();
                 await Task.WhenAll(pulls);
             }
@@ -67,6 +69,49 @@ public sealed class CrashRecoveryTests
         }
 
         AssertStoreVerifies(data);
+    }
+
+    [Fact]
+    public async Task Sigterm_DuringFills_ExitsCleanly_FillsDiscardedOrCompleteNeverHalfIndexed()
+    {
+        using var dir = TempDir.Create("mitmcache-sigterm");
+        var pki = TestPki.Create(dir.Combine("pki"));
+        await using var upstream = await FaultyRegistry.StartAsync(pki);
+        var blobs = Enumerable.Range(0, 5).Select(_ => RandomNumberGenerator.GetBytes(1_500_000)).ToList();
+        var digests = blobs.Select(b => upstream.Add(b)).ToList();
+        var data = dir.Combine("proxy");
+        var port = FreePort.Get();
+        string[] arguments =
+        [
+            "--no-default-intercept", "--intercept", FaultyRegistry.Host, "--allow-port", $"{upstream.Port}",
+            "--upstream-ca", pki.CaCertPath, "--connect-to", $"{FaultyRegistry.Host}:{upstream.Port}:127.0.0.1:{upstream.Port}",
+        ];
+
+        using (var proxy = await ProxyProcess.StartAsync(data, port, arguments))
+        {
+            upstream.Fault = UpstreamFault.Slow;
+            using var client = CreateClient(proxy);
+            var pulls = digests.Select(d => UpstreamFaultTests.TryGetBytesAsync(client, Url(upstream, d))).ToList();
+            await WaitForFillsAsync(data);
+
+            var exit = await proxy.TerminateAsync(TimeSpan.FromSeconds(40));
+
+            Assert.Equal(0, exit);
+            foreach (var (pull, i) in (await Task.WhenAll(pulls)).Select((p, i) => (p, i)))
+            {
+                Assert.False(pull.Complete && pull.Status == HttpStatusCode.OK && !pull.Body!.SequenceEqual(blobs[i]), "a cut response must not look complete");
+            }
+        }
+
+        AssertStoreVerifies(data);
+        using var restarted = await ProxyProcess.StartAsync(data, port, arguments);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(data, "tmp")));
+        upstream.Fault = UpstreamFault.None;
+        using var again = CreateClient(restarted);
+        for (var i = 0; i < blobs.Count; i++)
+        {
+            Assert.Equal(blobs[i], await again.GetByteArrayAsync(Url(upstream, digests[i])));
+        }
     }
 
     /// <summary>Waits until fills are really under way (temp files exist), so the kill lands mid-fill.</summary>
