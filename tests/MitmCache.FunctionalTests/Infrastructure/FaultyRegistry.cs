@@ -30,7 +30,7 @@ public enum UpstreamFault
 /// </summary>
 public sealed class FaultyRegistry : IAsyncDisposable
 {
-    public const string Host = "faulty.test";
+    public const string DefaultHost = "faulty.test";
 
     private readonly ConcurrentDictionary<string, (byte[] Bytes, string MediaType)> _content = new();
     private readonly ConcurrentDictionary<string, string> _tags = new();
@@ -38,16 +38,18 @@ public sealed class FaultyRegistry : IAsyncDisposable
 
     public int Port { get; private set; }
 
+    public string Host { get; private init; } = DefaultHost;
+
     public string Authority => $"{Host}:{Port}";
 
     public volatile UpstreamFault Fault;
 
     public ConcurrentDictionary<string, int> Requests { get; } = new();
 
-    public static async Task<FaultyRegistry> StartAsync(TestPki pki)
+    public static async Task<FaultyRegistry> StartAsync(TestPki pki, string host = DefaultHost)
     {
-        var registry = new FaultyRegistry();
-        (registry._app, registry.Port) = await LoopbackKestrel.StartAsync(pki.IssueServerCertificate(Host), 0, registry.HandleAsync, CancellationToken.None);
+        var registry = new FaultyRegistry { Host = host };
+        (registry._app, registry.Port) = await LoopbackKestrel.StartAsync(pki.IssueServerCertificate(host), 0, registry.HandleAsync, CancellationToken.None);
         return registry;
     }
 

@@ -22,8 +22,8 @@ public sealed class CrashRecoveryTests
         var port = FreePort.Get();
         string[] arguments =
         [
-            "--no-default-intercept", "--intercept", FaultyRegistry.Host, "--allow-port", $"{upstream.Port}",
-            "--upstream-ca", pki.CaCertPath, "--connect-to", $"{FaultyRegistry.Host}:{upstream.Port}:127.0.0.1:{upstream.Port}",
+            "--no-default-intercept", "--intercept", upstream.Host, "--allow-port", $"{upstream.Port}",
+            "--upstream-ca", pki.CaCertPath, "--connect-to", $"{upstream.Host}:{upstream.Port}:127.0.0.1:{upstream.Port}",
             "--upstream-timeout", "2s",
         ];
         var random = new Random(7);
@@ -83,8 +83,8 @@ public sealed class CrashRecoveryTests
         var port = FreePort.Get();
         string[] arguments =
         [
-            "--no-default-intercept", "--intercept", FaultyRegistry.Host, "--allow-port", $"{upstream.Port}",
-            "--upstream-ca", pki.CaCertPath, "--connect-to", $"{FaultyRegistry.Host}:{upstream.Port}:127.0.0.1:{upstream.Port}",
+            "--no-default-intercept", "--intercept", upstream.Host, "--allow-port", $"{upstream.Port}",
+            "--upstream-ca", pki.CaCertPath, "--connect-to", $"{upstream.Host}:{upstream.Port}:127.0.0.1:{upstream.Port}",
         ];
 
         using (var proxy = await ProxyProcess.StartAsync(data, port, arguments))

@@ -28,10 +28,10 @@ public sealed class UpstreamFaultTests : IAsyncLifetime
         {
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
             DataDirectory = _dir.Combine("proxy"),
-            Intercept = [FaultyRegistry.Host],
+            Intercept = [_upstream.Host],
             AllowedPorts = new HashSet<int> { 443, _upstream.Port },
             UpstreamCaFile = pki.CaCertPath,
-            ConnectTo = [new(FaultyRegistry.Host, _upstream.Port, "127.0.0.1", _upstream.Port)],
+            ConnectTo = [new(_upstream.Host, _upstream.Port, "127.0.0.1", _upstream.Port)],
             UpstreamTimeout = TimeSpan.FromSeconds(2),
         });
     }
