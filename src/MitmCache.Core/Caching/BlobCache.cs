@@ -358,8 +358,8 @@ internal sealed class BlobCache : IDisposable
     private void Finish(BlobFill fill, FillOutcome outcome)
     {
         _inFlight.TryRemove(new KeyValuePair<Digest, BlobFill>(fill.Digest, fill));
+        _metrics.FillEnded(outcome); // counted before anyone waiting on the fill can look
         fill.Complete(outcome);
-        _metrics.FillEnded(outcome);
     }
 
     /// <summary>Evicts least recently used blobs until the cache is under 90% of its cap.</summary>
