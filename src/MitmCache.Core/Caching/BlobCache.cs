@@ -382,22 +382,39 @@ internal sealed class BlobCache : IDisposable
                     break;
                 }
 
-                if (!Digest.TryParse(record.Id, out var digest) || _inFlight.ContainsKey(digest))
+                if (!Digest.TryParse(record.Id, out var digest) || !Remove(digest))
                 {
                     continue;
                 }
 
-                // Readers holding the file open keep reading: an unlinked file stays readable on Linux.
-                _store.Delete(digest);
-                Index.DeleteBlob(record.Id);
-                Index.DeleteTagsPointingTo(record.Id);
-                Interlocked.Add(ref _totalBytes, -record.Size);
                 _metrics.Evicted(record.Size);
                 evicted++;
             }
 
             _logger.Evicted(evicted, TotalBytes);
             return evicted;
+        }
+    }
+
+    /// <summary>
+    /// Deletes a committed blob: its file, its index entry and the tags that point to it. The one deletion
+    /// path, shared by eviction, prune and verify. False when it is gone already or being filled.
+    /// </summary>
+    public bool Remove(Digest digest)
+    {
+        lock (_evictionGate)
+        {
+            if (_inFlight.ContainsKey(digest) || Index.FindBlob(digest.ToString()) is not { } record)
+            {
+                return false;
+            }
+
+            // Readers holding the file open keep reading: an unlinked file stays readable on Linux.
+            _store.Delete(digest);
+            Index.DeleteBlob(record.Id);
+            Index.DeleteTagsPointingTo(record.Id);
+            Interlocked.Add(ref _totalBytes, -record.Size);
+            return true;
         }
     }
 

@@ -18,33 +18,44 @@ internal sealed class CacheIndex : IDisposable
     private readonly ILiteCollection<ChallengeRecord> _challenges;
     private readonly ILiteCollection<GrantRecord> _grants;
     private readonly ConcurrentDictionary<string, (DateTime At, long Hits)> _pendingAccess = new();
+    private readonly FileStream? _lock;
 
+    /// <exception cref="CacheLockedException">Another process has this index open.</exception>
     public CacheIndex(string path)
-        : this(new ConnectionString { Filename = path, Connection = ConnectionType.Direct })
+        : this(new ConnectionString { Filename = path, Connection = ConnectionType.Direct }, Lock(path + ".lock"))
     {
     }
 
-    private CacheIndex(ConnectionString connection)
+    private CacheIndex(ConnectionString connection, FileStream? fileLock)
     {
-        _database = new LiteDatabase(connection, new BsonMapper())
+        _lock = fileLock;
+        try
         {
-            UtcDate = true, // times come back as UTC, as they are compared with the UTC clock
-        };
-        _blobs = _database.GetCollection<BlobRecord>("blobs");
-        _links = _database.GetCollection<LinkRecord>("links");
-        _tags = _database.GetCollection<TagRecord>("tags");
-        _repositories = _database.GetCollection<RepositoryRecord>("repositories");
-        _challenges = _database.GetCollection<ChallengeRecord>("challenges");
-        _grants = _database.GetCollection<GrantRecord>("grants");
-        _grants.EnsureIndex(g => g.Registry);
-        _blobs.EnsureIndex(b => b.LastAccess);
-        _links.EnsureIndex(l => l.Digest);
-        _tags.EnsureIndex(t => t.TagKey);
-        _tags.EnsureIndex(t => t.Digest);
+            _database = new LiteDatabase(connection, new BsonMapper())
+            {
+                UtcDate = true, // times come back as UTC, as they are compared with the UTC clock
+            };
+            _blobs = _database.GetCollection<BlobRecord>("blobs");
+            _links = _database.GetCollection<LinkRecord>("links");
+            _tags = _database.GetCollection<TagRecord>("tags");
+            _repositories = _database.GetCollection<RepositoryRecord>("repositories");
+            _challenges = _database.GetCollection<ChallengeRecord>("challenges");
+            _grants = _database.GetCollection<GrantRecord>("grants");
+            _grants.EnsureIndex(g => g.Registry);
+            _blobs.EnsureIndex(b => b.LastAccess);
+            _links.EnsureIndex(l => l.Digest);
+            _tags.EnsureIndex(t => t.TagKey);
+            _tags.EnsureIndex(t => t.Digest);
+        }
+        catch
+        {
+            Close(); // an unreadable file: let OpenOrRebuild move it aside and take the lock again
+            throw;
+        }
     }
 
     /// <summary>An index that lives in memory only: the pass-through mode for an unusable data directory.</summary>
-    public static CacheIndex InMemory() => new(new ConnectionString { Filename = ":memory:" });
+    public static CacheIndex InMemory() => new(new ConnectionString { Filename = ":memory:" }, fileLock: null);
 
     /// <summary>
     /// Opens the index and reads every document once. A file LiteDB cannot read (torn, scribbled,
@@ -65,7 +76,7 @@ internal sealed class CacheIndex : IDisposable
             }
             catch
             {
-                index._database.Dispose();
+                index.Close();
                 throw;
             }
         }
@@ -107,6 +118,10 @@ internal sealed class CacheIndex : IDisposable
     public long TotalBlobBytes() => _blobs.FindAll().Sum(b => b.Size);
 
     public int BlobCount() => _blobs.Count();
+
+    /// <summary>How many blobs have one of these media types (counted by the engine, no documents mapped).</summary>
+    public int CountBlobsOfType(IEnumerable<string> mediaTypes) =>
+        _blobs.Count(Query.In(nameof(BlobRecord.MediaType), mediaTypes.Select(t => new BsonValue(t))));
 
     public void UpsertBlob(BlobRecord record) => _blobs.Upsert(record);
 
@@ -165,6 +180,8 @@ internal sealed class CacheIndex : IDisposable
 
     public IEnumerable<LinkRecord> LinksOf(string digest) => _links.Find(l => l.Digest == digest);
 
+    public IEnumerable<LinkRecord> AllLinks() => _links.FindAll();
+
     public void DeleteLinksOf(string digest) => _links.DeleteMany(l => l.Digest == digest);
 
     public bool? IsPublic(string registry, string repository) => _repositories.FindById($"{registry}/{repository}")?.Public;
@@ -220,9 +237,45 @@ internal sealed class CacheIndex : IDisposable
 
     public void Checkpoint() => _database.Checkpoint();
 
+    /// <summary>
+    /// LiteDB's direct mode assumes one process per file but does not enforce it on Linux (its FileShare
+    /// becomes a shared advisory lock), so a second proxy, or <c>mitmcache cache</c> on the data directory
+    /// of a running one, would write the same file. An exclusive lock on a side file makes it fail instead;
+    /// the kernel drops the lock when the process dies, so a crash leaves nothing to clean up.
+    /// </summary>
+    private static FileStream Lock(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException ex) when (ex.GetType() == typeof(IOException) && ex.HResult is EWouldBlock or SharingViolation)
+        {
+            // Other failures (read-only or missing directory, permissions) are not a lock: they go up unchanged.
+            throw new CacheLockedException($"the cache index is in use by another process (a running proxy?): {path} is locked", ex);
+        }
+    }
+
+    // What .NET reports when the lock is held: flock's errno on Linux, ERROR_SHARING_VIOLATION on Windows.
+    private const int EWouldBlock = 11;
+    private const int SharingViolation = unchecked((int)0x80070020);
+
+    /// <summary>Closes the database and releases the lock, without flushing.</summary>
+    private void Close()
+    {
+        _database?.Dispose();
+        _lock?.Dispose();
+    }
+
     public void Dispose()
     {
-        FlushAccess();
-        _database.Dispose();
+        try
+        {
+            FlushAccess();
+        }
+        finally
+        {
+            Close();
+        }
     }
 }

@@ -54,4 +54,13 @@ internal static partial class Log
 
     [LoggerMessage(315, LogLevel.Information, "Refused an offline token request for {Registry}: the credential holds no live grant for every requested repository")]
     public static partial void OfflineTokenRefused(this ILogger logger, string registry);
+
+    [LoggerMessage(320, LogLevel.Information, "Pruned {Count} blobs ({Bytes} bytes); cache now {Remaining} bytes")]
+    public static partial void Pruned(this ILogger logger, int count, long bytes, long remaining);
+
+    [LoggerMessage(321, LogLevel.Warning, "Verify: {Digest} is corrupt: {Problem}")]
+    public static partial void CorruptBlobFound(this ILogger logger, string digest, string problem);
+
+    [LoggerMessage(322, LogLevel.Information, "Verified {Count} blobs ({Bytes} bytes): {Corrupt} corrupt")]
+    public static partial void Verified(this ILogger logger, int count, long bytes, int corrupt);
 }

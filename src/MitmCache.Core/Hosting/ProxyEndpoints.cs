@@ -7,14 +7,22 @@ using MitmCache.Diagnostics;
 
 namespace MitmCache.Hosting;
 
-/// <summary>The proxy's own endpoints on the proxy port: health, readiness, the root CA and metrics.</summary>
-internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, MetricsWriter metrics, Registry.AccessGrants grants)
+/// <summary>The proxy's own endpoints on the proxy port: health, readiness, the root CA, metrics and the admin calls.</summary>
+internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, MetricsWriter metrics, Registry.AccessGrants grants,
+    AdminEndpoints cacheAdmin, TimeProvider time)
 {
     public async Task HandleAsync(HttpContext context)
     {
         var response = context.Response;
         var get = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method);
-        switch (context.Request.Path.Value)
+        var path = context.Request.Path.Value ?? "";
+        if (path.StartsWith(AdminEndpoints.PathPrefix, StringComparison.Ordinal))
+        {
+            await cacheAdmin.HandleAsync(context);
+            return;
+        }
+
+        switch (path)
         {
             case "/healthz" when get:
                 response.ContentType = "text/plain";
@@ -22,7 +30,7 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
                 return;
             case "/readyz" when get:
                 // Degradations keep the proxy ready: it fails open and serves pass-through.
-                var (problems, degraded) = cache.Readiness();
+                var (problems, degraded) = Readiness();
                 response.StatusCode = problems.Count == 0 ? 200 : 503;
                 response.ContentType = "text/plain";
                 if (degraded.Count > 0)
@@ -70,9 +78,26 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
                 response.StatusCode = 404;
                 response.ContentType = "text/plain";
                 await response.WriteAsync(string.Create(CultureInfo.InvariantCulture,
-                    $"MitmCache is a proxy: set HTTPS_PROXY=http://{context.Request.Host}. Endpoints: /healthz /readyz /ca.crt /metrics\n"));
+                    $"MitmCache is a proxy: set HTTPS_PROXY=http://{context.Request.Host}. Endpoints: /healthz /readyz /ca.crt /metrics /admin/cache/*\n"));
                 return;
         }
+    }
+
+    /// <summary>The cache's readiness (<see cref="BlobCache.Readiness"/>), and a CA that can mint leaves.</summary>
+    private (IReadOnlyList<string> Problems, IReadOnlyList<string> Degraded) Readiness()
+    {
+        var (cacheProblems, degraded) = cache.Readiness();
+        var problems = cacheProblems.ToList();
+        if (!authority.Certificate.HasPrivateKey)
+        {
+            problems.Add("root CA has no private key: no leaf can be minted");
+        }
+        else if (authority.NotAfter <= time.GetUtcNow())
+        {
+            problems.Add($"root CA expired on {authority.NotAfter:u}");
+        }
+
+        return (problems, degraded);
     }
 
     /// <summary>Admin calls come only from this host: loopback, without a proxy hop.</summary>

@@ -73,6 +73,9 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton<ManifestEndpoint>();
         services.AddSingleton<RegistryHandler>();
         services.AddSingleton<MetricsWriter>();
+        services.AddSingleton(sp => new CacheAdmin(sp.GetRequiredService<BlobCache>(), sp.GetRequiredService<CacheMetrics>(), settings,
+            live: true, sp.GetRequiredService<ILogger<CacheAdmin>>()));
+        services.AddSingleton<AdminEndpoints>();
         services.AddSingleton<ProxyEndpoints>();
         services.AddSingleton<RequestRouter>();
         services.AddSingleton<ProxyConnectionMiddleware>();

@@ -43,7 +43,7 @@ internal sealed class RegistryHandler(
             PingRoute => ("ping", "", ""),
             _ => ("other", "", ""),
         };
-        metrics.Request(target.Authority, kind, outcome.Result);
+        metrics.Request(target.Authority, kind, outcome.Result, outcome.Bytes);
         logger.RegistryRequest(context.Request.Method, target.Authority, repository, kind, reference, outcome.Result,
             context.Response.StatusCode, outcome.Bytes, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }

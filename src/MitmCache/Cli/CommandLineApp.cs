@@ -8,8 +8,8 @@ using MitmCache.Hosting;
 namespace MitmCache.Cli;
 
 /// <summary>
-/// The verbs: <c>run</c>, <c>ca init</c>, <c>ca export</c>. Exit codes: 0 ok, 1 runtime failure,
-/// 2 bad usage or invalid configuration.
+/// The verbs: <c>run</c>, <c>prefetch</c>, <c>ca init|export</c>, <c>cache stats|ls|prune|verify</c>, <c>auth revoke</c>.
+/// Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid configuration.
 /// </summary>
 internal static class CommandLineApp
 {
@@ -28,8 +28,45 @@ internal static class CommandLineApp
             return await Parse(args[1..]).ParseArguments<AuthRevokeVerb>(args[1..]).MapResult(AuthRevokeAsync, _ => Task.FromResult(2));
         }
 
-        var result = Parse(args).ParseArguments<RunVerb>(args);
-        return await result.MapResult(RunProxyAsync, _ => Task.FromResult(2));
+        if (args.Length > 0 && args[0] == "cache")
+        {
+            return await Parse(args[1..]).ParseArguments<CacheStatsVerb, CacheLsVerb, CachePruneVerb, CacheVerifyVerb>(args[1..]).MapResult(
+                (CacheStatsVerb verb) => CacheCommands.StatsAsync(verb),
+                (CacheLsVerb verb) => CacheCommands.ListAsync(verb),
+                (CachePruneVerb verb) => CacheCommands.PruneAsync(verb),
+                (CacheVerifyVerb verb) => CacheCommands.VerifyAsync(verb),
+                _ => Task.FromResult(2));
+        }
+
+        // ca, cache and auth are listed here for the top-level help; they were dispatched above.
+        var result = Parse(args).ParseArguments<RunVerb, PrefetchVerb, CacheGroupVerb, CaGroupVerb, AuthGroupVerb>(args);
+        return await result.MapResult(
+            (RunVerb verb) => RunProxyAsync(verb),
+            (PrefetchVerb verb) => PrefetchCommand.RunAsync(verb),
+            _ => Task.FromResult(2));
+    }
+
+    /// <summary>Cancelled by the first Ctrl-C, so the command can stop cleanly; a second one (or one after dispose) terminates.</summary>
+    internal static CancellationTokenSource CancelOnCtrlC()
+    {
+        var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            if (cancel.IsCancellationRequested)
+            {
+                return;
+            }
+
+            try
+            {
+                cancel.Cancel();
+                e.Cancel = true;
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        };
+        return cancel;
     }
 
     private static Parser Parse(string[] _) => new(settings =>
@@ -65,7 +102,7 @@ internal static class CommandLineApp
             Console.Error.WriteLine($"mitmcache: {ex.Message}");
             return 1;
         }
-        catch (Caching.CacheUnavailableException ex)
+        catch (Exception ex) when (ex is Caching.CacheUnavailableException or Caching.CacheLockedException)
         {
             Console.Error.WriteLine($"mitmcache: {ex.Message}");
             return 1;
@@ -93,7 +130,7 @@ internal static class CommandLineApp
         return errors.Count == 0 ? settings : null;
     }
 
-    private static string DataDirectory(string? flag) =>
+    internal static string DataDirectory(string? flag) =>
         Path.GetFullPath(flag ?? Environment.GetEnvironmentVariable("MITMCACHE_DATA") ?? new ProxyOptions().Data!);
 
     private static int CaInit(CaInitVerb verb)
@@ -147,10 +184,18 @@ internal static class CommandLineApp
             return 1;
         }
 
-        using var cacheIndex = new Caching.CacheIndex(index);
-        var revoked = cacheIndex.DeleteGrants(verb.Registry, verb.Repository);
-        Console.WriteLine($"revoked in {index}: {{\"revoked\":{revoked}}}");
-        return 0;
+        try
+        {
+            using var cacheIndex = new Caching.CacheIndex(index);
+            var revoked = cacheIndex.DeleteGrants(verb.Registry, verb.Repository);
+            Console.WriteLine($"revoked in {index}: {{\"revoked\":{revoked}}}");
+            return 0;
+        }
+        catch (Caching.CacheLockedException ex)
+        {
+            Console.Error.WriteLine($"mitmcache: {ex.Message}; give that proxy's address with --proxy");
+            return 1;
+        }
     }
 
     private static int CaExport(CaExportVerb verb)

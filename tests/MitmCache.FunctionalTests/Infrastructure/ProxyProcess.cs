@@ -25,11 +25,18 @@ public sealed class ProxyProcess : IDisposable
 
     public string Output => _process.DescribeOutput();
 
-    public static async Task<ProxyProcess> StartAsync(string dataDirectory, int port, params string[] arguments)
+    public static Task<ProxyProcess> StartAsync(string dataDirectory, int port, params string[] arguments) =>
+        StartAsync(dataDirectory, port, wrap: null, arguments);
+
+    /// <param name="wrap">Turns the proxy's command line into one that runs it, e.g. in a private mount namespace
+    /// (it must exec the command, so that <see cref="Pid"/> stays the proxy's).</param>
+    public static async Task<ProxyProcess> StartAsync(string dataDirectory, int port,
+        Func<string, IReadOnlyList<string>, (string File, IReadOnlyList<string> Args)>? wrap, params string[] arguments)
     {
         var entry = typeof(MitmCache.Cli.RunVerb).Assembly.Location;
-        var process = BackgroundProcess.Start("dotnet",
-            [entry, "run", "--listen", $"127.0.0.1:{port}", "--data", dataDirectory, "--log-format", "json", .. arguments]);
+        string[] command = [entry, "run", "--listen", $"127.0.0.1:{port}", "--data", dataDirectory, "--log-format", "json", .. arguments];
+        var (file, args) = wrap is null ? ("dotnet", command) : wrap("dotnet", command);
+        var process = BackgroundProcess.Start(file, args);
         var proxy = new ProxyProcess(process, port, dataDirectory);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var deadline = Stopwatch.StartNew();

@@ -51,6 +51,19 @@ public sealed class ProxyUnderTest : IAsyncDisposable
         await StartHostAsync();
     }
 
+    /// <summary>Stops the host (the index is closed, its lock released) until <see cref="StartAgainAsync"/>.</summary>
+    public async Task StopAsync()
+    {
+        if (_host is not null)
+        {
+            await _host.DisposeAsync();
+            _host = null;
+        }
+    }
+
+    /// <summary>Starts a stopped host on the same data directory (and a new port).</summary>
+    public Task StartAgainAsync() => _host is null ? StartHostAsync() : Task.CompletedTask;
+
     public T Get<T>() where T : notnull => (T)_host!.Services.GetService(typeof(T))!;
 
     private async Task StartHostAsync()

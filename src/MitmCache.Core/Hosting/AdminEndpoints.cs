@@ -1,0 +1,207 @@
+using System.Net;
+using System.Text.Json.Serialization.Metadata;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using MitmCache.Caching;
+using MitmCache.Configuration;
+using MitmCache.Diagnostics;
+
+namespace MitmCache.Hosting;
+
+/// <summary>
+/// <c>/admin/cache/*</c> on the proxy port: the cache operations of <see cref="CacheAdmin"/> as JSON, for
+/// <c>mitmcache cache ...</c> while the proxy runs (the index can only be open in one process).
+/// <code>
+///   GET  /admin/cache/stats?top=10
+///   GET  /admin/cache/entries?registry=R&amp;repository=N
+///   POST /admin/cache/prune?olderThan=30d&amp;maxSize=20GiB&amp;dryRun=true
+///   POST /admin/cache/verify?delete=true
+/// </code>
+/// Only loopback clients that name the proxy by a loopback address or <c>localhost</c> are answered (a page
+/// that rebinds its DNS name to 127.0.0.1 sends its own name as Host). Requests from browsers (with an
+/// <c>Origin</c>) are refused, and POSTs need <see cref="RequiredHeader"/>, which a cross-site form cannot send.
+/// </summary>
+internal sealed class AdminEndpoints(CacheAdmin admin, ILogger<AdminEndpoints> logger)
+{
+    public const string PathPrefix = "/admin/cache/";
+    public const string RequiredHeader = "X-MitmCache-Admin";
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var path = request.Path.Value ?? "";
+        if (!IsLocal(context))
+        {
+            logger.AdminRefused(path, context.Connection.RemoteIpAddress?.ToString() ?? "?", request.Host.Value ?? "");
+            await WriteErrorAsync(context, StatusCodes.Status403Forbidden, "admin endpoints answer loopback clients only (connect to 127.0.0.1, ::1 or localhost)");
+            return;
+        }
+
+        var get = HttpMethods.IsGet(request.Method);
+        var post = HttpMethods.IsPost(request.Method);
+        switch (path)
+        {
+            case "/admin/cache/stats" when get:
+                var top = int.TryParse(request.Query["top"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? Math.Clamp(n, 0, 1000) : 10;
+                await WriteAsync(context, admin.Stats(top), AdminJson.Default.CacheStats);
+                return;
+            case "/admin/cache/entries" when get:
+                await WriteAsync(context, admin.List(request.Query["registry"], request.Query["repository"]), AdminJson.Default.IReadOnlyListCacheEntry);
+                return;
+            case "/admin/cache/prune" when post:
+                await PruneAsync(context);
+                return;
+            case "/admin/cache/verify" when post:
+                await VerifyAsync(context);
+                return;
+            case "/admin/cache/stats" or "/admin/cache/entries" or "/admin/cache/prune" or "/admin/cache/verify":
+                context.Response.Headers.Allow = path.EndsWith("prune", StringComparison.Ordinal) || path.EndsWith("verify", StringComparison.Ordinal) ? "POST" : "GET";
+                await WriteErrorAsync(context, StatusCodes.Status405MethodNotAllowed, $"{request.Method} is not allowed on {path}");
+                return;
+            default:
+                await WriteErrorAsync(context, StatusCodes.Status404NotFound, $"no admin endpoint {path}");
+                return;
+        }
+    }
+
+    private async Task PruneAsync(HttpContext context)
+    {
+        var query = context.Request.Query;
+        var errors = new List<string>();
+        TimeSpan? olderThan = null;
+        long? maxSize = null;
+        if (query["olderThan"].ToString() is { Length: > 0 } age)
+        {
+            if (ValueParsers.TryParseDuration(age, out var parsed))
+            {
+                olderThan = parsed;
+            }
+            else
+            {
+                errors.Add($"olderThan: '{age}' is not a duration (30d, 12h, 90m)");
+            }
+        }
+
+        if (query["maxSize"].ToString() is { Length: > 0 } size)
+        {
+            if (ValueParsers.TryParseSize(size, out var parsed))
+            {
+                maxSize = parsed;
+            }
+            else
+            {
+                errors.Add($"maxSize: '{size}' is not a size (20GiB, 500MB)");
+            }
+        }
+
+        if (olderThan is null && maxSize is null)
+        {
+            errors.Add("give olderThan, maxSize or both");
+        }
+
+        if (!TryFlag(query["dryRun"], out var dryRun))
+        {
+            errors.Add("dryRun: expected true or false");
+        }
+
+        if (errors.Count > 0 || !CheckPost(context, errors))
+        {
+            await WriteErrorAsync(context, StatusCodes.Status400BadRequest, string.Join("; ", errors));
+            return;
+        }
+
+        logger.AdminOperation(dryRun ? "prune (dry run)" : "prune", context.Connection.RemoteIpAddress?.ToString() ?? "?");
+        await WriteAsync(context, admin.Prune(olderThan, maxSize, dryRun), AdminJson.Default.PruneReport);
+    }
+
+    private async Task VerifyAsync(HttpContext context)
+    {
+        var errors = new List<string>();
+        if (!TryFlag(context.Request.Query["delete"], out var delete))
+        {
+            errors.Add("delete: expected true or false");
+        }
+
+        if (errors.Count > 0 || !CheckPost(context, errors))
+        {
+            await WriteErrorAsync(context, StatusCodes.Status400BadRequest, string.Join("; ", errors));
+            return;
+        }
+
+        logger.AdminOperation(delete ? "verify --delete" : "verify", context.Connection.RemoteIpAddress?.ToString() ?? "?");
+        var token = context.RequestAborted;
+        VerifyReport report;
+        try
+        {
+            // Re-hashing the whole store takes a while: keep it off the request thread, stop if the CLI goes away.
+            report = await Task.Run(() => admin.Verify(delete, token), token);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        await WriteAsync(context, report, AdminJson.Default.VerifyReport);
+    }
+
+    private static bool CheckPost(HttpContext context, List<string> errors)
+    {
+        if (context.Request.Headers[RequiredHeader].ToString() != "1")
+        {
+            errors.Add($"POST needs the header {RequiredHeader}: 1");
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>Absent means false; present without a value (<c>?dryRun</c>) means true.</summary>
+    private static bool TryFlag(Microsoft.Extensions.Primitives.StringValues values, out bool flag)
+    {
+        flag = false;
+        if (values.Count == 0)
+        {
+            return true;
+        }
+
+        var text = values.ToString();
+        if (text.Length == 0 || text is "1" || text.Equals("true", StringComparison.OrdinalIgnoreCase))
+        {
+            flag = true;
+            return true;
+        }
+
+        return text is "0" || text.Equals("false", StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static bool IsLocal(HttpContext context)
+    {
+        var remote = context.Connection.RemoteIpAddress;
+        if (remote is null || !IPAddress.IsLoopback(remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote))
+        {
+            return false;
+        }
+
+        if (context.Request.Headers.Origin.Count > 0)
+        {
+            return false;
+        }
+
+        var host = context.Request.Host.Host;
+        return host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
+            || (IPAddress.TryParse(host.Trim('[', ']'), out var literal) && IPAddress.IsLoopback(literal));
+    }
+
+    private static Task WriteErrorAsync(HttpContext context, int status, string message)
+    {
+        context.Response.StatusCode = status;
+        return WriteAsync(context, new AdminError(message), AdminJson.Default.AdminError);
+    }
+
+    private static async Task WriteAsync<T>(HttpContext context, T value, JsonTypeInfo<T> type)
+    {
+        context.Response.ContentType = "application/json; charset=utf-8";
+        context.Response.Headers.CacheControl = "no-store";
+        await System.Text.Json.JsonSerializer.SerializeAsync(context.Response.Body, value, type, context.RequestAborted);
+    }
+}

@@ -1,0 +1,268 @@
+using System.Buffers;
+using System.Net;
+using System.Text.Json;
+using MitmCache.Registry;
+
+namespace MitmCache.Prefetch;
+
+/// <summary>
+/// Pulls an image through the proxy so that the proxy caches it: the manifest (for an index, the manifests
+/// of the selected platforms), then every config and layer, <paramref name="parallelism"/> at a time. Bodies
+/// are hashed and discarded: the cache is the proxy's, this only makes it fetch. A blob that does not hash
+/// to its digest fails the image.
+/// </summary>
+internal sealed class ImagePrefetcher(RegistryClient client, PlatformFilter platforms, int parallelism, IPrefetchProgress progress)
+{
+    private const int MaxManifestBytes = 4 << 20;
+    private const int MaxIndexDepth = 2;
+    private static readonly TimeSpan s_stallTimeout = TimeSpan.FromSeconds(60);
+
+    private static readonly string s_accept = string.Join(", ",
+        MediaTypes.OciIndex, MediaTypes.DockerManifestList, MediaTypes.OciManifest, MediaTypes.DockerManifest);
+
+    public async Task<PrefetchResult> PrefetchAsync(ImageReference image, CancellationToken cancellationToken)
+    {
+        progress.ImageStarted(image);
+        PrefetchResult result;
+        try
+        {
+            var root = await FetchManifestAsync(image, image.Reference, cancellationToken);
+            if (!client.IsIntercepted(image.Registry))
+            {
+                throw new PrefetchException($"{image.Registry} is not intercepted by the proxy (its certificate is not from the proxy's CA), " +
+                    "so nothing would be cached: add it to the proxy with --intercept");
+            }
+
+            var manifests = new List<Manifest>();
+            await ExpandAsync(image, root, manifests, 0, cancellationToken);
+            var blobs = manifests.SelectMany(m => BlobsOf(image, m)).DistinctBy(b => b.Digest).ToList();
+            long bytes = 0;
+            await Parallel.ForEachAsync(blobs, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken },
+                async (blob, token) => Interlocked.Add(ref bytes, await FetchBlobAsync(image, blob, token)));
+            result = new PrefetchResult(image, root.Digest, manifests.Count, blobs.Count, bytes + manifests.Sum(m => m.Bytes.Length), null);
+        }
+        catch (PrefetchException ex)
+        {
+            result = new PrefetchResult(image, null, 0, 0, 0, ex.Message);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            result = new PrefetchResult(image, null, 0, 0, 0, $"{image.Registry}: {ex.Message}");
+        }
+
+        progress.ImageCompleted(result);
+        return result;
+    }
+
+    /// <summary>Adds an image manifest, or the selected manifests of an index (nested indexes too, up to a depth).</summary>
+    private async Task ExpandAsync(ImageReference image, Manifest manifest, List<Manifest> manifests, int depth, CancellationToken cancellationToken)
+    {
+        if (!MediaTypes.IsIndex(manifest.MediaType))
+        {
+            manifests.Add(manifest);
+            return;
+        }
+
+        if (depth >= MaxIndexDepth)
+        {
+            throw new PrefetchException($"index {manifest.Digest} nests indexes deeper than {MaxIndexDepth}");
+        }
+
+        manifests.Add(manifest);
+        using var document = Parse(manifest);
+        var entries = document.RootElement.TryGetProperty("manifests", out var list) && list.ValueKind == JsonValueKind.Array ? list.EnumerateArray().ToList() : [];
+        var selected = entries.Where(platforms.Matches).ToList();
+        if (selected.Count == 0)
+        {
+            var available = string.Join(", ", entries.Select(PlatformFilter.Describe).Distinct(StringComparer.Ordinal));
+            throw new PrefetchException($"no manifest for {platforms} in the index (it has: {(available.Length == 0 ? "nothing" : available)}); try --platform all");
+        }
+
+        foreach (var entry in selected)
+        {
+            var digest = DigestOf(entry) ?? throw new PrefetchException($"index {manifest.Digest} lists an entry without a valid digest");
+            await ExpandAsync(image, await FetchManifestAsync(image, digest, cancellationToken), manifests, depth + 1, cancellationToken);
+        }
+    }
+
+    private async Task<Manifest> FetchManifestAsync(ImageReference image, string reference, CancellationToken cancellationToken)
+    {
+        using var response = await client.SendAsync(image, $"/v2/{image.Repository}/manifests/{reference}", s_accept, cancellationToken);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new PrefetchException(response.StatusCode == HttpStatusCode.NotFound
+                ? $"manifest {reference} not found in {image.Registry}/{image.Repository}"
+                : $"manifest {reference}: {image.Registry} answered {(int)response.StatusCode} {response.ReasonPhrase}{await ErrorTextAsync(response, cancellationToken)}");
+        }
+
+        if (response.Content.Headers.ContentLength > MaxManifestBytes)
+        {
+            throw new PrefetchException($"manifest {reference} is larger than {MaxManifestBytes >> 20} MiB");
+        }
+
+        var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+        var digest = Digest.Compute(bytes);
+        var announced = response.Headers.TryGetValues("Docker-Content-Digest", out var values) ? values.FirstOrDefault() : null;
+        var expected = Digest.TryParse(reference, out var byDigest) ? byDigest : Digest.TryParse(announced, out var parsed) ? parsed : (Digest?)null;
+        if (expected is { } wanted && wanted.Algorithm != digest.Algorithm)
+        {
+            digest = Digest.Compute(bytes, wanted.Algorithm);
+        }
+
+        if (expected is { } check && check != digest)
+        {
+            throw new PrefetchException($"manifest {reference} hashes to {digest}, not {check}");
+        }
+
+        var manifest = new Manifest(digest.ToString(), response.Content.Headers.ContentType?.MediaType ?? "", bytes);
+        using (var document = Parse(manifest))
+        {
+            if (document.RootElement.TryGetProperty("mediaType", out var type) && type.ValueKind == JsonValueKind.String && !MediaTypes.IsManifest(manifest.MediaType))
+            {
+                manifest = manifest with { MediaType = type.GetString() ?? "" };
+            }
+
+            if (document.RootElement.TryGetProperty("schemaVersion", out var version) && version.ValueKind == JsonValueKind.Number && version.GetInt32() == 1)
+            {
+                throw new PrefetchException($"manifest {reference} is Docker schema 1, which is not supported");
+            }
+        }
+
+        progress.ManifestFetched(image, manifest.Digest, manifest.MediaType, bytes.Length, ResultOf(response));
+        return manifest;
+    }
+
+    private async Task<long> FetchBlobAsync(ImageReference image, BlobDescriptor blob, CancellationToken cancellationToken)
+    {
+        progress.BlobStarted(blob.Digest, blob.Kind, blob.Size);
+        using var response = await client.SendAsync(image, $"/v2/{image.Repository}/blobs/{blob.Digest}", accept: null, cancellationToken);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new PrefetchException($"{blob.Kind} {blob.Digest}: {image.Registry} answered {(int)response.StatusCode} {response.ReasonPhrase}{await ErrorTextAsync(response, cancellationToken)}");
+        }
+
+        Digest.TryParse(blob.Digest, out var digest);
+        using var hash = digest.CreateHash();
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        long total = 0;
+        try
+        {
+            using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+            while (true)
+            {
+                stall.CancelAfter(s_stallTimeout);
+                int read;
+                try
+                {
+                    read = await body.ReadAsync(buffer, stall.Token);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new PrefetchException($"{blob.Kind} {blob.Digest}: nothing received for {s_stallTimeout.TotalSeconds:0} s after {total} bytes");
+                }
+                catch (Exception ex) when (ex is IOException or HttpRequestException)
+                {
+                    throw new PrefetchException($"{blob.Kind} {blob.Digest}: the download broke after {total} bytes: {ex.Message}");
+                }
+
+                if (read == 0)
+                {
+                    break;
+                }
+
+                hash.AppendData(buffer, 0, read);
+                total += read;
+                progress.BlobProgress(blob.Digest, total);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        if ((blob.Size >= 0 && total != blob.Size) || !digest.Matches(hash.GetHashAndReset()))
+        {
+            throw new PrefetchException($"{blob.Kind} {blob.Digest}: received {total} bytes that do not match the digest (expected {blob.Size} bytes)");
+        }
+
+        progress.BlobCompleted(blob.Digest, total, ResultOf(response));
+        return total;
+    }
+
+    /// <summary>The config and layers of an image manifest; foreign (non-distributable) layers are skipped.</summary>
+    private static IEnumerable<BlobDescriptor> BlobsOf(ImageReference image, Manifest manifest)
+    {
+        if (MediaTypes.IsIndex(manifest.MediaType))
+        {
+            return [];
+        }
+
+        using var document = Parse(manifest);
+        var blobs = new List<BlobDescriptor>();
+        var root = document.RootElement;
+        if (root.TryGetProperty("config", out var config) && config.ValueKind == JsonValueKind.Object)
+        {
+            blobs.Add(Descriptor(manifest, config, "config"));
+        }
+
+        if (root.TryGetProperty("layers", out var layers) && layers.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var layer in layers.EnumerateArray())
+            {
+                var type = layer.TryGetProperty("mediaType", out var mediaType) ? mediaType.GetString() ?? "" : "";
+                if (!type.Contains("foreign", StringComparison.Ordinal) && !type.Contains("nondistributable", StringComparison.Ordinal))
+                {
+                    blobs.Add(Descriptor(manifest, layer, "layer"));
+                }
+            }
+        }
+
+        return blobs;
+    }
+
+    private static BlobDescriptor Descriptor(Manifest manifest, JsonElement element, string kind) =>
+        new(DigestOf(element) ?? throw new PrefetchException($"manifest {manifest.Digest} has a {kind} without a valid digest"),
+            element.TryGetProperty("size", out var size) && size.TryGetInt64(out var bytes) ? bytes : -1,
+            kind);
+
+    private static string? DigestOf(JsonElement descriptor) =>
+        descriptor.ValueKind == JsonValueKind.Object && descriptor.TryGetProperty("digest", out var value) && value.ValueKind == JsonValueKind.String
+            && Digest.TryParse(value.GetString(), out var digest)
+            ? digest.ToString()
+            : null;
+
+    private static JsonDocument Parse(Manifest manifest)
+    {
+        try
+        {
+            return JsonDocument.Parse(manifest.Bytes);
+        }
+        catch (JsonException)
+        {
+            throw new PrefetchException($"manifest {manifest.Digest} is not JSON");
+        }
+    }
+
+    private static string? ResultOf(HttpResponseMessage response) =>
+        response.Headers.TryGetValues("X-MitmCache", out var values) ? values.FirstOrDefault() : null;
+
+    /// <summary>The start of a registry error body, for messages (": NAME_UNKNOWN ...").</summary>
+    private static async Task<string> ErrorTextAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            text = text.ReplaceLineEndings(" ").Trim();
+            return text.Length == 0 ? "" : ": " + (text.Length > 200 ? text[..200] + "..." : text);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            return "";
+        }
+    }
+
+    private sealed record Manifest(string Digest, string MediaType, byte[] Bytes);
+
+    private sealed record BlobDescriptor(string Digest, long Size, string Kind);
+}

@@ -1,0 +1,89 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using MitmCache.Caching;
+using MitmCache.Configuration;
+using MitmCache.Diagnostics;
+using Serilog.Extensions.Logging;
+
+namespace MitmCache.Cli;
+
+/// <summary>
+/// The cache operations on the data directory of a stopped proxy: the real <see cref="BlobCache"/> and
+/// index, opened in this process (which also runs the start-up repair). Only one process may have the
+/// index open, so this fails while a proxy uses the directory.
+/// </summary>
+internal sealed class DataDirectoryCache : ICacheOperations
+{
+    private readonly Serilog.Core.Logger _log;
+    private readonly SerilogLoggerFactory _loggers;
+    private readonly BlobCache _cache;
+    private readonly CacheAdmin _admin;
+
+    private DataDirectoryCache(string dataDirectory, Serilog.Core.Logger log, SerilogLoggerFactory loggers, BlobCache cache, CacheAdmin admin)
+    {
+        Source = $"the data directory {dataDirectory}";
+        _log = log;
+        _loggers = loggers;
+        _cache = cache;
+        _admin = admin;
+    }
+
+    public string Source { get; }
+
+    /// <exception cref="CliException">There is no cache there, or another process has it open.</exception>
+    public static DataDirectoryCache Open(string dataDirectory)
+    {
+        if (!File.Exists(Path.Combine(dataDirectory, "index.db")))
+        {
+            throw new CliException($"there is no cache in {dataDirectory} (no index.db)");
+        }
+
+        var settings = new ProxySettings
+        {
+            Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            DataDirectory = dataDirectory,
+            Intercept = [],
+            AllowedPorts = new HashSet<int>(),
+        };
+        var log = Logging.Create(json: false, Serilog.Events.LogEventLevel.Warning);
+        var loggers = new SerilogLoggerFactory(log);
+        var metrics = new CacheMetrics(); // nothing reads them: live counters are the running proxy's
+        BlobCache cache;
+        try
+        {
+            cache = new BlobCache(settings, TimeProvider.System, metrics, loggers.CreateLogger<BlobCache>());
+        }
+        catch (Exception ex) when (ex is CacheLockedException or CacheUnavailableException or IOException or LiteDB.LiteException or UnauthorizedAccessException)
+        {
+            loggers.Dispose();
+            log.Dispose();
+            throw new CliException(ex switch
+            {
+                CacheLockedException => $"{ex.Message}; give that proxy's address with --proxy",
+                CacheUnavailableException => ex.InnerException?.Message is { } reason ? $"cannot open the cache in {dataDirectory}: {reason}" : ex.Message,
+                _ => $"cannot open the cache in {dataDirectory}: {ex.Message}",
+            });
+        }
+
+        var admin = new CacheAdmin(cache, metrics, settings, live: false, loggers.CreateLogger<CacheAdmin>());
+        return new DataDirectoryCache(dataDirectory, log, loggers, cache, admin);
+    }
+
+    public Task<CacheStats> StatsAsync(int top, CancellationToken cancellationToken) => Task.FromResult(_admin.Stats(top));
+
+    public Task<IReadOnlyList<CacheEntry>> ListAsync(string? registry, string? repository, CancellationToken cancellationToken) =>
+        Task.FromResult(_admin.List(registry, repository));
+
+    public Task<PruneReport> PruneAsync(TimeSpan? olderThan, long? maxBytes, bool dryRun, CancellationToken cancellationToken) =>
+        Task.FromResult(_admin.Prune(olderThan, maxBytes, dryRun));
+
+    public Task<VerifyReport> VerifyAsync(bool delete, CancellationToken cancellationToken) =>
+        Task.FromResult(_admin.Verify(delete, cancellationToken));
+
+    public void Dispose()
+    {
+        _cache.Dispose();
+        _loggers.Dispose();
+        _log.Dispose();
+    }
+}
