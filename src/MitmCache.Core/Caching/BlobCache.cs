@@ -118,13 +118,10 @@ internal sealed class BlobCache : IDisposable
     public void Quarantine(Digest digest)
     {
         _logger.BlobCorrupt(digest.ToString());
-        var record = Index.FindBlob(digest.ToString());
-        _store.Delete(digest);
-        Index.DeleteBlob(digest.ToString());
-        Index.DeleteTagsPointingTo(digest.ToString());
-        if (record is not null)
+        var size = Index.FindBlob(digest.ToString())?.Size ?? 0;
+        if (Remove(digest))
         {
-            Interlocked.Add(ref _totalBytes, -record.Size);
+            _metrics.Evicted(size, CacheMetrics.EvictedAsCorrupt);
         }
     }
 
