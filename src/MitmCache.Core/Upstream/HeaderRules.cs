@@ -29,10 +29,13 @@ internal static class HeaderRules
             message.Content = new StreamContent(request.Body, StreamCopier.BufferSize);
         }
 
-        var connectionTokens = request.Headers.Connection.ToString();
+        // Headers the client named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
+        var connectionTokens = request.Headers.Connection.ToString()
+            .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .ToHashSet(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, values) in request.Headers)
         {
-            if (IsHopByHop(name) || connectionTokens.Contains(name, StringComparison.OrdinalIgnoreCase))
+            if (IsHopByHop(name) || connectionTokens.Contains(name))
             {
                 continue;
             }
