@@ -13,8 +13,8 @@ internal sealed class BlobStore
     {
         BlobRoot = Path.GetFullPath(Path.Combine(dataDirectory, "blobs")) + Path.DirectorySeparatorChar;
         TempRoot = Path.GetFullPath(Path.Combine(dataDirectory, "tmp")) + Path.DirectorySeparatorChar;
-        Directory.CreateDirectory(BlobRoot);
-        Directory.CreateDirectory(TempRoot);
+        CreatePrivateDirectory(BlobRoot);
+        CreatePrivateDirectory(TempRoot);
     }
 
     public string BlobRoot { get; }
@@ -38,8 +38,24 @@ internal sealed class BlobStore
     public void Commit(string tempPath, Digest digest)
     {
         var path = PathOf(digest);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        CreatePrivateDirectory(Path.GetDirectoryName(path)!);
         File.Move(tempPath, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// Cached layers may be private images: directories the cache creates are owner-only (0700),
+    /// so other local users cannot read them whatever the umask.
+    /// </summary>
+    public static void CreatePrivateDirectory(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+        }
+        else if (!Directory.Exists(path))
+        {
+            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
     }
 
     public bool Delete(Digest digest)

@@ -38,7 +38,7 @@ public sealed class ProxyHost : IAsyncDisposable
     public static async Task<ProxyHost> StartAsync(ProxySettings settings, Serilog.ILogger log, CancellationToken cancellationToken = default)
     {
         var time = TimeProvider.System;
-        Directory.CreateDirectory(settings.DataDirectory);
+        BlobStore.CreatePrivateDirectory(settings.DataDirectory);
         var authority = CertificateAuthority.LoadOrCreate(settings.CaDirectory, time, out var created);
         log.Information(created ? "Created root CA {Fingerprint} in {Directory}" : "Loaded root CA {Fingerprint} from {Directory}",
             authority.Sha256Fingerprint, settings.CaDirectory);

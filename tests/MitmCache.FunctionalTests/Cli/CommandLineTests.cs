@@ -102,5 +102,9 @@ public sealed class CommandLineTests
 
         Assert.Equal(served, exported.StdOut);
         Assert.Equal("ok\n", await http.GetStringAsync($"{proxy.Url}/healthz"));
+        const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        Assert.Equal(ownerOnly, File.GetUnixFileMode(dir.Combine("data")));
+        Assert.Equal(ownerOnly, File.GetUnixFileMode(dir.Combine("data", "blobs")));
+        Assert.Equal(ownerOnly, File.GetUnixFileMode(dir.Combine("data", "tmp")));
     }
 }
