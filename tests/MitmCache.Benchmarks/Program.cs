@@ -42,6 +42,12 @@ internal static class Program
         var failures = 0;
         await using (var world = await BenchWorld.StartAsync(options))
         {
+            if (options.HoldSeconds is { } hold)
+            {
+                await ProfileHold.RunAsync(world, hold);
+                return 0;
+            }
+
             foreach (var (number, name, run) in Scenarios.Where(s => options.Runs(s.Number)))
             {
                 Console.Error.WriteLine($"[{clock.Elapsed:mm\\:ss}] scenario {number}: {name}");

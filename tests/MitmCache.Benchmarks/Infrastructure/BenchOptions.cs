@@ -17,6 +17,9 @@ internal sealed record BenchOptions
     /// <summary>Smaller sizes and counts, for trying the harness out (not for reporting).</summary>
     public bool Quick { get; init; }
 
+    /// <summary>Set up, print how to reach the proxy and peers, and wait this long (for profiling by hand); no scenarios.</summary>
+    public int? HoldSeconds { get; init; }
+
     /// <summary>Where the markdown table is also written.</summary>
     public string? Output { get; init; }
 
@@ -28,6 +31,7 @@ internal sealed record BenchOptions
         var repetitions = 3;
         var only = new HashSet<int>();
         var quick = false;
+        int? hold = null;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -48,11 +52,14 @@ internal sealed record BenchOptions
                 case "--quick":
                     quick = true;
                     break;
+                case "--hold":
+                    hold = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
                 case "--output":
                     output = args[++i];
                     break;
                 default:
-                    throw new ArgumentException($"unknown argument {args[i]}; usage: --proxy mitmcache.dll [--reps N] [--only 1,2,...] [--quick] [--output FILE]");
+                    throw new ArgumentException($"unknown argument {args[i]}; usage: --proxy mitmcache.dll [--reps N] [--only 1,2,...] [--quick] [--output FILE] [--hold SECONDS]");
             }
         }
 
@@ -61,6 +68,6 @@ internal sealed record BenchOptions
             throw new ArgumentException($"--proxy must name the built mitmcache.dll (got '{proxy}')");
         }
 
-        return new BenchOptions { ProxyDll = Path.GetFullPath(proxy), Repetitions = repetitions, Only = only, Quick = quick, Output = output };
+        return new BenchOptions { ProxyDll = Path.GetFullPath(proxy), Repetitions = repetitions, Only = only, Quick = quick, Output = output, HoldSeconds = hold };
     }
 }

@@ -21,7 +21,7 @@ internal static class IndexScaleScenario
     public static Task RunAsync(BenchWorld world, ResultTable table)
     {
         var total = world.Options.Quick ? 100_000 : 1_000_000;
-        var single = world.Options.Quick ? 10_000 : 50_000;
+        var single = world.Options.Quick ? 10_000 : 20_000;
         var dir = world.Dir.Combine("index");
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, "index.db");
