@@ -99,7 +99,7 @@ internal static class RegistryResponses
             return 0;
         }
 
-        var (outcome, sent) = await BlobReader.CopyAsync(file, start, length, response.Body, fill, context.RequestAborted);
+        var (outcome, sent) = await BlobReader.CopyAsync(file, start, length, response.BodyWriter, fill, context.RequestAborted);
         if (outcome == ReadOutcome.SourceFailed)
         {
             context.Abort();
