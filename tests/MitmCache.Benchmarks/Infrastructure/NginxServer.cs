@@ -60,6 +60,22 @@ internal sealed class NginxServer : IDisposable
         File.CreateSymbolicLink(link, file);
     }
 
+    /// <summary>User + system CPU time of the master and its worker processes so far.</summary>
+    public TimeSpan CpuTime()
+    {
+        var master = _process.Pid;
+        var total = ProcStat.CpuTime(master);
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(dir), out var pid) && pid != master && ProcStat.ParentOf(pid) == master)
+            {
+                total += ProcStat.CpuTime(pid);
+            }
+        }
+
+        return total;
+    }
+
     private async Task<bool> WaitListeningAsync()
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);

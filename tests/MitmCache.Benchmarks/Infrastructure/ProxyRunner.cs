@@ -104,13 +104,7 @@ internal sealed class ProxyRunner : IDisposable
     public void ResetPeak() => File.WriteAllText($"/proc/{Pid}/clear_refs", "5");
 
     /// <summary>User + system CPU time the proxy has used so far (from /proc/PID/stat).</summary>
-    public TimeSpan CpuTime()
-    {
-        var stat = File.ReadAllText($"/proc/{Pid}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-        return TimeSpan.FromSeconds(ticks / 100.0); // USER_HZ is 100 on Linux
-    }
+    public TimeSpan CpuTime() => ProcStat.CpuTime(Pid);
 
     private static long Kilobytes(string line) =>
         long.Parse(line.Split(':', 2)[1].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
