@@ -19,17 +19,22 @@ internal static class ColdMissScenario
         var blob = await world.BlobAsync(WarmHitScenario.Name, size);
         var url = world.BlobUrl(WarmHitScenario.Name, blob);
         var warmup = await world.BlobAsync("warmup", 64L << 20);
+        var registryPid = ProcStat.FindByCommandLine(Path.Combine(Path.GetDirectoryName(world.Registry.StorageRoot)!, "config.yml"));
         foreach (var http2 in new[] { false, true })
         {
-            List<double> direct = [], mitm = [];
+            List<double> direct = [], mitm = [], directCpu = [], mitmCpu = [];
             for (var rep = 0; rep < world.Options.Repetitions; rep++)
             {
+                var before = ProcStat.CpuTime(registryPid);
                 direct.Add((await CurlFetch.GetCheckedAsync(url, world.RegistryRoute, http2, size)).SpeedBytesPerSecond);
+                directCpu.Add((ProcStat.CpuTime(registryPid) - before).TotalSeconds);
                 var proxy = await world.StartProxyAsync();
                 try
                 {
                     await CurlFetch.GetCheckedAsync(world.BlobUrl("warmup", warmup), CurlRoute.ViaProxy(proxy), http2, warmup.Size);
+                    var proxyBefore = proxy.CpuTime();
                     mitm.Add((await CurlFetch.GetCheckedAsync(url, CurlRoute.ViaProxy(proxy), http2, size)).SpeedBytesPerSecond);
+                    mitmCpu.Add((proxy.CpuTime() - proxyBefore).TotalSeconds);
                 }
                 finally
                 {
@@ -39,6 +44,9 @@ internal static class ColdMissScenario
 
             double m = Stats.Median(mitm), d = Stats.Median(direct);
             table.AddRatio($"2 cold miss {label}", $"{(http2 ? "HTTP/2" : "HTTP/1.1")} MB/s vs direct from registry", Stats.Mb(m), Stats.Mb(d) + " (direct)", m / d, atLeast: 0.9);
+            double mc = Stats.Median(mitmCpu), dc = Stats.Median(directCpu);
+            table.Add(new ResultRow($"2 cold miss {label}", $"{(http2 ? "HTTP/2" : "HTTP/1.1")} CPU s per transfer: proxy vs the registry serving curl directly", $"{mc:0.00} s",
+                $"{dc:0.00} s (registry)", $"{ResultTable.F(mc / dc)}× CPU", "—", "—"));
             if (!http2)
             {
                 var (write, sync) = DiskFloor(world, size);
