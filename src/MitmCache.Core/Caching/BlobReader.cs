@@ -1,4 +1,4 @@
-using System.Buffers;
+using System.IO.Pipelines;
 using Microsoft.Win32.SafeHandles;
 
 namespace MitmCache.Caching;
@@ -17,19 +17,43 @@ internal enum ReadOutcome
 /// <summary>
 /// Copies a byte range of a blob file to a client, either a committed file or a fill's growing temp
 /// file, in which case it waits for bytes as they land. A slow client falls behind in the file, never
-/// in memory: the only buffer is one pooled 64 KiB block.
+/// in memory: file bytes are read straight into the response pipe's own buffer (no copy of our own),
+/// one chunk at a time, and the next read waits for the pipe to drain. A reader following a fill
+/// sends every byte as soon as it lands, but the last.
 /// </summary>
 internal static class BlobReader
 {
     private const int ChunkSize = 64 * 1024;
 
-    /// <param name="verify">For a whole committed file: hash it while sending and check the digest
-    /// before the last chunk goes out, so a file altered on disk never arrives complete.</param>
+    /// <summary>The same copy to a plain stream (flushed after every chunk).</summary>
     public static async Task<(ReadOutcome Outcome, long Bytes)> CopyAsync(
         SafeFileHandle file, long start, long length, Stream output, BlobFill? fill, CancellationToken cancellationToken,
         Registry.Digest? verify = null)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        var writer = PipeWriter.Create(output, new StreamPipeWriterOptions(leaveOpen: true));
+        try
+        {
+            return await CopyAsync(file, start, length, writer, fill, cancellationToken, verify);
+        }
+        finally
+        {
+            try
+            {
+                await writer.CompleteAsync();
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
+            {
+                // The stream already failed; the outcome says so.
+            }
+        }
+    }
+
+    /// <param name="verify">For a whole committed file: hash it while sending and check the digest
+    /// before the last chunk goes out, so a file altered on disk never arrives complete.</param>
+    public static async Task<(ReadOutcome Outcome, long Bytes)> CopyAsync(
+        SafeFileHandle file, long start, long length, PipeWriter output, BlobFill? fill, CancellationToken cancellationToken,
+        Registry.Digest? verify = null)
+    {
         using var hash = verify?.CreateHash();
         long sent = 0;
         try
@@ -69,7 +93,17 @@ internal static class BlobReader
                 }
 
                 var want = (int)Math.Min(ChunkSize, canSend);
-                var read = await RandomAccess.ReadAsync(file, buffer.AsMemory(0, want), position, cancellationToken);
+                Memory<byte> target;
+                try
+                {
+                    target = output.GetMemory(want)[..want];
+                }
+                catch (InvalidOperationException)
+                {
+                    return (ReadOutcome.ClientGone, sent); // the response was completed under us
+                }
+
+                var read = await RandomAccess.ReadAsync(file, target, position, cancellationToken);
                 if (read == 0)
                 {
                     // End of file: expected only when the length was unknown and the fill is done.
@@ -78,16 +112,18 @@ internal static class BlobReader
 
                 if (hash is not null)
                 {
-                    hash.AppendData(buffer, 0, read);
+                    hash.AppendData(target.Span[..read]);
                     if (sent + read == length && !verify!.Value.Matches(hash.GetHashAndReset()))
                     {
-                        return (ReadOutcome.Corrupt, sent);
+                        return (ReadOutcome.Corrupt, sent); // the last chunk is never advanced
                     }
                 }
 
+                FlushResult flush;
                 try
                 {
-                    await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                    output.Advance(read);
+                    flush = await output.FlushAsync(cancellationToken);
                 }
                 catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
                 {
@@ -95,6 +131,10 @@ internal static class BlobReader
                 }
 
                 sent += read;
+                if ((flush.IsCanceled || flush.IsCompleted) && sent < length)
+                {
+                    return (ReadOutcome.ClientGone, sent); // the client's side of the pipe is gone
+                }
             }
 
             return (ReadOutcome.Completed, sent);
@@ -106,10 +146,6 @@ internal static class BlobReader
         catch (OperationCanceledException)
         {
             return (ReadOutcome.ClientGone, sent);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 }

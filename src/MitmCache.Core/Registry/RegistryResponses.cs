@@ -141,7 +141,7 @@ internal static class RegistryResponses
         }
 
         Digest? check = verify && fill is null && start == 0 && length == size && Digest.TryParse(digest, out var parsed) ? parsed : null;
-        var (outcome, sent) = await BlobReader.CopyAsync(file, start, length, response.Body, fill, context.RequestAborted, check);
+        var (outcome, sent) = await BlobReader.CopyAsync(file, start, length, response.BodyWriter, fill, context.RequestAborted, check);
         return new(outcome, start, length, sent);
     }
 }

@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using MitmCache.Benchmarks.Infrastructure;
+using MitmCache.Tests.Common;
+
+namespace MitmCache.Benchmarks.Scenarios;
+
+/// <summary>
+/// 4. N clients (20, 100) start together on one cold 256 MiB blob. Counted from the registry's access
+/// log: upstream blob GETs (must be 1). Timed: wall time until the last client has the whole blob,
+/// against one client alone on a cold proxy. For scale, also the same N clients on the now warm blob
+/// (pure serving, no upstream; 20 only, to stay within the time budget), and distribution's pull-through cache with N clients on a cold blob.
+/// </summary>
+internal static class ConcurrencyScenario
+{
+    private const string Name = "c256";
+
+    public static async Task RunAsync(BenchWorld world, ResultTable table)
+    {
+        var size = world.Options.Quick ? 64L << 20 : 256L << 20;
+        var blob = await world.BlobAsync(Name, size);
+        var url = world.BlobUrl(Name, blob);
+        var path = $"/blobs/{blob.Digest}";
+        var label = $"4 concurrency cold {size >> 20} MiB";
+
+        // One client alone, cold: the reference wall time.
+        List<double> alone = [];
+        for (var rep = 0; rep < world.Options.Repetitions; rep++)
+        {
+            alone.Add((await ColdRunAsync(world, url, size, 1, warmToo: false)).Cold);
+        }
+
+        var single = Stats.Median(alone);
+        foreach (var clients in world.Options.Quick ? new[] { 20 } : new[] { 20, 100 })
+        {
+            world.Registry.ClearAccessLog();
+            var (cold, warm) = await ColdRunAsync(world, url, size, clients, warmToo: clients <= 20);
+            var fetches = await world.Registry.WaitForRequestsAsync("GET", path, 1);
+            await Task.Delay(500);
+            fetches = world.Registry.CountRequests("GET", path);
+            var heads = world.Registry.CountRequests("HEAD", path);
+            table.Add(new ResultRow(label, $"{clients} clients: upstream blob GETs (HEAD probes)", $"{fetches} ({heads})", "—", "—", "= 1",
+                fetches == 1 ? "holds" : "MISS"));
+            table.AddRatio(label, $"{clients} clients: wall s vs 1 client alone", Seconds(cold), Seconds(single) + " (1 client)", cold / single, atMost: 1.2);
+            if (!double.IsNaN(warm))
+            {
+                table.AddRatio(label, $"{clients} clients: cold wall s vs same {clients} warm", Seconds(cold), Seconds(warm) + $" ({clients} warm)", cold / warm);
+            }
+        }
+
+        // The peer: distribution's pull-through cache, N clients on a cold blob.
+        var peerClients = 20;
+        using var peer = await PullThroughRegistry.StartAsync(world.Pki, world.Dir.Combine("pullthrough-cold"), world.Registry);
+        world.Registry.ClearAccessLog();
+        var peerUrl = $"https://{Hosts.Registry}:{peer.Port}/v2/{BenchWorld.Repository(Name)}/blobs/{blob.Digest}";
+        var peerRoute = CurlRoute.Direct(world.Pki.CaCertPath, Hosts.Registry, peer.Port, peer.Port);
+        var peerWall = await ManyAsync(peerUrl, peerRoute, size, peerClients);
+        await Task.Delay(1000);
+        var peerFetches = world.Registry.CountRequests("GET", path);
+        table.Add(new ResultRow(label, $"{peerClients} clients: upstream blob GETs, distribution pull-through", $"{peerFetches}", "—", "—", "—", "—"));
+        table.Note($"distribution pull-through, {peerClients} clients on the cold blob: {peerWall:0.00} s wall, {peerFetches} upstream GETs of the blob.");
+    }
+
+    /// <summary>A fresh proxy; the manifest first (as a client would), then N clients at once; optionally N again, warm.</summary>
+    private static async Task<(double Cold, double Warm)> ColdRunAsync(BenchWorld world, string url, long size, int clients, bool warmToo)
+    {
+        var proxy = await world.StartProxyAsync();
+        try
+        {
+            await world.ResolveManifestAsync(proxy, Name);
+            var cold = await ManyAsync(url, CurlRoute.ViaProxy(proxy), size, clients);
+            var warm = warmToo ? await ManyAsync(url, CurlRoute.ViaProxy(proxy), size, clients) : double.NaN;
+            return (cold, warm);
+        }
+        finally
+        {
+            BenchWorld.DiscardProxy(proxy);
+        }
+    }
+
+    /// <summary>N curl processes started together (HTTP/1.1, as Go clients pull); seconds until all are done.</summary>
+    public static async Task<double> ManyAsync(string url, CurlRoute route, long size, int clients)
+    {
+        var clock = Stopwatch.StartNew();
+        var results = await Task.WhenAll(Enumerable.Range(0, clients).Select(_ => CurlFetch.GetAsync(url, route, http2: false, size)));
+        var elapsed = clock.Elapsed.TotalSeconds;
+        var failed = results.Where(r => !r.Ok).ToList();
+        return failed.Count == 0 ? elapsed : throw new InvalidOperationException($"{failed.Count} of {clients} clients failed: {failed[0].Error}");
+    }
+
+    private static string Seconds(double s) => s.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) + " s";
+}

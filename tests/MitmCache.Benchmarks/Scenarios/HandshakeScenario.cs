@@ -1,0 +1,68 @@
+using System.Security.Cryptography.X509Certificates;
+using MitmCache.Benchmarks.Infrastructure;
+using MitmCache.Tests.Common;
+
+namespace MitmCache.Benchmarks.Scenarios;
+
+/// <summary>
+/// 5. Connection set-up rate, each request a new TCP connection and a full TLS handshake: nginx TLS direct
+/// with a small GET, against the proxy (CONNECT + TLS + GET of the same small file as a cached blob).
+/// Then the rate when every connection names a new host under <c>*.bench.test</c>, so each one mints a
+/// leaf: with a GET (forwarded to nginx, which adds the proxy's own upstream handshake) and handshake only.
+/// </summary>
+internal static class HandshakeScenario
+{
+    private const string Name = "small";
+    private const int Concurrency = 4;
+
+    public static async Task RunAsync(BenchWorld world, ResultTable table)
+    {
+        var blob = await world.BlobAsync(Name, 4096);
+        using var proxy = await world.StartProxyAsync();
+        await world.ResolveManifestAsync(proxy, Name);
+        var blobPath = $"/v2/{BenchWorld.Repository(Name)}/blobs/{blob.Digest}";
+        await CurlFetch.GetCheckedAsync(world.BlobUrl(Name, blob), CurlRoute.ViaProxy(proxy), http2: false, blob.Size);
+
+        var proxyRoot = X509CertificateLoader.LoadCertificateFromFile(proxy.CaPath);
+        var nginx = new HandshakeRequest(null, world.Nginx.Port, Hosts.Registry, "/" + Name, world.Pki.CaCertificate);
+        var sameHost = new HandshakeRequest(proxy.Port, world.Registry.Port, Hosts.Registry, blobPath, proxyRoot);
+        var sameHostTls = sameHost with { Path = null };
+        var newHost = new HandshakeRequest(proxy.Port, 443, "g{0}." + BenchWorld.BenchDomain, "/" + Name, proxyRoot);
+        var newHostTls = new HandshakeRequest(proxy.Port, 443, "t{0}." + BenchWorld.BenchDomain, null, proxyRoot);
+
+        var perRound = world.Options.Quick ? 100 : 500;
+        var rounds = world.Options.Repetitions;
+        var newPerRound = world.Options.Quick ? 50 : 300; // names stay under the leaf cache's 1,024 hosts
+        int gNext = 0, tNext = 0;
+
+        // Warm-up: JIT, thread pool, the proxy's upstream pool.
+        await HandshakeClient.RunAsync(nginx, 0, 100, Concurrency);
+        await HandshakeClient.RunAsync(sameHost, 0, 100, Concurrency);
+        await HandshakeClient.RunAsync(newHost, gNext, 20, Concurrency);
+        gNext += 20;
+        await HandshakeClient.RunAsync(newHostTls, tNext, 20, Concurrency);
+        tNext += 20;
+
+        List<double> nginxRate = [], sameRate = [], sameTlsRate = [], newRate = [], newTlsRate = [];
+        for (var round = 0; round < rounds; round++)
+        {
+            nginxRate.Add(await HandshakeClient.RunAsync(nginx, 0, perRound, Concurrency));
+            sameRate.Add(await HandshakeClient.RunAsync(sameHost, 0, perRound, Concurrency));
+            newRate.Add(await HandshakeClient.RunAsync(newHost, gNext, newPerRound, Concurrency));
+            gNext += newPerRound;
+            sameTlsRate.Add(await HandshakeClient.RunAsync(sameHostTls, 0, perRound, Concurrency));
+            newTlsRate.Add(await HandshakeClient.RunAsync(newHostTls, tNext, newPerRound, Concurrency));
+            tNext += newPerRound;
+        }
+
+        double n = Stats.Median(nginxRate), s = Stats.Median(sameRate), st = Stats.Median(sameTlsRate);
+        double g = Stats.Median(newRate), t = Stats.Median(newTlsRate);
+        const string Label = "5 handshakes";
+        table.AddRatio(Label, "new conn + CONNECT + TLS + 4 KiB GET, req/s vs nginx TLS + GET", R(s), R(n) + " (nginx)", s / n, atLeast: 0.9);
+        table.AddRatio(Label, "new host each time (leaf minted) + GET via upstream, req/s vs nginx", R(g), R(n) + " (nginx)", g / n);
+        table.AddRatio(Label, "new host each time, CONNECT + TLS only, req/s vs same host", R(t), R(st) + " (same host)", t / st);
+        table.Note($"handshakes: {Concurrency} connections at a time, TLS resumption off in the client, {perRound}×{rounds} requests per mode interleaved with nginx ({newPerRound}×{rounds} new hosts).");
+    }
+
+    private static string R(double rate) => rate.ToString("0", System.Globalization.CultureInfo.InvariantCulture);
+}

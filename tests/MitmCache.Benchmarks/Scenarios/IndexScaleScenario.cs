@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using LiteDB;
+using MitmCache.Benchmarks.Infrastructure;
+using MitmCache.Caching;
+
+namespace MitmCache.Benchmarks.Scenarios;
+
+/// <summary>
+/// 7. The LiteDB index at 1M blob records, through the real <see cref="CacheIndex"/>: the insert rate of
+/// the product path (one <see cref="CacheIndex.UpsertBlob"/> per committed blob), lookups
+/// (<see cref="CacheIndex.FindBlob"/>, p50/p99 of single calls), the time to open the index and to run
+/// the index scans that start-up repair does, and the file size.
+/// </summary>
+/// <remarks>
+/// Only the first records go in one upsert at a time (that is the rate a proxy sees); the rest are bulk
+/// loaded with LiteDB's InsertBulk into the same collection, or 1M single upserts alone would take minutes.
+/// </remarks>
+internal static class IndexScaleScenario
+{
+    public static Task RunAsync(BenchWorld world, ResultTable table)
+    {
+        var total = world.Options.Quick ? 100_000 : 1_000_000;
+        var single = world.Options.Quick ? 10_000 : 20_000;
+        var dir = world.Dir.Combine("index");
+        Directory.CreateDirectory(dir);
+        var path = Path.Combine(dir, "index.db");
+        var now = DateTime.UtcNow;
+        var digests = new string[total];
+        for (var i = 0; i < total; i++)
+        {
+            digests[i] = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(BitConverter.GetBytes(i)));
+        }
+
+        BlobRecord Record(int i) => new()
+        {
+            Id = digests[i],
+            Size = 1_000_000 + i,
+            MediaType = "application/vnd.oci.image.layer.v1.tar+gzip",
+            FirstSeen = now,
+            LastAccess = now.AddSeconds(-i),
+        };
+
+        double insertRate;
+        using (var index = new CacheIndex(path))
+        {
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; i < single; i++)
+            {
+                index.UpsertBlob(Record(i));
+            }
+
+            insertRate = single / clock.Elapsed.TotalSeconds;
+        }
+
+        var bulkClock = Stopwatch.StartNew();
+        using (var raw = new LiteDatabase(new ConnectionString { Filename = path, Connection = ConnectionType.Direct }))
+        {
+            raw.GetCollection<BlobRecord>("blobs").InsertBulk(Enumerable.Range(single, total - single).Select(Record), batchSize: 20_000);
+            raw.Checkpoint();
+        }
+
+        var bulkRate = (total - single) / bulkClock.Elapsed.TotalSeconds;
+
+        var openClock = Stopwatch.StartNew();
+        var opened = new CacheIndex(path);
+        var openMs = openClock.Elapsed.TotalMilliseconds;
+
+        var scanClock = Stopwatch.StartNew();
+        var scanned = opened.AllBlobs().Count();
+        var bytes = opened.TotalBlobBytes();
+        var count = opened.BlobCount();
+        var scanMs = scanClock.Elapsed.TotalMilliseconds;
+        if (scanned != total || count != total || bytes <= 0)
+        {
+            throw new InvalidOperationException($"index holds {scanned}/{count} records, expected {total}");
+        }
+
+        var random = new Random(42);
+        for (var i = 0; i < 2000; i++)
+        {
+            _ = opened.FindBlob(digests[random.Next(total)]);
+        }
+
+        var lookups = world.Options.Quick ? 20_000 : 100_000;
+        var times = new double[lookups];
+        for (var i = 0; i < lookups; i++)
+        {
+            var digest = digests[random.Next(total)];
+            var start = Stopwatch.GetTimestamp();
+            var found = opened.FindBlob(digest);
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            if (found is null)
+            {
+                throw new InvalidOperationException($"lookup of {digest} found nothing");
+            }
+        }
+
+        opened.Dispose();
+        Array.Sort(times);
+        var fileBytes = Directory.GetFiles(dir).Sum(f => new FileInfo(f).Length);
+        var label = $"7 index {total / 1000}k blobs";
+        table.Add(new ResultRow(label, "FindBlob p50 / p99", $"{times[lookups / 2]:0} µs / {Stats.Quantile(times, 0.99):0} µs", "—", "—", "—", "—"));
+        table.Add(new ResultRow(label, "insert rate: single UpsertBlob (product path) / InsertBulk", $"{insertRate:0}/s / {bulkRate:0}/s", "—", "—", "—", "—"));
+        table.Add(new ResultRow(label, "open CacheIndex / start-up scans (AllBlobs, TotalBlobBytes, BlobCount)", $"{openMs:0} ms / {scanMs:0} ms", "—", "—", "—", "—"));
+        table.Add(new ResultRow(label, "index file size", $"{fileBytes / 1e6:0} MB ({(double)fileBytes / total:0} B/record)", "—", "—", "—", "—"));
+        Directory.Delete(dir, recursive: true);
+        return Task.CompletedTask;
+    }
+}
