@@ -418,8 +418,11 @@ internal sealed class BlobCache : IDisposable
     /// <summary>Start-up repair: no temp files, no index entries without files, no files without entries.</summary>
     private void Reconcile()
     {
+        // One pass over the index and one over the files (1M entries: a few seconds, no per-file lookups).
         var swept = _store.SweepTemp();
         var dropped = 0;
+        var indexed = new HashSet<string>(StringComparer.Ordinal);
+        long total = 0;
         foreach (var record in Index.AllBlobs().ToList())
         {
             if (!Digest.TryParse(record.Id, out var digest))
@@ -435,13 +438,19 @@ internal sealed class BlobCache : IDisposable
                 _store.Delete(digest);
                 Index.DeleteBlob(record.Id);
                 dropped++;
+                continue;
             }
+
+            indexed.Add(record.Id);
+            total += record.Size;
         }
+
+        _totalBytes = total;
 
         int adopted = 0, removed = 0;
         foreach (var (digest, path) in _store.EnumerateBlobs())
         {
-            if (Index.FindBlob(digest.ToString()) is not null)
+            if (indexed.Contains(digest.ToString()))
             {
                 continue;
             }
@@ -459,8 +468,7 @@ internal sealed class BlobCache : IDisposable
             }
         }
 
-        _totalBytes = Index.TotalBlobBytes();
-        _logger.Reconciled(swept, dropped, adopted, removed, Index.BlobCount(), _totalBytes);
+        _logger.Reconciled(swept, dropped, adopted, removed, indexed.Count + adopted, _totalBytes);
     }
 
     /// <summary>Re-hashes a stored file; also sniffs a manifest's media type from its JSON.</summary>

@@ -6,7 +6,7 @@ namespace MitmCache.Diagnostics;
 /// <summary>Source-generated log messages. Event IDs are stable: 1xx tunneling, 2xx upstream, 3xx cache, 4xx hosting.</summary>
 internal static partial class Log
 {
-    [LoggerMessage(100, LogLevel.Information, "CONNECT {Target}: {Decision}")]
+    [LoggerMessage(100, LogLevel.Debug, "CONNECT {Target}: {Decision}")]
     public static partial void ConnectDecided(this ILogger logger, string target, PolicyDecision decision);
 
     [LoggerMessage(101, LogLevel.Warning, "Refused client {Client}: not in --allow-client")]
@@ -24,8 +24,11 @@ internal static partial class Log
     [LoggerMessage(105, LogLevel.Warning, "Tunnel to {Target} failed: {Error}")]
     public static partial void TunnelConnectFailed(this ILogger logger, string target, string error);
 
-    [LoggerMessage(106, LogLevel.Debug, "Tunnel to {Target} closed: {BytesSent} bytes sent, {BytesReceived} received")]
+    [LoggerMessage(106, LogLevel.Information, "Tunnel to {Target} closed: {BytesSent} bytes sent, {BytesReceived} received")]
     public static partial void TunnelClosed(this ILogger logger, string target, long bytesSent, long bytesReceived);
+
+    [LoggerMessage(108, LogLevel.Information, "Refused CONNECT {Target}: {Reason}")]
+    public static partial void ConnectRefused(this ILogger logger, string target, string reason);
 
     [LoggerMessage(107, LogLevel.Information, "Refused plain-HTTP proxy request to {Target}: {Reason}")]
     public static partial void PlainRequestRefused(this ILogger logger, string target, string reason);

@@ -119,7 +119,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
     private async Task<RegistryOutcome?> StartFillAsync(HttpContext context, InterceptTarget target, BlobRoute route, BlobFill fill)
     {
         var key = route.Digest.ToString();
-        using var request = upstream.CreateRequest(HttpMethod.Get, target, $"/v2/{route.Name}/blobs/{key}", context.Request);
+        using var request = upstream.CreateRequest(HttpMethod.Get, target, $"/v2/{route.Name}/blobs/{key}", context.Request, bulk: true);
         HttpResponseMessage response;
         try
         {
@@ -178,7 +178,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
     /// <summary>The cache cannot store right now: relay upstream's answer untouched (fail open).</summary>
     private async Task<RegistryOutcome> BypassAsync(HttpContext context, InterceptTarget target, BlobRoute route)
     {
-        using var request = upstream.CreateRequest(HttpMethod.Get, target, $"/v2/{route.Name}/blobs/{route.Digest}", context.Request);
+        using var request = upstream.CreateRequest(HttpMethod.Get, target, $"/v2/{route.Name}/blobs/{route.Digest}", context.Request, bulk: true);
         if (context.Request.Headers.Range.Count > 0)
         {
             request.Headers.TryAddWithoutValidation("Range", context.Request.Headers.Range.ToString());
@@ -203,7 +203,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
     /// </summary>
     private async Task<long> ResumeFromUpstreamAsync(HttpContext context, InterceptTarget target, BlobRoute route, long offset, long remaining)
     {
-        using var request = upstream.CreateRequest(HttpMethod.Get, target, $"/v2/{route.Name}/blobs/{route.Digest}", context.Request);
+        using var request = upstream.CreateRequest(HttpMethod.Get, target, $"/v2/{route.Name}/blobs/{route.Digest}", context.Request, bulk: true);
         request.Headers.TryAddWithoutValidation("Range", $"bytes={offset}-");
         try
         {

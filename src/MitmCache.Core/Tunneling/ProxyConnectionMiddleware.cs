@@ -126,6 +126,7 @@ internal sealed class ProxyConnectionMiddleware(
         {
             case PolicyDecision.Refuse:
                 metrics.ConnectionRefused();
+                logger.ConnectRefused(request.Authority, reason);
                 await RespondAsync(connection, 403, "Forbidden", reason);
                 return;
             case PolicyDecision.Tunnel:

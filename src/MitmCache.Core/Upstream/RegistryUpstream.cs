@@ -33,11 +33,13 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, ProxySettings
             : null;
     }
 
-    public HttpRequestMessage CreateRequest(HttpMethod method, InterceptTarget target, string pathAndQuery, HttpRequest client, string? accept = null)
+    /// <param name="bulk">A blob body: ask for HTTP/1.1, which moves large bodies with far less CPU
+    /// than HTTP/2's flow-controlled frames (measured: cold fills 0.19× → 0.27× of direct on loopback).</param>
+    public HttpRequestMessage CreateRequest(HttpMethod method, InterceptTarget target, string pathAndQuery, HttpRequest client, string? accept = null, bool bulk = false)
     {
         var request = new HttpRequestMessage(method, new Uri($"https://{target.Authority}{pathAndQuery}"))
         {
-            Version = HttpVersion.Version20,
+            Version = bulk ? HttpVersion.Version11 : HttpVersion.Version20,
             VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
         };
 

@@ -69,7 +69,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             cached[image] = true;
         }
 
-        var fdBefore = FdCount(proxy.Pid);
+        var fdBefore = FdCount(proxy.Pid, port);
         var kindsBefore = FdKinds(proxy.Pid);
         var rss = new List<(double Seconds, long Kb)>();
         var clock = Stopwatch.StartNew();
@@ -127,16 +127,18 @@ public sealed class SoakTests(ITestOutputHelper output)
         await flapper;
         registries.ForEach(r => r.Fault = UpstreamFault.None);
         await Task.Delay(2000); // idle pooled connections settle
-        var fdAfter = FdCount(proxy.Pid);
+        var fdAfter = FdCount(proxy.Pid, port);
+        var upstreamSockets = UpstreamSockets(proxy.Pid, registries.Select(r => r.Port).ToHashSet());
         output.WriteLine($"fds before: {kindsBefore}; after: {FdKinds(proxy.Pid)}");
         var slope = Slope(rss.Skip(rss.Count / 5).ToList());
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"soak {seconds}s, flap {flap.TotalSeconds}s: {pulls} pulls, {failedCached} failed cached, {failedUncached} failed uncached (upstream down), " +
-            $"RSS {rss.Min(r => r.Kb) / 1024} to {rss.Max(r => r.Kb) / 1024} MiB, slope {slope:0.0} KiB/s, fds {fdBefore} -> {fdAfter}"));
+            $"RSS {rss.Min(r => r.Kb) / 1024} to {rss.Max(r => r.Kb) / 1024} MiB, slope {slope:0.0} KiB/s, client sockets and blob fds {fdBefore} -> {fdAfter}, pooled upstream connections {upstreamSockets}"));
 
         Assert.Equal(0, failedCached);
         Assert.True(pulls > 50, $"only {pulls} pulls");
-        Assert.True(fdAfter <= fdBefore + 2, $"sockets and blob file descriptors grew from {fdBefore} to {fdAfter}");
+        Assert.True(fdAfter <= fdBefore + 2, $"client sockets and blob file descriptors grew from {fdBefore} to {fdAfter}");
+        Assert.True(upstreamSockets <= 3 * 8 * 2, $"{upstreamSockets} upstream connections: more than the pool can need");
         Assert.True(rss.Max(r => r.Kb) < 400 * 1024, "RSS stays bounded");
 
         // The index matches the files: a restart repairs nothing.
@@ -179,11 +181,44 @@ public sealed class SoakTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Descriptors that would leak per request: sockets, blob and fill files. (Libraries are opened
-    /// lazily by the runtime, and LiteDB keeps a small pool of reader handles sized by concurrency.)
+    /// Descriptors that would leak per request: blob and fill files, and sockets other than pooled
+    /// upstream connections (those idle out after a minute, bounded by concurrency). Libraries are
+    /// opened lazily by the runtime, and LiteDB keeps a small pool of reader handles.
     /// </summary>
-    private static int FdCount(int pid) => FdTargets(pid).Count(t =>
-        t.StartsWith("socket:", StringComparison.Ordinal) || t.Contains("/blobs/", StringComparison.Ordinal) || t.EndsWith(".part", StringComparison.Ordinal));
+    private static int FdCount(int pid, int proxyPort)
+    {
+        var upstream = SocketInodes(pid, (_, remote) => remote != 0 && remote != proxyPort, proxyPort);
+        return FdTargets(pid).Count(t =>
+            (t.StartsWith("socket:[", StringComparison.Ordinal) && !upstream.Contains(t[8..^1]))
+            || t.Contains("/blobs/", StringComparison.Ordinal) || t.EndsWith(".part", StringComparison.Ordinal));
+    }
+
+    private static int UpstreamSockets(int pid, HashSet<int> ports)
+    {
+        var inodes = SocketInodes(pid, (_, remote) => ports.Contains(remote), 0);
+        return FdTargets(pid).Count(t => t.StartsWith("socket:[", StringComparison.Ordinal) && inodes.Contains(t[8..^1]));
+    }
+
+    /// <summary>Inodes of TCP sockets of the process's network namespace matching (local port, remote port).</summary>
+    private static HashSet<string> SocketInodes(int pid, Func<int, int, bool> match, int proxyPort)
+    {
+        var inodes = new HashSet<string>();
+        foreach (var table in new[] { $"/proc/{pid}/net/tcp", $"/proc/{pid}/net/tcp6" })
+        {
+            foreach (var line in File.ReadLines(table).Skip(1))
+            {
+                var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                var local = int.Parse(fields[1][(fields[1].LastIndexOf(':') + 1)..], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+                var remote = int.Parse(fields[2][(fields[2].LastIndexOf(':') + 1)..], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+                if (local != proxyPort && match(local, remote))
+                {
+                    inodes.Add(fields[9]);
+                }
+            }
+        }
+
+        return inodes;
+    }
 
     private static List<string> FdTargets(int pid) => Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd")
         .Select(fd => { try { return new FileInfo(fd).LinkTarget ?? "?"; } catch (IOException) { return "gone"; } }).ToList();
