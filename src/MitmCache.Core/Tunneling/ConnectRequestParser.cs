@@ -88,6 +88,30 @@ internal static class ConnectRequestParser
         return new(ConnectParseStatus.Parsed, new ConnectRequest(host, port, proxyAuthorization), reader.Consumed);
     }
 
+    /// <summary>
+    /// How many CR and LF bytes the buffer starts with. RFC 9112 section 2.2 lets a server ignore empty
+    /// lines before a request line; the caller consumes them itself, because Kestrel skips them while its
+    /// keep-alive timer (130 s) runs instead of the request-header timeout, so a client dripping CRLFs
+    /// would hold a connection far longer than <c>--header-timeout</c>.
+    /// </summary>
+    public static long CountLeadingLineBreaks(ReadOnlySequence<byte> buffer)
+    {
+        long count = 0;
+        foreach (var segment in buffer)
+        {
+            var span = segment.Span;
+            var other = span.IndexOfAnyExcept((byte)'\r', (byte)'\n');
+            if (other >= 0)
+            {
+                return count + other;
+            }
+
+            count += span.Length;
+        }
+
+        return count;
+    }
+
     /// <summary>Validates a CONNECT authority: <c>host:port</c>, <c>[v6]:port</c>; no userinfo, path or junk.</summary>
     public static bool TryParseAuthority(string authority, out string host, out int port, out string error)
     {

@@ -60,7 +60,19 @@ internal sealed class ProxyConnectionMiddleware(
                 return;
             }
 
-            var buffer = read.Buffer;
+            // Empty lines before the request line are ours to skip, within the head timeout.
+            var buffer = read.Buffer.Slice(ConnectRequestParser.CountLeadingLineBreaks(read.Buffer));
+            if (buffer.IsEmpty)
+            {
+                input.AdvanceTo(buffer.End);
+                if (read.IsCompleted)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
             var parsed = ConnectRequestParser.Parse(buffer);
             switch (parsed.Status)
             {

@@ -299,4 +299,26 @@ public class ConnectRequestParserTests
         Assert.Equal(length, head.Length);
         return head;
     }
+
+    [Theory]
+    [InlineData("", 0)]
+    [InlineData("GET / HTTP/1.1\r\n", 0)]
+    [InlineData("\r\n", 2)]
+    [InlineData("\r\n\r\n\n\r", 6)]
+    [InlineData("\r\nCONNECT a:443 HTTP/1.1\r\n\r\n", 2)]
+    [InlineData("\n\nG", 2)]
+    [InlineData(" \r\n", 0)]
+    public void CountLeadingLineBreaks_OneSegment_CountsOnlyLeadingCrAndLf(string text, long expected)
+    {
+        Assert.Equal(expected, ConnectRequestParser.CountLeadingLineBreaks(new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(text))));
+    }
+
+    [Fact]
+    public void CountLeadingLineBreaks_AcrossSegments_Counted()
+    {
+        var buffer = TestSequence.FromSegments("\r\n"u8.ToArray(), "\r"u8.ToArray(), "\nCONNECT"u8.ToArray());
+
+        Assert.Equal(4, ConnectRequestParser.CountLeadingLineBreaks(buffer));
+        Assert.Equal(3, ConnectRequestParser.CountLeadingLineBreaks(TestSequence.FromSegments("\r\n"u8.ToArray(), "\n"u8.ToArray())));
+    }
 }
