@@ -67,4 +67,19 @@ public sealed class ProxyOptions
 
     /// <summary>Per-registry fallback credentials <c>HOST=USER:PASS</c>, used only when a client sends none.</summary>
     public string[]? RegistryCredential { get; set; }
+
+    /// <summary>
+    /// How long a client may take to send a CONNECT head, to finish the TLS handshake inside an
+    /// intercepted tunnel, or to send a request's headers. Default <c>10s</c>; bounds slowloris clients.
+    /// </summary>
+    public string? HeaderTimeout { get; set; } = "10s";
+
+    /// <summary>A blind tunnel with no bytes in either direction for this long is closed. Default <c>10m</c>.</summary>
+    public string? TunnelIdleTimeout { get; set; } = "10m";
+
+    /// <summary>Open client connections at most; more are refused with 503. Default <c>10000</c>.</summary>
+    public string? MaxConnections { get; set; } = "10000";
+
+    /// <summary>Open connections from one client address at most; more are refused with 503. Default <c>1000</c>.</summary>
+    public string? MaxConnectionsPerClient { get; set; } = "1000";
 }

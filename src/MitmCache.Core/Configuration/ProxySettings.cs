@@ -24,6 +24,10 @@ public sealed record ProxySettings
     public CacheFailureMode OnCacheFailure { get; init; } = CacheFailureMode.Fail;
     public VerifyOnRead VerifyOnRead { get; init; } = VerifyOnRead.Sample;
     public IReadOnlyDictionary<string, string> RegistryCredentials { get; init; } = new Dictionary<string, string>();
+    public TimeSpan HeaderTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan TunnelIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    public int MaxConnections { get; init; } = 10_000;
+    public int MaxConnectionsPerClient { get; init; } = 1_000;
 
     /// <summary>The registries and token hosts intercepted unless told otherwise.</summary>
     public static IReadOnlyList<string> DefaultIntercept { get; } =

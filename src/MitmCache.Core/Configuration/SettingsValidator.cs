@@ -176,6 +176,26 @@ public static class SettingsValidator
             errors.Add($"--verify-on-read '{options.VerifyOnRead}': expected never, sample or always");
         }
 
+        if (!ValueParsers.TryParseDuration(options.HeaderTimeout, out var headerTimeout) || headerTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"--header-timeout '{options.HeaderTimeout}': expected a positive duration such as 10s");
+        }
+
+        if (!ValueParsers.TryParseDuration(options.TunnelIdleTimeout, out var tunnelIdle) || tunnelIdle <= TimeSpan.Zero)
+        {
+            errors.Add($"--tunnel-idle-timeout '{options.TunnelIdleTimeout}': expected a positive duration such as 10m");
+        }
+
+        if (!int.TryParse(options.MaxConnections, NumberStyles.None, CultureInfo.InvariantCulture, out var maxConnections) || maxConnections < 1)
+        {
+            errors.Add($"--max-connections '{options.MaxConnections}': expected a whole number of at least 1 such as 10000");
+        }
+
+        if (!int.TryParse(options.MaxConnectionsPerClient, NumberStyles.None, CultureInfo.InvariantCulture, out var maxPerClient) || maxPerClient < 1)
+        {
+            errors.Add($"--max-connections-per-client '{options.MaxConnectionsPerClient}': expected a whole number of at least 1 such as 1000");
+        }
+
         var credentials = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var text in options.RegistryCredential ?? [])
         {
@@ -222,6 +242,10 @@ public static class SettingsValidator
             OnCacheFailure = onCacheFailure!.Value,
             VerifyOnRead = verifyOnRead!.Value,
             RegistryCredentials = credentials,
+            HeaderTimeout = headerTimeout,
+            TunnelIdleTimeout = tunnelIdle,
+            MaxConnections = maxConnections,
+            MaxConnectionsPerClient = maxPerClient,
         };
     }
 

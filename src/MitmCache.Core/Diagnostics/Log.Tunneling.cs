@@ -32,4 +32,10 @@ internal static partial class Log
 
     [LoggerMessage(107, LogLevel.Information, "Refused plain-HTTP proxy request to {Target}: {Reason}")]
     public static partial void PlainRequestRefused(this ILogger logger, string target, string reason);
+
+    [LoggerMessage(109, LogLevel.Warning, "Refused a connection: {Reason} ({Refused} refused since the last such message)")]
+    public static partial void ConnectionLimitReached(this ILogger logger, string reason, long refused);
+
+    [LoggerMessage(110, LogLevel.Information, "Tunnel to {Target} closed after {IdleTimeout} without traffic")]
+    public static partial void TunnelIdleClosed(this ILogger logger, string target, TimeSpan idleTimeout);
 }

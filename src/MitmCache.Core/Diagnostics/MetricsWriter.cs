@@ -12,7 +12,7 @@ namespace MitmCache.Diagnostics;
 /// for sizes. Label sets that are known in advance are always written, zeros included, so a dashboard
 /// sees a series before its first event.
 /// </summary>
-internal sealed class MetricsWriter(ProxyMetrics proxy, CacheMetrics cache, BlobCache blobs, LeafCertificateCache leaves, ProxySettings settings)
+internal sealed class MetricsWriter(ProxyMetrics proxy, CacheMetrics cache, BlobCache blobs, LeafCertificateCache leaves, ProxySettings settings, Tunneling.ConnectionLimiter limiter)
 {
     private static readonly string[] s_evictionReasons = [CacheMetrics.EvictedForSize, CacheMetrics.EvictedByPrune, CacheMetrics.EvictedAsCorrupt];
 
@@ -83,6 +83,11 @@ internal sealed class MetricsWriter(ProxyMetrics proxy, CacheMetrics cache, Blob
         Sample(output, "mitmcache_connections_total", proxy.Intercepted, ("decision", "intercept"));
         Sample(output, "mitmcache_connections_total", proxy.Tunnelled, ("decision", "tunnel"));
         Sample(output, "mitmcache_connections_total", proxy.Refused, ("decision", "refuse"));
+        Family(output, "mitmcache_client_connections", "gauge", "Client connections open now (the count --max-connections caps).");
+        Sample(output, "mitmcache_client_connections", limiter.Open);
+        Family(output, "mitmcache_client_connections_rejected_total", "counter", "Client connections refused with 503 by a connection cap.");
+        Sample(output, "mitmcache_client_connections_rejected_total", proxy.OverTotalLimit, ("limit", "total"));
+        Sample(output, "mitmcache_client_connections_rejected_total", proxy.OverClientLimit, ("limit", "per_client"));
     }
 
     private static void Family(StringBuilder output, string name, string type, string help) =>

@@ -64,6 +64,7 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton(sp => new LeafCertificateCache(new LeafCertificateFactory(authority, time), time));
         services.AddSingleton(HostPolicy.From(settings));
         services.AddSingleton<ProxyAccess>();
+        services.AddSingleton(new ConnectionLimiter(settings, time));
         services.AddSingleton<UpstreamConnector>();
         services.AddSingleton(sp => UpstreamHttp.CreateInvoker(sp.GetRequiredService<UpstreamConnector>(), settings));
         services.AddSingleton<HttpForwarder>();
@@ -91,6 +92,7 @@ public sealed class ProxyHost : IAsyncDisposable
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = null; // pushes of large layers pass through
+            kestrel.Limits.RequestHeadersTimeout = settings.HeaderTimeout; // slowloris inside and outside tunnels
             kestrel.Limits.Http2.InitialConnectionWindowSize = 4 << 20;
             kestrel.Limits.Http2.InitialStreamWindowSize = 2 << 20;
             kestrel.Listen(settings.Listen, listen =>
@@ -101,7 +103,7 @@ public sealed class ProxyHost : IAsyncDisposable
                 listen.UseHttps(new TlsHandshakeCallbackOptions
                 {
                     OnConnection = middleware.SelectCertificateAsync,
-                    HandshakeTimeout = TimeSpan.FromSeconds(10),
+                    HandshakeTimeout = settings.HeaderTimeout,
                 });
                 listen.Use(next =>
                 {

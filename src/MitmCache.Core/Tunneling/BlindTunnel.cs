@@ -10,11 +10,18 @@ namespace MitmCache.Tunneling;
 /// </summary>
 internal static class BlindTunnel
 {
-    public static async Task<(long ToUpstream, long ToClient)> RelayAsync(IDuplexPipe client, Stream upstream, CancellationToken connectionClosed)
+    /// <summary>After the client half-closes, how long upstream may take to finish its answer.</summary>
+    private static readonly TimeSpan s_drainTimeout = TimeSpan.FromMinutes(5);
+
+    /// <param name="idleTimeout">Both directions silent this long ends the relay (a peer that vanished without a FIN).</param>
+    public static async Task<TunnelResult> RelayAsync(IDuplexPipe client, Stream upstream, TimeSpan idleTimeout, CancellationToken connectionClosed)
     {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(connectionClosed);
-        var toUpstream = PumpClientToUpstreamAsync(client.Input, upstream, stop.Token);
-        var toClient = PumpUpstreamToClientAsync(upstream, client.Output, stop.Token);
+        // Every transfer pushes the idle deadline back; the stop token also carries the drain deadline.
+        using var idle = new CancellationTokenSource(idleTimeout);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(connectionClosed, idle.Token);
+        var activity = new Activity(idle, idleTimeout);
+        var toUpstream = PumpClientToUpstreamAsync(client.Input, upstream, activity, stop.Token);
+        var toClient = PumpUpstreamToClientAsync(upstream, client.Output, activity, stop.Token);
 
         var first = await Task.WhenAny(toUpstream, toClient);
         if (first == toClient)
@@ -25,13 +32,14 @@ internal static class BlindTunnel
         else
         {
             // The client half-closed: let upstream finish its answer, but not forever.
-            stop.CancelAfter(TimeSpan.FromMinutes(5));
+            stop.CancelAfter(s_drainTimeout);
         }
 
-        return (await toUpstream, await toClient);
+        var (sent, received) = (await toUpstream, await toClient);
+        return new TunnelResult(sent, received, idle.IsCancellationRequested && !connectionClosed.IsCancellationRequested);
     }
 
-    private static async Task<long> PumpClientToUpstreamAsync(PipeReader input, Stream upstream, CancellationToken cancellationToken)
+    private static async Task<long> PumpClientToUpstreamAsync(PipeReader input, Stream upstream, Activity activity, CancellationToken cancellationToken)
     {
         long total = 0;
         try
@@ -44,6 +52,8 @@ internal static class BlindTunnel
                     await upstream.WriteAsync(segment, cancellationToken);
                     total += segment.Length;
                 }
+
+                activity.Touch();
 
                 input.AdvanceTo(result.Buffer.End);
                 if (result.IsCompleted || result.IsCanceled)
@@ -65,7 +75,7 @@ internal static class BlindTunnel
         return total;
     }
 
-    private static async Task<long> PumpUpstreamToClientAsync(Stream upstream, PipeWriter output, CancellationToken cancellationToken)
+    private static async Task<long> PumpUpstreamToClientAsync(Stream upstream, PipeWriter output, Activity activity, CancellationToken cancellationToken)
     {
         long total = 0;
         try
@@ -81,6 +91,7 @@ internal static class BlindTunnel
 
                 output.Advance(read);
                 total += read;
+                activity.Touch();
                 var flush = await output.FlushAsync(cancellationToken);
                 if (flush.IsCompleted || flush.IsCanceled)
                 {
@@ -95,4 +106,23 @@ internal static class BlindTunnel
         await output.CompleteAsync();
         return total;
     }
+
+    /// <summary>Pushes the idle deadline back; <c>CancelAfter</c> on a live source resets its timer.</summary>
+    private sealed class Activity(CancellationTokenSource idle, TimeSpan idleTimeout)
+    {
+        public void Touch()
+        {
+            try
+            {
+                idle.CancelAfter(idleTimeout);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The relay is over.
+            }
+        }
+    }
 }
+
+/// <summary>Bytes relayed each way, and whether the tunnel ended because it sat idle.</summary>
+internal readonly record struct TunnelResult(long ToUpstream, long ToClient, bool IdleTimedOut);

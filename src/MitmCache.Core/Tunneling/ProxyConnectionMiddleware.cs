@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Security;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
@@ -5,6 +6,7 @@ using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Logging;
 using MitmCache.Certificates;
+using MitmCache.Configuration;
 using MitmCache.Diagnostics;
 using MitmCache.Hosting;
 using MitmCache.Upstream;
@@ -20,17 +22,20 @@ namespace MitmCache.Tunneling;
 ///                                            and Kestrel HTTP/1.1 or HTTP/2 inside
 ///   anything else ────────────► Kestrel HTTP, unconsumed (plain proxy requests, /healthz, /ca.crt)
 /// </code>
+/// Before any of that a connection must be from an allowed client and within the connection caps;
+/// the head must arrive within <c>--header-timeout</c>, and a blind tunnel lives until it idles for
+/// <c>--tunnel-idle-timeout</c>.
 /// </summary>
 internal sealed class ProxyConnectionMiddleware(
+    ProxySettings settings,
     HostPolicy policy,
     ProxyAccess access,
+    ConnectionLimiter limiter,
     UpstreamConnector connector,
     LeafCertificateCache leaves,
     ProxyMetrics metrics,
     ILogger<ProxyConnectionMiddleware> logger)
 {
-    private static readonly TimeSpan s_headTimeout = TimeSpan.FromSeconds(10);
-
     /// <summary>Kestrel's HTTP handler, captured after <c>UseHttps</c> so plain connections can skip TLS.</summary>
     public ConnectionDelegate? HttpHandler { get; set; }
 
@@ -44,9 +49,29 @@ internal sealed class ProxyConnectionMiddleware(
             return;
         }
 
+        var client = (connection.RemoteEndPoint as IPEndPoint)?.Address;
+        var admission = limiter.TryAdmit(client);
+        if (admission != ConnectionAdmission.Admitted)
+        {
+            await RefuseOverLimitAsync(connection, client, admission);
+            return;
+        }
+
+        try
+        {
+            await ServeAsync(connection, tls);
+        }
+        finally
+        {
+            limiter.Release(client);
+        }
+    }
+
+    private async Task ServeAsync(ConnectionContext connection, ConnectionDelegate tls)
+    {
         var input = connection.Transport.Input;
         using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
-        headTimeout.CancelAfter(s_headTimeout);
+        headTimeout.CancelAfter(settings.HeaderTimeout);
         while (true)
         {
             System.IO.Pipelines.ReadResult read;
@@ -182,9 +207,29 @@ internal sealed class ProxyConnectionMiddleware(
         await using (upstream)
         {
             await connection.Transport.Output.WriteAsync("HTTP/1.1 200 Connection Established\r\n\r\n"u8.ToArray());
-            var (sent, received) = await BlindTunnel.RelayAsync(connection.Transport, upstream, connection.ConnectionClosed);
-            logger.TunnelClosed(request.Authority, sent, received);
+            var result = await BlindTunnel.RelayAsync(connection.Transport, upstream, settings.TunnelIdleTimeout, connection.ConnectionClosed);
+            if (result.IdleTimedOut)
+            {
+                logger.TunnelIdleClosed(request.Authority, settings.TunnelIdleTimeout);
+            }
+
+            logger.TunnelClosed(request.Authority, result.ToUpstream, result.ToClient);
         }
+    }
+
+    private async Task RefuseOverLimitAsync(ConnectionContext connection, IPAddress? client, ConnectionAdmission admission)
+    {
+        var perClient = admission == ConnectionAdmission.OverClientLimit;
+        metrics.ConnectionOverLimit(perClient);
+        var reason = perClient
+            ? $"too many connections from {client} (--max-connections-per-client {limiter.MaxPerClient})"
+            : $"too many connections (--max-connections {limiter.MaxConnections})";
+        if (limiter.ShouldLogRefusal(out var refused))
+        {
+            logger.ConnectionLimitReached(reason, refused);
+        }
+
+        await RespondAsync(connection, 503, "Service Unavailable", reason + "; retry later", "Retry-After: 1\r\n");
     }
 
     private static async Task RespondAsync(ConnectionContext connection, int status, string reasonPhrase, string message, string extraHeaders = "")

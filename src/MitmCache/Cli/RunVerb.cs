@@ -72,4 +72,16 @@ internal sealed class RunVerb
 
     [Option("registry-credential", Separator = ',', HelpText = "HOST=USER:PASSWORD used only when a client sends no credentials. Repeatable.")]
     public IEnumerable<string> RegistryCredential { get; set; } = [];
+
+    [Option("header-timeout", HelpText = "A client must send its CONNECT head, finish TLS and send each request's headers within this (default 10s).")]
+    public string? HeaderTimeout { get; set; }
+
+    [Option("tunnel-idle-timeout", HelpText = "Close a blind tunnel after this long without a byte either way (default 10m).")]
+    public string? TunnelIdleTimeout { get; set; }
+
+    [Option("max-connections", HelpText = "Open client connections at most; more get 503 (default 10000).")]
+    public string? MaxConnections { get; set; }
+
+    [Option("max-connections-per-client", HelpText = "Open connections from one client address at most; more get 503 (default 1000).")]
+    public string? MaxConnectionsPerClient { get; set; }
 }

@@ -145,6 +145,23 @@ public sealed class OptionLayersTests : IDisposable
         Assert.Equal("mitmcache-data", options.Data);
     }
 
+    [Fact]
+    public void ApplyEnvironmentAndFile_ConnectionLimits_ReachTheirOptions()
+    {
+        var file = WriteConfig("""{"maxConnections": 20000, "max-connections-per-client": "50", "headerTimeout": "3s"}""");
+        var options = new ProxyOptions();
+        var errors = new List<string>();
+
+        OptionLayers.ApplyFile(options, file, errors);
+        OptionLayers.ApplyEnvironment(options, new Hashtable { ["MITMCACHE_TUNNEL_IDLE_TIMEOUT"] = "30m", ["MITMCACHE_MAX_CONNECTIONS_PER_CLIENT"] = "60" }, errors);
+
+        Assert.Empty(errors);
+        Assert.Equal("20000", options.MaxConnections);
+        Assert.Equal("60", options.MaxConnectionsPerClient);
+        Assert.Equal("3s", options.HeaderTimeout);
+        Assert.Equal("30m", options.TunnelIdleTimeout);
+    }
+
     [Theory]
     [InlineData("true", true)]
     [InlineData("False", false)]

@@ -302,6 +302,54 @@ public class SettingsValidatorTests
         Assert.Null(SettingsValidator.Validate(new ProxyOptions { MaxCacheSize = "1048575" }, errors));
     }
 
+    [Fact]
+    public void Validate_ConnectionLimitsAndTimeouts_DocumentedDefaults()
+    {
+        var errors = new List<string>();
+
+        var settings = SettingsValidator.Validate(new ProxyOptions(), errors)!;
+
+        Assert.Equal(TimeSpan.FromSeconds(10), settings.HeaderTimeout);
+        Assert.Equal(TimeSpan.FromMinutes(10), settings.TunnelIdleTimeout);
+        Assert.Equal(10_000, settings.MaxConnections);
+        Assert.Equal(1_000, settings.MaxConnectionsPerClient);
+    }
+
+    [Fact]
+    public void Validate_ConnectionLimitsAndTimeouts_Parsed()
+    {
+        var options = new ProxyOptions { HeaderTimeout = "1500ms", TunnelIdleTimeout = "2h", MaxConnections = "500", MaxConnectionsPerClient = "1" };
+        var errors = new List<string>();
+
+        var settings = SettingsValidator.Validate(options, errors)!;
+
+        Assert.Empty(errors);
+        Assert.Equal(TimeSpan.FromMilliseconds(1500), settings.HeaderTimeout);
+        Assert.Equal(TimeSpan.FromHours(2), settings.TunnelIdleTimeout);
+        Assert.Equal(500, settings.MaxConnections);
+        Assert.Equal(1, settings.MaxConnectionsPerClient);
+    }
+
+    [Theory]
+    [InlineData("0s", "10m", "10", "1", "--header-timeout")]
+    [InlineData("soon", "10m", "10", "1", "--header-timeout")]
+    [InlineData("10s", "0", "10", "1", "--tunnel-idle-timeout")]
+    [InlineData("10s", "never", "10", "1", "--tunnel-idle-timeout")]
+    [InlineData("10s", "10m", "0", "1", "--max-connections ")]
+    [InlineData("10s", "10m", "-5", "1", "--max-connections ")]
+    [InlineData("10s", "10m", "lots", "1", "--max-connections ")]
+    [InlineData("10s", "10m", "99999999999", "1", "--max-connections ")]
+    [InlineData("10s", "10m", "10", "0", "--max-connections-per-client")]
+    [InlineData("10s", "10m", "10", "1.5", "--max-connections-per-client")]
+    public void Validate_BadConnectionLimitOrTimeout_ReportedWithFlag(string header, string idle, string max, string perClient, string flag)
+    {
+        var options = new ProxyOptions { HeaderTimeout = header, TunnelIdleTimeout = idle, MaxConnections = max, MaxConnectionsPerClient = perClient };
+        var errors = new List<string>();
+
+        Assert.Null(SettingsValidator.Validate(options, errors));
+        Assert.StartsWith(flag, Assert.Single(errors), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("registry.test:443:127.0.0.1:5000", "registry.test", 443, "127.0.0.1", 5000)]
     [InlineData("Registry.Test:443:[::1]:5000", "registry.test", 443, "::1", 5000)]
