@@ -25,6 +25,12 @@ internal sealed class RequestRouter(
 {
     public Task HandleAsync(HttpContext context)
     {
+        if (MethodNames.IsMiscased(context.Request.Method, out var standard))
+        {
+            return HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest,
+                $"MitmCache: method names are case-sensitive: '{context.Request.Method}' is not {standard}");
+        }
+
         var rawTarget = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
         var target = InterceptTarget.From(context.Features.Get<IConnectionItemsFeature>()?.Items);
         if (target is not null)
@@ -41,9 +47,14 @@ internal sealed class RequestRouter(
             }
 
             var path = rawTarget.Split('?', 2)[0];
-            return tokens.RegistryFor(target, path) is { } tokenRegistry
-                ? tokens.HandleAsync(context, target, rawTarget, tokenRegistry)
-                : forwarder.ForwardAsync(context, new Uri($"https://{target.Authority}{rawTarget}"));
+            if (tokens.RegistryFor(target, path) is { } tokenRegistry)
+            {
+                return tokens.HandleAsync(context, target, rawTarget, tokenRegistry);
+            }
+
+            return UpstreamTarget.TryForIntercepted(target.Authority, rawTarget, out var upstream)
+                ? forwarder.ForwardAsync(context, upstream)
+                : HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, "MitmCache: invalid request target");
         }
 
         if (rawTarget.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
@@ -69,7 +80,7 @@ internal sealed class RequestRouter(
             return Task.CompletedTask;
         }
 
-        if (!Uri.TryCreate(rawTarget, UriKind.Absolute, out var uri) || !string.IsNullOrEmpty(uri.UserInfo) || !HostPolicy.IsValidHostName(uri.IdnHost.Trim('[', ']').Replace(':', '-')))
+        if (!UpstreamTarget.TryParseAbsolute(rawTarget, out var uri) || !string.IsNullOrEmpty(uri.UserInfo) || !HostPolicy.IsValidHostName(uri.IdnHost.Trim('[', ']').Replace(':', '-')))
         {
             return HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, "MitmCache: invalid request URL");
         }

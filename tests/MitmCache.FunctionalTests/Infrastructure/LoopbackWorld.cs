@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using MitmCache.Configuration;
 using MitmCache.Tests.Common;
 
@@ -27,20 +28,23 @@ public sealed class LoopbackWorld : IAsyncDisposable
 
     public FaultyRegistry Registry { get; private set; } = null!;
 
-    /// <summary>Answers every request with 200 <c>plain METHOD PATH</c>, after reading the body.</summary>
+    /// <summary>Answers every request with 200 <c>plain METHOD RAW-TARGET BODY-LENGTH SHA256-PREFIX</c>.</summary>
     public int PlainPort { get; private set; }
 
     public ProxyUnderTest Proxy { get; private set; } = null!;
 
-    public static async Task<LoopbackWorld> StartAsync(Func<ProxySettings, ProxySettings>? configure = null)
+    public static async Task<LoopbackWorld> StartAsync(Func<ProxySettings, ProxySettings>? configure = null, Serilog.Events.LogEventLevel logLevel = Serilog.Events.LogEventLevel.Debug)
     {
         var dir = TempDir.Create("mitmcache-loopback");
         var world = new LoopbackWorld(dir, TestPki.Create(dir.Combine("pki")));
         world.Registry = await FaultyRegistry.StartAsync(world.Pki);
         (world._plain, world.PlainPort) = await LoopbackKestrel.StartAsync(null, 0, async context =>
         {
-            await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
-            await context.Response.WriteAsync($"plain {context.Request.Method} {context.Request.Path}", context.RequestAborted);
+            var body = new MemoryStream();
+            await context.Request.Body.CopyToAsync(body, context.RequestAborted);
+            var target = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
+            var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body.ToArray()));
+            await context.Response.WriteAsync($"plain {context.Request.Method} {target} {body.Length} {hash[..16]}", context.RequestAborted);
         }, CancellationToken.None);
 
         var settings = new ProxySettings
@@ -57,7 +61,7 @@ public sealed class LoopbackWorld : IAsyncDisposable
             ],
             UpstreamTimeout = TimeSpan.FromSeconds(5),
         };
-        world.Proxy = await ProxyUnderTest.StartAsync(configure?.Invoke(settings) ?? settings);
+        world.Proxy = await ProxyUnderTest.StartAsync(configure?.Invoke(settings) ?? settings, logLevel);
         return world;
     }
 

@@ -31,10 +31,11 @@ public sealed class ProxyUnderTest : IAsyncDisposable
 
     internal IServiceProvider Services => _host!.Services;
 
-    public static async Task<ProxyUnderTest> StartAsync(ProxySettings settings)
+    /// <param name="minimumLevel">Debug by default; load tests pass Warning to keep the collected log small.</param>
+    public static async Task<ProxyUnderTest> StartAsync(ProxySettings settings, Serilog.Events.LogEventLevel minimumLevel = Serilog.Events.LogEventLevel.Debug)
     {
         var sink = new CollectingSink();
-        var logger = new LoggerConfiguration().MinimumLevel.Debug()
+        var logger = new LoggerConfiguration().MinimumLevel.Is(minimumLevel)
             .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning)
             .Enrich.FromLogContext()
             .WriteTo.Sink(sink)
