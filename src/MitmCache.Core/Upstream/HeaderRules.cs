@@ -26,7 +26,7 @@ internal static class HeaderRules
 
         if (forwardBody)
         {
-            message.Content = new StreamContent(request.Body, StreamCopier.BufferSize);
+            message.Content = new ForwardedRequestBody(request.BodyReader);
         }
 
         // Headers the client named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).

@@ -20,7 +20,22 @@ internal sealed class HttpForwarder(HttpMessageInvoker invoker, ILogger<HttpForw
         var request = context.Request;
         var canHaveBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? false;
         using var message = HeaderRules.CreateRequest(request, target, canHaveBody);
+        try
+        {
+            await SendAndRelayAsync(context, message, target);
+        }
+        finally
+        {
+            // Whatever happened, no read of the client's body may outlive the request.
+            if (message.Content is ForwardedRequestBody body)
+            {
+                await body.StopAsync();
+            }
+        }
+    }
 
+    private async Task SendAndRelayAsync(HttpContext context, HttpRequestMessage message, Uri target)
+    {
         HttpResponseMessage response;
         try
         {
@@ -30,6 +45,15 @@ internal sealed class HttpForwarder(HttpMessageInvoker invoker, ILogger<HttpForw
         {
             if (context.RequestAborted.IsCancellationRequested)
             {
+                return;
+            }
+
+            // Reading the client's own body failed (bad chunking, Transfer-Encoding with Content-Length):
+            // that is the client's error, answered as Kestrel would have, not blamed on the upstream.
+            if (ClientBodyError(ex) is { } bad)
+            {
+                logger.ClientBodyInvalid(target.Authority, bad.Message);
+                await WriteErrorAsync(context.Response, bad.StatusCode, $"MitmCache: invalid request body: {bad.Message}");
                 return;
             }
 
@@ -50,7 +74,25 @@ internal sealed class HttpForwarder(HttpMessageInvoker invoker, ILogger<HttpForw
                 logger.UpstreamBodyFailed(target.Authority, result.Bytes, result.Error?.Message ?? "");
                 context.Abort();
             }
+            else if (result.Failure == CopyFailure.None)
+            {
+                // The whole answer goes out now, before the client's unread body is dealt with.
+                await context.Response.CompleteAsync();
+            }
         }
+    }
+
+    private static BadHttpRequestException? ClientBodyError(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is BadHttpRequestException bad)
+            {
+                return bad;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Maps an upstream failure to a status the client can act on.</summary>
