@@ -78,7 +78,7 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
                 response.StatusCode = 404;
                 response.ContentType = "text/plain";
                 await response.WriteAsync(string.Create(CultureInfo.InvariantCulture,
-                    $"MitmCache is a proxy: set HTTPS_PROXY=http://{context.Request.Host}. Endpoints: /healthz /readyz /ca.crt /metrics /admin/cache/*\n"));
+                    $"MitmCache is a proxy: set HTTPS_PROXY=http://{LocalAuthority(context)}. Endpoints: /healthz /readyz /ca.crt /metrics /admin/cache/*\n"));
                 return;
         }
     }
@@ -98,6 +98,17 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
         }
 
         return (problems, degraded);
+    }
+
+    /// <summary>
+    /// The address the client reached us on. Not <c>Request.Host</c>: that decodes IDN labels, and a Host
+    /// of <c>xn--</c> threw from the getter (a 500), besides echoing whatever the client sent.
+    /// </summary>
+    private static string LocalAuthority(HttpContext context)
+    {
+        var address = context.Connection.LocalIpAddress ?? System.Net.IPAddress.Loopback;
+        address = address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+        return new System.Net.IPEndPoint(address, context.Connection.LocalPort).ToString();
     }
 
     /// <summary>Admin calls come only from this host: loopback, without a proxy hop.</summary>

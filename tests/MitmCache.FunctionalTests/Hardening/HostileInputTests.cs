@@ -93,6 +93,8 @@ public sealed class HostileInputTests(HostileWorldFixture fixture) : IClassFixtu
         ["request-absolute-self"] = (Ascii("GET http://127.0.0.1:{port}/healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"), 403),
         ["request-absolute-ftp"] = (Ascii("GET ftp://plain.test/ HTTP/1.1\r\nHost: plain.test\r\n\r\n"), 400),
         ["request-asterisk"] = (Ascii("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"), 404),
+        ["request-bad-punycode-host"] = (Ascii("GET /nowhere HTTP/1.1\r\nHost: xn--\r\n\r\n"), 404), // was 500: Request.Host decodes IDN
+        ["request-bad-punycode-host-2"] = (Ascii("GET /nowhere HTTP/1.1\r\nHost: 127.0.0.xn--1:3128\r\n\r\n"), 404),
     };
 
     [Theory]
