@@ -32,7 +32,7 @@ internal sealed class AdminEndpoints(CacheAdmin admin, ILogger<AdminEndpoints> l
         var path = request.Path.Value ?? "";
         if (!IsLocal(context))
         {
-            logger.AdminRefused(path, context.Connection.RemoteIpAddress?.ToString() ?? "?", request.Host.Value ?? "");
+            logger.AdminRefused(path, context.Connection.RemoteIpAddress?.ToString() ?? "?", request.Headers.Host.ToString());
             await WriteErrorAsync(context, StatusCodes.Status403Forbidden, "admin endpoints answer loopback clients only (connect to 127.0.0.1, ::1 or localhost)");
             return;
         }
@@ -187,7 +187,8 @@ internal sealed class AdminEndpoints(CacheAdmin admin, ILogger<AdminEndpoints> l
             return false;
         }
 
-        var host = context.Request.Host.Host;
+        // The raw header: Request.Host decodes IDN labels and throws on bad punycode (Host: xn--), a 500.
+        var host = new HostString(context.Request.Headers.Host.ToString()).Host;
         return host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
             || (IPAddress.TryParse(host.Trim('[', ']'), out var literal) && IPAddress.IsLoopback(literal));
     }

@@ -95,6 +95,7 @@ public sealed class HostileInputTests(HostileWorldFixture fixture) : IClassFixtu
         ["request-asterisk"] = (Ascii("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"), 404),
         ["request-bad-punycode-host"] = (Ascii("GET /nowhere HTTP/1.1\r\nHost: xn--\r\n\r\n"), 404), // was 500: Request.Host decodes IDN
         ["request-bad-punycode-host-2"] = (Ascii("GET /nowhere HTTP/1.1\r\nHost: 127.0.0.xn--1:3128\r\n\r\n"), 404),
+        ["request-admin-bad-punycode-host"] = (Ascii("GET /admin/cache/stats HTTP/1.1\r\nHost: xn--\r\n\r\n"), 403), // not localhost: refused, not a 500
     };
 
     [Theory]
