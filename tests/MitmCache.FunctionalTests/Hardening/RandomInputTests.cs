@@ -192,6 +192,8 @@ public sealed class RandomInputTests(ITestOutputHelper output)
                     "GET /ca.crt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
                     "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
                     "POST /admin/auth/revoke?registry=faulty.test HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
+                    "GET /admin/cache/stats HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                    "GET /admin/cache/entries?limit=5 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
                 ],
                 [Kind.Tunnel] =
                 [
