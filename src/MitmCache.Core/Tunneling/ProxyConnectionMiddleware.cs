@@ -221,8 +221,9 @@ internal sealed class ProxyConnectionMiddleware(
     {
         var perClient = admission == ConnectionAdmission.OverClientLimit;
         metrics.ConnectionOverLimit(perClient);
+        var shown = client is { IsIPv4MappedToIPv6: true } ? client.MapToIPv4() : client; // as counted: 10.0.0.1, not ::ffff:10.0.0.1
         var reason = perClient
-            ? $"too many connections from {client} (--max-connections-per-client {limiter.MaxPerClient})"
+            ? $"too many connections from {shown} (--max-connections-per-client {limiter.MaxPerClient})"
             : $"too many connections (--max-connections {limiter.MaxConnections})";
         if (limiter.ShouldLogRefusal(out var refused))
         {
