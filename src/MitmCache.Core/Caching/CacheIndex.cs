@@ -193,7 +193,8 @@ internal sealed class CacheIndex : IDisposable
 
     public void PutTag(TagRecord record)
     {
-        record.Id = $"{record.TagKey}|{record.AcceptKey}";
+        // The Accept set is client input of any length: key by its hash (LiteDB ids are < 1023 bytes).
+        record.Id = $"{record.TagKey}|{Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(record.AcceptKey)))[..32]}";
         _tags.Upsert(record);
     }
 

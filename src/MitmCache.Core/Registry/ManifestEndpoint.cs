@@ -191,11 +191,15 @@ internal sealed class ManifestEndpoint(
             Registry = target.Authority,
             Repository = repository,
             Tag = tag,
-            AcceptKey = MediaTypes.AcceptKey(context.Request.Headers.Accept),
+            AcceptKey = ManifestAcceptKey(context.Request.Headers.Accept),
             Digest = digest,
             MediaType = mediaType,
             FetchedAt = cache.Now,
         });
+
+    /// <summary>The client's Accept set reduced to manifest media types: the tag key part, bounded whatever the client sends.</summary>
+    private static string ManifestAcceptKey(Microsoft.Extensions.Primitives.StringValues accept) =>
+        string.Join(',', MediaTypes.AcceptKey(accept).Split(',').Where(MediaTypes.IsManifest));
 
     /// <summary>The cached mapping for a tag: the exact Accept set first, else the newest the client accepts.</summary>
     private (TagRecord Tag, CachedBlob Blob)? FindCachedTag(HttpContext context, InterceptTarget target, ManifestRoute route)
@@ -206,7 +210,7 @@ internal sealed class ManifestEndpoint(
         }
 
         var accept = context.Request.Headers.Accept;
-        var acceptKey = MediaTypes.AcceptKey(accept);
+        var acceptKey = ManifestAcceptKey(accept);
         var candidates = cache.Index.FindTags(target.Authority, route.Name, tag)
             .Where(t => t.AcceptKey == acceptKey || MediaTypes.Accepts(accept, t.MediaType))
             .OrderByDescending(t => t.AcceptKey == acceptKey)

@@ -57,7 +57,13 @@ internal sealed class RegistryHandler(
 
     private async Task<RegistryOutcome> ForwardAsync(HttpContext context, InterceptTarget target, string rawTarget)
     {
-        await forwarder.ForwardAsync(context, new Uri($"https://{target.Authority}{rawTarget}"));
+        if (!Hosting.UpstreamTarget.TryForIntercepted(target.Authority, rawTarget, out var upstream))
+        {
+            await HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, "MitmCache: invalid request target");
+            return new("rejected", 0);
+        }
+
+        await forwarder.ForwardAsync(context, upstream);
         return new("forwarded", 0);
     }
 }

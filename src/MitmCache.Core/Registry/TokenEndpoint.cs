@@ -72,7 +72,13 @@ internal sealed class TokenEndpoint
 
         var credential = CredentialOf(request, body);
         var scopes = Scopes(request, body);
-        using var message = HeaderRules.CreateRequest(request, new Uri($"https://{target.Authority}{rawTarget}"), forwardBody: false);
+        if (!Hosting.UpstreamTarget.TryForIntercepted(target.Authority, rawTarget, out var upstreamUri))
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            return;
+        }
+
+        using var message = HeaderRules.CreateRequest(request, upstreamUri, forwardBody: false);
         if (body.Length > 0 || HttpMethods.IsPost(request.Method))
         {
             message.Content = new ByteArrayContent(body);
