@@ -166,6 +166,7 @@ public sealed class BlobReaderTests : IDisposable
 
         var copy = BlobReader.CopyAsync(_read, 0, _data.Length, output, _fill, cancellation.Token);
         await output.WaitForCountAsync(1_000);
+        await Task.Delay(200); // let the flush of those bytes return, so the reader is waiting for more
         cancellation.Cancel();
         var (outcome, bytes) = await copy.WaitAsync(s_timeout);
 
