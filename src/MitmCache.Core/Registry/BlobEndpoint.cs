@@ -119,14 +119,14 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
     private async Task<RegistryOutcome?> StartFillAsync(HttpContext context, InterceptTarget target, BlobRoute route, BlobFill fill)
     {
         var key = route.Digest.ToString();
-        using var request = upstream.CreateRequest(HttpMethod.Get, target, $"/v2/{route.Name}/blobs/{key}", context.Request, bulk: true);
+        using var request = BlobRequest(HttpMethod.Get, context, target, route);
         HttpResponseMessage response;
         try
         {
             // Blob heads come through redirects to CDNs: allow them three times the manifest timeout.
             response = await upstream.SendAsync(request, followRedirects: true, upstream.Timeout * 3, context.RequestAborted);
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException or OperationCanceledException)
+        catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex) || ex is OperationCanceledException)
         {
             cache.Abandon(fill);
             metrics.UpstreamError(ex is TimeoutException ? "timeout" : "connect");
@@ -178,7 +178,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
     /// <summary>The cache cannot store right now: relay upstream's answer untouched (fail open).</summary>
     private async Task<RegistryOutcome> BypassAsync(HttpContext context, InterceptTarget target, BlobRoute route)
     {
-        using var request = upstream.CreateRequest(HttpMethod.Get, target, $"/v2/{route.Name}/blobs/{route.Digest}", context.Request, bulk: true);
+        using var request = BlobRequest(HttpMethod.Get, context, target, route);
         if (context.Request.Headers.Range.Count > 0)
         {
             request.Headers.TryAddWithoutValidation("Range", context.Request.Headers.Range.ToString());
@@ -189,7 +189,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             using var response = await upstream.SendAsync(request, followRedirects: true, upstream.Timeout * 3, context.RequestAborted);
             return new("bypass", await RegistryResponses.RelayAsync(context, response, "bypass"));
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException)
+        catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
             RegistryResponses.SetResult(context.Response, "error");
             await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unavailable, $"upstream {target.Authority}: {HttpForwarder.Describe(ex).Reason}", context.RequestAborted);
@@ -203,7 +203,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
     /// </summary>
     private async Task<long> ResumeFromUpstreamAsync(HttpContext context, InterceptTarget target, BlobRoute route, long offset, long remaining)
     {
-        using var request = upstream.CreateRequest(HttpMethod.Get, target, $"/v2/{route.Name}/blobs/{route.Digest}", context.Request, bulk: true);
+        using var request = BlobRequest(HttpMethod.Get, context, target, route);
         request.Headers.TryAddWithoutValidation("Range", $"bytes={offset}-");
         try
         {
@@ -228,7 +228,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
 
             return copy.Bytes;
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException or OperationCanceledException)
+        catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex) || ex is OperationCanceledException)
         {
             context.Abort();
             return 0;
@@ -255,13 +255,13 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
 
     private async Task<RegistryOutcome> ForwardHeadAsync(HttpContext context, InterceptTarget target, BlobRoute route)
     {
-        using var request = upstream.CreateRequest(HttpMethod.Head, target, $"/v2/{route.Name}/blobs/{route.Digest}", context.Request);
+        using var request = BlobRequest(HttpMethod.Head, context, target, route);
         try
         {
             using var response = await upstream.SendAsync(request, followRedirects: true, upstream.Timeout, context.RequestAborted);
             return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException)
+        catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
             RegistryResponses.SetResult(context.Response, "error");
             await RegistryError.WriteAsync(context.Response, RegistryErrorCode.BlobUnknown, "blob not cached and upstream unreachable", context.RequestAborted);
@@ -295,4 +295,8 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         await RegistryError.WriteAsync(context.Response, RegistryErrorCode.BlobUnknown, "blob unknown to registry", context.RequestAborted);
         return new("refused", 0);
     }
+
+    /// <summary>This blob at upstream, with the client's credentials; bodies over HTTP/1.1.</summary>
+    private HttpRequestMessage BlobRequest(HttpMethod method, HttpContext context, InterceptTarget target, BlobRoute route) =>
+        upstream.CreateRequest(method, target, $"/v2/{route.Name}/blobs/{route.Digest}", context.Request, bulk: method == HttpMethod.Get);
 }

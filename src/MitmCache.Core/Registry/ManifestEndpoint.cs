@@ -93,7 +93,7 @@ internal sealed class ManifestEndpoint(
                 metrics.UpstreamError(((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException)
+        catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
             reason = HttpForwarder.Describe(ex).Reason;
             metrics.UpstreamError(ex is TimeoutException ? "timeout" : "connect");

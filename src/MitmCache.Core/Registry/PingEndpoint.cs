@@ -31,7 +31,7 @@ internal sealed class PingEndpoint(RegistryUpstream upstream, BlobCache cache, A
 
             reason = $"answered {(int)response.StatusCode}";
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException)
+        catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
             reason = HttpForwarder.Describe(ex).Reason;
         }

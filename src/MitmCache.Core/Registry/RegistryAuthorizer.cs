@@ -45,7 +45,7 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
         {
             response = await upstream.SendAsync(probe, followRedirects: false, upstream.Timeout, context.RequestAborted);
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException)
+        catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
             return new(AccessDecision.Unavailable);
         }

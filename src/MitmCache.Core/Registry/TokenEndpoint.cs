@@ -100,7 +100,7 @@ internal sealed class TokenEndpoint
 
             reason = $"answered {(int)response.StatusCode}";
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException)
+        catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
             reason = HttpForwarder.Describe(ex).Reason;
         }

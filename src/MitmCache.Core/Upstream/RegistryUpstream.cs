@@ -151,6 +151,9 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, ProxySettings
         status is HttpStatusCode.MovedPermanently or HttpStatusCode.Found or HttpStatusCode.SeeOther
             or HttpStatusCode.TemporaryRedirect or HttpStatusCode.PermanentRedirect;
 
+    /// <summary>An upstream that could not be reached or did not answer in time (connection, TLS, timeout).</summary>
+    public static bool IsUnreachable(Exception ex) => ex is HttpRequestException or IOException or TimeoutException;
+
     /// <summary>Upstream answers that mean "serve stale if you can": 5xx and 429.</summary>
     public static bool IsUpstreamFault(HttpStatusCode status) => (int)status >= 500 || status == HttpStatusCode.TooManyRequests;
 
