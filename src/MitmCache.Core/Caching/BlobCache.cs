@@ -72,6 +72,11 @@ internal sealed class BlobCache : IDisposable
                 $"cannot open the cache in {settings.DataDirectory}: {ex.Message}. Fix the data directory, or run with --on-cache-failure passthrough to proxy without caching.", ex);
         }
 
+        Index.WriteFailed += ex =>
+        {
+            _logger.IndexWriteFailed(ex.Message);
+            MarkStorageFailed(ex.Message);
+        };
         Reconcile();
         _flushTimer = time.CreateTimer(_ => FlushAccessSafely(), null, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30));
     }
@@ -96,8 +101,16 @@ internal sealed class BlobCache : IDisposable
         if (!File.Exists(path))
         {
             // Deleted behind our back: forget it rather than fail a client.
-            Index.DeleteBlob(record.Id);
-            Interlocked.Add(ref _totalBytes, -record.Size);
+            try
+            {
+                Index.DeleteBlob(record.Id);
+                Interlocked.Add(ref _totalBytes, -record.Size);
+            }
+            catch (Exception ex) when (CacheIndex.IsStorageFailure(ex))
+            {
+                MarkStorageFailed(ex.Message); // forgotten at the next lookup or start-up
+            }
+
             return null;
         }
 
@@ -160,6 +173,11 @@ internal sealed class BlobCache : IDisposable
     private void ReportStorageFailure(string digest, string message)
     {
         _logger.FillStorageFailed(digest, message);
+        MarkStorageFailed(message);
+    }
+
+    private void MarkStorageFailed(string message)
+    {
         if (_storageFailure?.At != DateTimeOffset.MaxValue)
         {
             _storageFailure = new StorageFailure(message, _time.GetUtcNow());

@@ -1,24 +1,35 @@
 using System.Collections.Concurrent;
+using System.Runtime.ExceptionServices;
 using LiteDB;
 
 namespace MitmCache.Caching;
 
 /// <summary>
-/// The LiteDB index of the cache: blobs, repository links, tags, visibility and registry challenges.
+/// The LiteDB index of the cache: blobs, repository links, tags, visibility, registry challenges and grants.
 /// One <see cref="LiteDatabase"/> per process (direct mode is thread-safe). Last-access times are kept
 /// in memory and written in batches, so a cache hit never writes the index.
 /// </summary>
+/// <remarks>
+/// LiteDB closes its engine for good after an I/O error (a full disk) or a damaged page, and every
+/// later call throws the same error. The proxy must not stay broken after space returns, so an
+/// operation that meets a dead engine retires it, and the next one reopens the file (at most once per
+/// <see cref="ReopenInterval"/>); LiteDB's log keeps every committed transaction across the reopen.
+/// Operations hold a read lock and closing or retiring takes the write lock, so no transaction is ever
+/// cut off by a dispose on another thread. Queries return lists: a lazy LiteDB enumerator owns a
+/// transaction on the thread that started it and must not outlive the lock.
+/// </remarks>
 internal sealed class CacheIndex : IDisposable
 {
-    private readonly LiteDatabase _database;
-    private readonly ILiteCollection<BlobRecord> _blobs;
-    private readonly ILiteCollection<LinkRecord> _links;
-    private readonly ILiteCollection<TagRecord> _tags;
-    private readonly ILiteCollection<RepositoryRecord> _repositories;
-    private readonly ILiteCollection<ChallengeRecord> _challenges;
-    private readonly ILiteCollection<GrantRecord> _grants;
-    private readonly ConcurrentDictionary<string, (DateTime At, long Hits)> _pendingAccess = new();
+    /// <summary>The shortest time between two attempts to reopen a failed index.</summary>
+    public static readonly TimeSpan ReopenInterval = TimeSpan.FromSeconds(1);
+
+    private readonly ConnectionString _connection;
     private readonly FileStream? _lock;
+    private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.NoRecursion);
+    private readonly ConcurrentDictionary<string, (DateTime At, long Hits)> _pendingAccess = new();
+    private IndexStore? _store;
+    private (ExceptionDispatchInfo Error, long At)? _reopenFailure;
+    private bool _disposed;
 
     /// <exception cref="CacheLockedException">Another process has this index open.</exception>
     public CacheIndex(string path)
@@ -28,31 +39,21 @@ internal sealed class CacheIndex : IDisposable
 
     private CacheIndex(ConnectionString connection, FileStream? fileLock)
     {
+        _connection = connection;
         _lock = fileLock;
         try
         {
-            _database = new LiteDatabase(connection, new BsonMapper())
-            {
-                UtcDate = true, // times come back as UTC, as they are compared with the UTC clock
-            };
-            _blobs = _database.GetCollection<BlobRecord>("blobs");
-            _links = _database.GetCollection<LinkRecord>("links");
-            _tags = _database.GetCollection<TagRecord>("tags");
-            _repositories = _database.GetCollection<RepositoryRecord>("repositories");
-            _challenges = _database.GetCollection<ChallengeRecord>("challenges");
-            _grants = _database.GetCollection<GrantRecord>("grants");
-            _grants.EnsureIndex(g => g.Registry);
-            _blobs.EnsureIndex(b => b.LastAccess);
-            _links.EnsureIndex(l => l.Digest);
-            _tags.EnsureIndex(t => t.TagKey);
-            _tags.EnsureIndex(t => t.Digest);
+            _store = new IndexStore(connection);
         }
         catch
         {
-            Close(); // an unreadable file: let OpenOrRebuild move it aside and take the lock again
+            _lock?.Dispose(); // an unreadable file: let OpenOrRebuild move it aside and take the lock again
             throw;
         }
     }
+
+    /// <summary>How many times the index was reopened after its engine failed.</summary>
+    public int Reopens { get; private set; }
 
     /// <summary>An index that lives in memory only: the pass-through mode for an unusable data directory.</summary>
     public static CacheIndex InMemory() => new(new ConnectionString { Filename = ":memory:" }, fileLock: null);
@@ -76,7 +77,7 @@ internal sealed class CacheIndex : IDisposable
             }
             catch
             {
-                index.Close();
+                index.Dispose(flush: false);
                 throw;
             }
         }
@@ -99,35 +100,159 @@ internal sealed class CacheIndex : IDisposable
             or InvalidCastException or FormatException or OverflowException or NullReferenceException
             or InvalidDataException or EndOfStreamException;
 
-    private void Validate()
+    /// <summary>What LiteDB throws once its engine has closed itself (see the remarks).</summary>
+    private static bool IsEngineFailure(Exception ex) =>
+        ex is IOException or LiteException { ErrorCode: LiteException.ENGINE_DISPOSED or InvalidDatafileState };
+
+    // LiteDB's code for a failed internal consistency check (ENSURE), after which the engine is closed.
+    private const int InvalidDatafileState = 999;
+
+    private void Validate() => Use(s =>
     {
-        _ = _blobs.FindAll().Count();
-        _ = _links.FindAll().Count();
-        _ = _tags.FindAll().Count();
-        _ = _repositories.FindAll().Count();
-        _ = _challenges.FindAll().Count();
-        _ = _grants.FindAll().Count();
+        _ = s.Blobs.FindAll().Count();
+        _ = s.Links.FindAll().Count();
+        _ = s.Tags.FindAll().Count();
+        _ = s.Repositories.FindAll().Count();
+        _ = s.Challenges.FindAll().Count();
+        _ = s.Grants.FindAll().Count();
+        return 0;
+    });
+
+    /// <summary>Raised when a bookkeeping write could not be stored (see "Links" below).</summary>
+    public event Action<Exception>? WriteFailed;
+
+    /// <summary>What a failed index call throws when storage, not the caller, is at fault.</summary>
+    public static bool IsStorageFailure(Exception ex) => IsEngineFailure(ex);
+
+    private bool TryWrite(Action<IndexStore> write)
+    {
+        try
+        {
+            Use(write);
+            return true;
+        }
+        catch (Exception ex) when (IsEngineFailure(ex))
+        {
+            WriteFailed?.Invoke(ex);
+            return false;
+        }
+    }
+
+    /// <summary>Runs one operation on the open database, reopening it first if a failure retired it.</summary>
+    private T Use<T>(Func<IndexStore, T> operation)
+    {
+        while (true)
+        {
+            IndexStore? failed = null;
+            ExceptionDispatchInfo? failure = null;
+            _gate.EnterReadLock();
+            try
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                if (_store is { } store)
+                {
+                    try
+                    {
+                        return operation(store);
+                    }
+                    catch (Exception ex) when (IsEngineFailure(ex))
+                    {
+                        failed = store;
+                        failure = ExceptionDispatchInfo.Capture(ex);
+                    }
+                }
+            }
+            finally
+            {
+                _gate.ExitReadLock();
+            }
+
+            if (failure is not null)
+            {
+                Retire(failed!);
+                failure.Throw();
+            }
+
+            Reopen();
+        }
+    }
+
+    private void Use(Action<IndexStore> operation) => Use(s =>
+    {
+        operation(s);
+        return true;
+    });
+
+    private void Retire(IndexStore failed)
+    {
+        _gate.EnterWriteLock();
+        try
+        {
+            if (ReferenceEquals(_store, failed))
+            {
+                _store = null;
+                failed.Dispose();
+            }
+        }
+        finally
+        {
+            _gate.ExitWriteLock();
+        }
+    }
+
+    private void Reopen()
+    {
+        _gate.EnterWriteLock();
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_store is not null)
+            {
+                return;
+            }
+
+            if (_reopenFailure is { } last && Environment.TickCount64 - last.At < ReopenInterval.TotalMilliseconds)
+            {
+                last.Error.Throw();
+            }
+
+            try
+            {
+                _store = new IndexStore(_connection);
+                _reopenFailure = null;
+                Reopens++;
+            }
+            catch (Exception ex) when (IsEngineFailure(ex) || IsCorruption(ex))
+            {
+                _reopenFailure = (ExceptionDispatchInfo.Capture(ex), Environment.TickCount64);
+                throw;
+            }
+        }
+        finally
+        {
+            _gate.ExitWriteLock();
+        }
     }
 
     // Blobs
 
-    public BlobRecord? FindBlob(string digest) => _blobs.FindById(digest);
+    public BlobRecord? FindBlob(string digest) => Use(s => s.Blobs.FindById(digest));
 
-    public IEnumerable<BlobRecord> AllBlobs() => _blobs.FindAll();
+    public List<BlobRecord> AllBlobs() => Use(s => s.Blobs.FindAll().ToList());
 
-    public long TotalBlobBytes() => _blobs.FindAll().Sum(b => b.Size);
+    public long TotalBlobBytes() => Use(s => s.Blobs.FindAll().Sum(b => b.Size));
 
-    public int BlobCount() => _blobs.Count();
+    public int BlobCount() => Use(s => s.Blobs.Count());
 
     /// <summary>How many blobs have one of these media types (counted by the engine, no documents mapped).</summary>
     public int CountBlobsOfType(IEnumerable<string> mediaTypes) =>
-        _blobs.Count(Query.In(nameof(BlobRecord.MediaType), mediaTypes.Select(t => new BsonValue(t))));
+        Use(s => s.Blobs.Count(Query.In(nameof(BlobRecord.MediaType), mediaTypes.Select(t => new BsonValue(t)))));
 
-    public void UpsertBlob(BlobRecord record) => _blobs.Upsert(record);
+    public void UpsertBlob(BlobRecord record) => Use(s => s.Blobs.Upsert(record));
 
     public void DeleteBlob(string digest)
     {
-        _blobs.Delete(digest);
+        Use(s => s.Blobs.Delete(digest));
         _pendingAccess.TryRemove(digest, out _);
     }
 
@@ -135,7 +260,9 @@ internal sealed class CacheIndex : IDisposable
     public void TouchBlob(string digest, DateTime at) =>
         _pendingAccess.AddOrUpdate(digest, (at, 1), (_, old) => (at, old.Hits + 1));
 
-    public int FlushAccess()
+    public int FlushAccess() => Use(FlushAccess);
+
+    private int FlushAccess(IndexStore store)
     {
         var written = 0;
         foreach (var digest in _pendingAccess.Keys)
@@ -145,7 +272,7 @@ internal sealed class CacheIndex : IDisposable
                 continue;
             }
 
-            var record = _blobs.FindById(digest);
+            var record = store.Blobs.FindById(digest);
             if (record is null)
             {
                 continue;
@@ -153,7 +280,7 @@ internal sealed class CacheIndex : IDisposable
 
             record.LastAccess = access.At > record.LastAccess ? access.At : record.LastAccess;
             record.Hits += access.Hits;
-            _blobs.Update(record);
+            store.Blobs.Update(record);
             written++;
         }
 
@@ -161,82 +288,85 @@ internal sealed class CacheIndex : IDisposable
     }
 
     /// <summary>Least recently used first; call <see cref="FlushAccess"/> before for exact order.</summary>
-    public IEnumerable<BlobRecord> BlobsByLastAccess() => _blobs.Query().OrderBy(b => b.LastAccess).ToEnumerable();
+    public List<BlobRecord> BlobsByLastAccess() => Use(s => s.Blobs.Query().OrderBy(b => b.LastAccess).ToList());
 
-    // Links and visibility
+    // Links, visibility, tags, challenges and grants are bookkeeping written while a request is served:
+    // their writes report storage failures (a full disk) by returning false and raising WriteFailed
+    // instead of failing the request. A lost write only makes a later answer stricter (not linked,
+    // private, no grant) or turns a later hit into a miss; callers that must not lose one check the result.
 
-    public void Link(string registry, string repository, string digest, DateTime at) =>
-        _links.Upsert(new LinkRecord
+    public bool Link(string registry, string repository, string digest, DateTime at) =>
+        TryWrite(s => s.Links.Upsert(new LinkRecord
         {
             Id = LinkRecord.MakeId(registry, repository, digest),
             Registry = registry,
             Repository = repository,
             Digest = digest,
             SeenAt = at,
-        });
+        }));
 
     public bool IsLinked(string registry, string repository, string digest) =>
-        _links.FindById(LinkRecord.MakeId(registry, repository, digest)) is not null;
+        Use(s => s.Links.FindById(LinkRecord.MakeId(registry, repository, digest)) is not null);
 
-    public IEnumerable<LinkRecord> LinksOf(string digest) => _links.Find(l => l.Digest == digest);
+    public List<LinkRecord> LinksOf(string digest) => Use(s => s.Links.Find(l => l.Digest == digest).ToList());
 
-    public IEnumerable<LinkRecord> AllLinks() => _links.FindAll();
+    public List<LinkRecord> AllLinks() => Use(s => s.Links.FindAll().ToList());
 
-    public void DeleteLinksOf(string digest) => _links.DeleteMany(l => l.Digest == digest);
+    public void DeleteLinksOf(string digest) => Use(s => s.Links.DeleteMany(l => l.Digest == digest));
 
-    public bool? IsPublic(string registry, string repository) => _repositories.FindById($"{registry}/{repository}")?.Public;
+    public bool? IsPublic(string registry, string repository) => Use(s => s.Repositories.FindById($"{registry}/{repository}")?.Public);
 
-    public void SetVisibility(string registry, string repository, bool isPublic, DateTime at) =>
-        _repositories.Upsert(new RepositoryRecord { Id = $"{registry}/{repository}", Public = isPublic, UpdatedAt = at });
+    public bool SetVisibility(string registry, string repository, bool isPublic, DateTime at) =>
+        TryWrite(s => s.Repositories.Upsert(new RepositoryRecord { Id = $"{registry}/{repository}", Public = isPublic, UpdatedAt = at }));
 
     // Tags
 
-    public void PutTag(TagRecord record)
+    public bool PutTag(TagRecord record)
     {
         // The Accept set is client input of any length: key by its hash (LiteDB ids are < 1023 bytes).
         record.Id = $"{record.TagKey}|{Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(record.AcceptKey)))[..32]}";
-        _tags.Upsert(record);
+        return TryWrite(s => s.Tags.Upsert(record));
     }
 
-    public IReadOnlyList<TagRecord> FindTags(string registry, string repository, string tag)
+    public List<TagRecord> FindTags(string registry, string repository, string tag)
     {
         var key = TagRecord.MakeTagKey(registry, repository, tag);
-        return _tags.Find(t => t.TagKey == key).ToList();
+        return Use(s => s.Tags.Find(t => t.TagKey == key).ToList());
     }
 
-    public IEnumerable<TagRecord> AllTags() => _tags.FindAll();
+    public List<TagRecord> AllTags() => Use(s => s.Tags.FindAll().ToList());
 
-    public void DeleteTagsPointingTo(string digest) => _tags.DeleteMany(t => t.Digest == digest);
+    public void DeleteTagsPointingTo(string digest) => Use(s => s.Tags.DeleteMany(t => t.Digest == digest));
 
     // Challenges
 
-    public ChallengeRecord? FindChallenge(string registry) => _challenges.FindById(registry);
+    public ChallengeRecord? FindChallenge(string registry) => Use(s => s.Challenges.FindById(registry));
 
-    public IEnumerable<ChallengeRecord> AllChallenges() => _challenges.FindAll();
+    public List<ChallengeRecord> AllChallenges() => Use(s => s.Challenges.FindAll().ToList());
 
-    public void PutChallenge(ChallengeRecord record) => _challenges.Upsert(record);
+    public bool PutChallenge(ChallengeRecord record) => TryWrite(s => s.Challenges.Upsert(record));
 
     // Grants
 
     public GrantRecord? FindGrant(string credentialKey, string registry, string repository) =>
-        _grants.FindById(GrantRecord.MakeId(credentialKey, registry, repository));
+        Use(s => s.Grants.FindById(GrantRecord.MakeId(credentialKey, registry, repository)));
 
-    public void PutGrant(GrantRecord grant)
+    public bool PutGrant(GrantRecord grant)
     {
         grant.Id = GrantRecord.MakeId(grant.CredentialKey, grant.Registry, grant.Repository);
-        _grants.Upsert(grant);
+        return TryWrite(s => s.Grants.Upsert(grant));
     }
 
-    public void DeleteGrant(string credentialKey, string registry, string repository) =>
-        _grants.Delete(GrantRecord.MakeId(credentialKey, registry, repository));
+    public bool DeleteGrant(string credentialKey, string registry, string repository) =>
+        TryWrite(s => s.Grants.Delete(GrantRecord.MakeId(credentialKey, registry, repository)));
 
     /// <summary>Drops every grant of a registry, or of one repository in it. Returns how many.</summary>
     public int DeleteGrants(string registry, string? repository) =>
-        _grants.DeleteMany(g => g.Registry == registry && (repository == null || g.Repository == repository));
+        Use(s => s.Grants.DeleteMany(g => g.Registry == registry && (repository == null || g.Repository == repository)));
 
-    public int DeleteExpiredGrants(DateTime now) => _grants.DeleteMany(g => g.Expires <= now);
+    public int DeleteExpiredGrants(DateTime now) => Use(s => s.Grants.DeleteMany(g => g.Expires <= now));
 
-    public void Checkpoint() => _database.Checkpoint();
+    public void Checkpoint() => Use(s => s.Checkpoint());
 
     /// <summary>
     /// LiteDB's direct mode assumes one process per file but does not enforce it on Linux (its FileShare
@@ -261,22 +391,41 @@ internal sealed class CacheIndex : IDisposable
     private const int EWouldBlock = 11;
     private const int SharingViolation = unchecked((int)0x80070020);
 
-    /// <summary>Closes the database and releases the lock, without flushing.</summary>
-    private void Close()
-    {
-        _database?.Dispose();
-        _lock?.Dispose();
-    }
+    /// <summary>Waits for operations in flight, writes pending access times, closes the database and releases the lock.</summary>
+    public void Dispose() => Dispose(flush: true);
 
-    public void Dispose()
+    private void Dispose(bool flush)
     {
+        _gate.EnterWriteLock();
         try
         {
-            FlushAccess();
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            try
+            {
+                if (flush && _store is { } store)
+                {
+                    FlushAccess(store);
+                }
+            }
+            catch (Exception ex) when (IsEngineFailure(ex))
+            {
+                // The access times are hints for eviction order; losing the last batch is harmless.
+            }
+            finally
+            {
+                _store?.Dispose();
+                _store = null;
+                _lock?.Dispose();
+            }
         }
         finally
         {
-            Close();
+            _gate.ExitWriteLock();
         }
     }
 }

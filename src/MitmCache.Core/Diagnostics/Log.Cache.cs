@@ -55,6 +55,9 @@ internal static partial class Log
     [LoggerMessage(315, LogLevel.Information, "Refused an offline token request for {Registry}: the credential holds no live grant for every requested repository")]
     public static partial void OfflineTokenRefused(this ILogger logger, string registry);
 
+    [LoggerMessage(319, LogLevel.Warning, "Cache index write failed, the request goes on without it: {Reason}")]
+    public static partial void IndexWriteFailed(this ILogger logger, string reason);
+
     [LoggerMessage(320, LogLevel.Information, "Pruned {Count} blobs ({Bytes} bytes); cache now {Remaining} bytes")]
     public static partial void Pruned(this ILogger logger, int count, long bytes, long remaining);
 

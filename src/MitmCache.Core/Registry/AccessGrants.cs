@@ -27,6 +27,9 @@ internal sealed class AccessGrants
     private readonly TimeSpan _window;
     private readonly ConcurrentDictionary<string, (string BasicKey, DateTimeOffset Expires)> _tokenOwners = new();
 
+    // Refusals the index could not store (a full disk): a refused credential must lose its grant anyway.
+    private readonly ConcurrentDictionary<string, bool> _unstoredRefusals = new();
+
     public AccessGrants(byte[] key, CacheIndex index, TimeProvider time, TimeSpan window)
     {
         _key = key;
@@ -88,10 +91,18 @@ internal sealed class AccessGrants
         }
 
         var key = KeyOf(authorization);
-        _index.DeleteGrant(key, registry, repository);
+        Revoke(key, registry, repository);
         if (_tokenOwners.TryGetValue(key, out var owner))
         {
-            _index.DeleteGrant(owner.BasicKey, registry, repository);
+            Revoke(owner.BasicKey, registry, repository);
+        }
+    }
+
+    private void Revoke(string credentialKey, string registry, string repository)
+    {
+        if (!_index.DeleteGrant(credentialKey, registry, repository))
+        {
+            _unstoredRefusals[GrantRecord.MakeId(credentialKey, registry, repository)] = true;
         }
     }
 
@@ -131,13 +142,19 @@ internal sealed class AccessGrants
     }
 
     public bool IsLive(string credentialKey, string registry, string repository) =>
-        _index.FindGrant(credentialKey, registry, repository) is { } grant && grant.Expires > _time.GetUtcNow().UtcDateTime;
+        !_unstoredRefusals.ContainsKey(GrantRecord.MakeId(credentialKey, registry, repository))
+        && _index.FindGrant(credentialKey, registry, repository) is { } grant && grant.Expires > _time.GetUtcNow().UtcDateTime;
 
     /// <summary><c>mitmcache auth revoke</c>: every credential's grants for a registry or repository.</summary>
     public int RevokeAll(string registry, string? repository) => _index.DeleteGrants(registry, repository);
 
-    private void Put(string key, string registry, string repository, DateTimeOffset expires) =>
-        _index.PutGrant(new GrantRecord { CredentialKey = key, Registry = registry, Repository = repository, Expires = expires.UtcDateTime });
+    private void Put(string key, string registry, string repository, DateTimeOffset expires)
+    {
+        if (_index.PutGrant(new GrantRecord { CredentialKey = key, Registry = registry, Repository = repository, Expires = expires.UtcDateTime }))
+        {
+            _unstoredRefusals.TryRemove(GrantRecord.MakeId(key, registry, repository), out _);
+        }
+    }
 
     /// <summary>The <c>exp</c> claim of a JWT, read without verifying it (it only shortens a grant).</summary>
     internal static DateTimeOffset? TokenExpiry(string token)

@@ -41,6 +41,80 @@ public sealed class DiskFaultTests
         Assert.False(cache.IsStorageDegraded);
     }
 
+    [Fact]
+    public async Task DiskFullUnderTheIndex_IndexReopensWhenSpaceReturns_CachedImagePullsOffline()
+    {
+        using var mount = await TmpfsMount.CreateAsync("16m");
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false, s => s with { DataDirectory = mount.Path });
+        await world.PushImageAsync("library/kept", "v1", (200_000, 141));
+        await world.PushImageAsync("library/later", "v1", (30_000, 142));
+        var kept = $"{world.Authority}/library/kept:v1";
+        Assert.True((await Skopeo.CopyToOciAsync(kept, world.Dir.Combine("oci-kept"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None)).Succeeded);
+
+        // Leave one page free: small files still land, the index log (8 KiB pages) does not. LiteDB
+        // closes its engine on that error and, left alone, fails every later call until a restart.
+        var filler = Path.Combine(mount.Path, "filler");
+        FillUp(filler);
+        using (var handle = File.OpenHandle(filler, FileMode.Open, FileAccess.Write))
+        {
+            RandomAccess.SetLength(handle, RandomAccess.GetLength(handle) - 4096);
+        }
+
+        var later = await Skopeo.CopyToOciAsync($"{world.Authority}/library/later:v1", world.Dir.Combine("oci-later"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(later.Succeeded, later.StdErr + "\n" + world.Proxy.Log.Tail());
+        var cache = world.Proxy.Get<BlobCache>();
+
+        File.Delete(filler);
+        await Task.Delay(CacheIndex.ReopenInterval + TimeSpan.FromMilliseconds(200));
+        await world.KillUpstreamsAsync();
+        var offline = await Skopeo.CopyToOciAsync(kept, world.Dir.Combine("oci-offline"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+
+        Assert.True(offline.Succeeded, offline.StdErr + "\n" + world.Proxy.Log.Tail());
+        Assert.True(cache.Index.Reopens > 0, "the index never failed: the test did not fill the disk under it");
+    }
+
+    [Fact]
+    public async Task DiskFullUnderTheIndex_RefusalStillRevokesTheGrant()
+    {
+        using var mount = await TmpfsMount.CreateAsync("4m");
+        using var index = new CacheIndex(Path.Combine(mount.Path, "index.db"));
+        var grants = new AccessGrants(new byte[32], index, TimeProvider.System, TimeSpan.FromDays(7));
+        const string Credential = "Basic dXNlcjpwYXNz";
+        grants.RecordSuccess(Credential, "registry.test", "team/private");
+        Assert.True(grants.IsGranted(Credential, "registry.test", "team/private"));
+        var failures = 0;
+        index.WriteFailed += _ => failures++;
+
+        var filler = Path.Combine(mount.Path, "filler");
+        FillUp(filler);
+        grants.RecordRefusal(Credential, "registry.test", "team/private");
+
+        Assert.Equal(1, failures); // the delete did not reach the index...
+        Assert.False(grants.IsGranted(Credential, "registry.test", "team/private")); // ...and the grant is gone all the same
+
+        File.Delete(filler);
+        await Task.Delay(CacheIndex.ReopenInterval);
+        Assert.False(grants.IsGranted(Credential, "registry.test", "team/private"));
+        grants.RecordSuccess(Credential, "registry.test", "team/private"); // upstream says yes again
+        Assert.True(grants.IsGranted(Credential, "registry.test", "team/private"));
+    }
+
+    private static void FillUp(string path)
+    {
+        var chunk = new byte[64 * 1024];
+        using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None);
+        try
+        {
+            while (true)
+            {
+                stream.Write(chunk);
+            }
+        }
+        catch (IOException)
+        {
+        }
+    }
+
     private static Digest Digest(string text) => MitmCache.Registry.Digest.TryParse(text, out var d) ? d : throw new ArgumentException(text);
 }
 
