@@ -11,6 +11,12 @@ public sealed class ProxyOptions
     /// <summary>Address and port to listen on. Default <c>127.0.0.1:3128</c>.</summary>
     public string? Listen { get; set; } = "127.0.0.1:3128";
 
+    /// <summary>
+    /// A second address serving only <c>/metrics</c>, <c>/healthz</c> and <c>/readyz</c>, so a scraper can reach
+    /// them without being a proxy client. Default none: they are served on the proxy port only.
+    /// </summary>
+    public string? MetricsListen { get; set; }
+
     /// <summary>Data directory (CA, cache, index). Default <c>./mitmcache-data</c>.</summary>
     public string? Data { get; set; } = "mitmcache-data";
 

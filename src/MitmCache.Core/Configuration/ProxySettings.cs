@@ -6,6 +6,7 @@ namespace MitmCache.Configuration;
 public sealed record ProxySettings
 {
     public required IPEndPoint Listen { get; init; }
+    public IPEndPoint? MetricsListen { get; init; }
     public required string DataDirectory { get; init; }
     public required IReadOnlyList<string> Intercept { get; init; }
     public required IReadOnlySet<int> AllowedPorts { get; init; }

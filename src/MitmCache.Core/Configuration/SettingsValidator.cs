@@ -19,6 +19,18 @@ public static class SettingsValidator
             errors.Add($"--listen '{options.Listen}': expected ADDRESS:PORT such as 127.0.0.1:3128 or [::1]:3128");
         }
 
+        IPEndPoint? metricsListen = null;
+        if (!string.IsNullOrEmpty(options.MetricsListen)
+            && !ValueParsers.TryParseEndpoint(options.MetricsListen, out metricsListen))
+        {
+            errors.Add($"--metrics-listen '{options.MetricsListen}': expected ADDRESS:PORT such as 127.0.0.1:9128 or [::]:9128");
+        }
+        else if (metricsListen is not null && listen is not null && metricsListen.Port == listen.Port && metricsListen.Port != 0
+            && (metricsListen.Address.Equals(listen.Address) || IsAny(metricsListen.Address) || IsAny(listen.Address)))
+        {
+            errors.Add($"--metrics-listen {metricsListen}: the same port as --listen {listen}; pick another port");
+        }
+
         if (string.IsNullOrWhiteSpace(options.Data))
         {
             errors.Add("--data: a data directory is required");
@@ -224,6 +236,7 @@ public static class SettingsValidator
         return new ProxySettings
         {
             Listen = listen!,
+            MetricsListen = metricsListen,
             DataDirectory = Path.GetFullPath(options.Data!),
             Intercept = intercept,
             AllowedPorts = ports,
@@ -248,6 +261,8 @@ public static class SettingsValidator
             MaxConnectionsPerClient = maxPerClient,
         };
     }
+
+    private static bool IsAny(IPAddress address) => address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
 
     public static bool TryParseConnectTo(string text, out ConnectToRule rule)
     {

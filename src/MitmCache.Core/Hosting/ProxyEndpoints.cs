@@ -11,6 +11,22 @@ namespace MitmCache.Hosting;
 internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, MetricsWriter metrics, Registry.AccessGrants grants,
     AdminEndpoints cacheAdmin, TimeProvider time)
 {
+    /// <summary>The connection item that marks the <c>--metrics-listen</c> listener.</summary>
+    public const string MonitoringListener = "mitmcache.monitoring";
+
+    /// <summary>The <c>--metrics-listen</c> port: health, readiness and metrics, and nothing else (no CA, no admin, no proxying).</summary>
+    public Task HandleMonitoringAsync(HttpContext context)
+    {
+        if (context.Request.Path.Value is "/metrics" or "/healthz" or "/readyz")
+        {
+            return HandleAsync(context);
+        }
+
+        context.Response.StatusCode = 404;
+        context.Response.ContentType = "text/plain";
+        return context.Response.WriteAsync("MitmCache monitoring: /metrics /healthz /readyz\n");
+    }
+
     public async Task HandleAsync(HttpContext context)
     {
         var response = context.Response;

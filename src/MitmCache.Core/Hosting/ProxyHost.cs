@@ -32,6 +32,9 @@ public sealed class ProxyHost : IAsyncDisposable
     /// <summary>The address actually bound (useful with port 0).</summary>
     public Uri Address { get; private set; } = null!;
 
+    /// <summary>The <c>--metrics-listen</c> address actually bound, if any.</summary>
+    public Uri? MetricsAddress { get; private set; }
+
     public IServiceProvider Services => _app.Services;
 
     /// <exception cref="CertificateAuthorityException">The CA could not be loaded or created.</exception>
@@ -111,6 +114,19 @@ public sealed class ProxyHost : IAsyncDisposable
                     return next;
                 });
             });
+            if (settings.MetricsListen is { } metricsListen)
+            {
+                // Plain HTTP without the proxy's connection middleware: no CONNECT, no client allow-list.
+                kestrel.Listen(metricsListen, listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http1;
+                    listen.Use(next => connection =>
+                    {
+                        connection.Items[ProxyEndpoints.MonitoringListener] = true;
+                        return next(connection);
+                    });
+                });
+            }
         });
 
         var app = builder.Build();
@@ -124,12 +140,22 @@ public sealed class ProxyHost : IAsyncDisposable
         await app.StartAsync(cancellationToken);
 
         var host = new ProxyHost(app);
-        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        host.Address = new Uri(bound.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
+        // Kestrel lists the bound addresses in the order of the Listen calls: the proxy first.
+        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
+        host.Address = LocalUri(bound[0]);
+        host.MetricsAddress = settings.MetricsListen is null ? null : LocalUri(bound[1]);
         log.Information("MitmCache listening on {Address}; intercepting {Intercept}; data in {Data}",
             settings.Listen.Port == 0 ? host.Address.Authority : settings.Listen.ToString(), string.Join(", ", settings.Intercept), settings.DataDirectory);
+        if (host.MetricsAddress is { } metrics)
+        {
+            log.Information("Metrics and health on http://{MetricsAddress} (no proxying there)", metrics.Authority);
+        }
+
         return host;
     }
+
+    private static Uri LocalUri(string bound) =>
+        new(bound.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
 
     /// <summary>The per-install grant key; in pass-through mode on a read-only data directory, one for this run.</summary>
     private static byte[] GrantKey(ProxySettings settings)

@@ -25,6 +25,12 @@ internal sealed class RequestRouter(
 {
     public Task HandleAsync(HttpContext context)
     {
+        var items = context.Features.Get<IConnectionItemsFeature>()?.Items;
+        if (items?.ContainsKey(ProxyEndpoints.MonitoringListener) == true)
+        {
+            return endpoints.HandleMonitoringAsync(context);
+        }
+
         if (MethodNames.IsMiscased(context.Request.Method, out var standard))
         {
             return HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest,
@@ -32,7 +38,7 @@ internal sealed class RequestRouter(
         }
 
         var rawTarget = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
-        var target = InterceptTarget.From(context.Features.Get<IConnectionItemsFeature>()?.Items);
+        var target = InterceptTarget.From(items);
         if (target is not null)
         {
             if (!rawTarget.StartsWith('/'))

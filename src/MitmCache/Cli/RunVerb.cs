@@ -16,6 +16,9 @@ internal sealed class RunVerb
     [Option("listen", HelpText = "ADDRESS:PORT to listen on. Default 127.0.0.1:3128.")]
     public string? Listen { get; set; }
 
+    [Option("metrics-listen", HelpText = "ADDRESS:PORT serving only /metrics, /healthz and /readyz (for a scraper that is not a proxy client). Default none.")]
+    public string? MetricsListen { get; set; }
+
     [Option("data", HelpText = "Data directory (CA, cache, index). Default ./mitmcache-data.")]
     public string? Data { get; set; }
 

@@ -30,6 +30,33 @@ public class SettingsValidatorTests
         Assert.Empty(settings.ConnectTo);
         Assert.Null(settings.ProxyAuth);
         Assert.Null(settings.UpstreamProxy);
+        Assert.Null(settings.MetricsListen);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:3128", "127.0.0.1:9128", true)]
+    [InlineData("127.0.0.1:3128", "[::]:9128", true)]
+    [InlineData("127.0.0.1:3128", "127.0.0.2:3128", true)] // same port on another address
+    [InlineData("127.0.0.1:3128", "127.0.0.1:3128", false)]
+    [InlineData("127.0.0.1:3128", "0.0.0.0:3128", false)]
+    [InlineData("127.0.0.1:3128", "metrics", false)]
+    [InlineData("127.0.0.1:3128", "127.0.0.1:70000", false)]
+    public void Validate_MetricsListen_ParsedOrRefusedWithTheFlagName(string listen, string metricsListen, bool valid)
+    {
+        var errors = new List<string>();
+
+        var settings = SettingsValidator.Validate(new ProxyOptions { Listen = listen, MetricsListen = metricsListen }, errors);
+
+        if (valid)
+        {
+            Assert.Empty(errors);
+            Assert.Equal(IPEndPoint.Parse(metricsListen), settings!.MetricsListen);
+        }
+        else
+        {
+            Assert.Null(settings);
+            Assert.StartsWith("--metrics-listen", Assert.Single(errors), StringComparison.Ordinal);
+        }
     }
 
     [Fact]

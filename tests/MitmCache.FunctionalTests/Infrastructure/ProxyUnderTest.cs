@@ -26,6 +26,9 @@ public sealed class ProxyUnderTest : IAsyncDisposable
 
     public int Port { get; private set; }
 
+    /// <summary>The <c>--metrics-listen</c> address, when the settings ask for one.</summary>
+    public Uri? MetricsUrl => _host?.MetricsAddress;
+
     /// <summary>The proxy's root CA as PEM, written to a file clients can trust.</summary>
     public string CaBundlePath => Path.Combine(Settings.DataDirectory, "ca", "root.crt");
 
