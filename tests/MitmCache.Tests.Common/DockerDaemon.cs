@@ -13,10 +13,12 @@ public sealed class DockerDaemon : IAsyncDisposable
     private const string Client = "/usr/bin/docker";
 
     private readonly BackgroundProcess _process;
+    private readonly string _dir;
 
-    private DockerDaemon(BackgroundProcess process, string socket)
+    private DockerDaemon(BackgroundProcess process, string dir, string socket)
     {
         _process = process;
+        _dir = dir;
         Socket = socket;
     }
 
@@ -37,7 +39,7 @@ public sealed class DockerDaemon : IAsyncDisposable
             "--pidfile", Path.Combine(dir, "docker.pid"), "-H", $"unix://{socket}", "--iptables=false", "--ip6tables=false",
             "--ip-masq=false", "--bridge=none", "--storage-driver=overlay2",
         ], environment);
-        var daemon = new DockerDaemon(process, socket);
+        var daemon = new DockerDaemon(process, dir, socket);
         var deadline = Stopwatch.StartNew();
         while (true)
         {
@@ -67,9 +69,31 @@ public sealed class DockerDaemon : IAsyncDisposable
 
     public Task<ProcessResult> PullAsync(string reference, CancellationToken ct) => RunAsync(["pull", reference], ct);
 
-    public ValueTask DisposeAsync()
+    /// <summary>
+    /// Stops dockerd as systemd would (SIGTERM, then SIGKILL), then unmounts what it left: it bind-mounts
+    /// its data root onto itself, and a killed daemon leaves that mount behind, one per test run.
+    /// </summary>
+    public async ValueTask DisposeAsync()
     {
+        if (!_process.HasExited)
+        {
+            await ProcessRunner.RunAsync("kill", ["-TERM", _process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            var deadline = Stopwatch.StartNew();
+            while (!_process.HasExited && deadline.Elapsed < TimeSpan.FromSeconds(15))
+            {
+                await Task.Delay(100);
+            }
+        }
+
         _process.Dispose();
-        return ValueTask.CompletedTask;
+        var root = Path.GetFullPath(_dir) + "/";
+        var leftovers = File.ReadAllLines("/proc/self/mountinfo")
+            .Select(line => line.Split(' ')[4])
+            .Where(mountPoint => mountPoint.StartsWith(root, StringComparison.Ordinal))
+            .OrderByDescending(mountPoint => mountPoint.Length);
+        foreach (var mountPoint in leftovers)
+        {
+            await ProcessRunner.RunAsync("umount", ["-l", mountPoint]);
+        }
     }
 }
