@@ -314,7 +314,9 @@ internal sealed class CacheIndex : IDisposable
 
     public void DeleteLinksOf(string digest) => Use(s => s.Links.DeleteMany(l => l.Digest == digest));
 
-    public bool? IsPublic(string registry, string repository) => Use(s => s.Repositories.FindById($"{registry}/{repository}")?.Public);
+    public bool? IsPublic(string registry, string repository) => FindRepository(registry, repository)?.Public;
+
+    public RepositoryRecord? FindRepository(string registry, string repository) => Use(s => s.Repositories.FindById($"{registry}/{repository}"));
 
     public bool SetVisibility(string registry, string repository, bool isPublic, DateTime at) =>
         TryWrite(s => s.Repositories.Upsert(new RepositoryRecord { Id = $"{registry}/{repository}", Public = isPublic, UpdatedAt = at }));

@@ -76,7 +76,8 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton<CacheMetrics>();
         services.AddSingleton<BlobCache>();
         services.AddSingleton<AccessTokens>();
-        services.AddSingleton(sp => new AccessGrants(GrantKey(settings), sp.GetRequiredService<BlobCache>().Index, time, settings.OfflineGrantWindow));
+        services.AddSingleton(sp => new AccessGrants(GrantKey(settings), sp.GetRequiredService<BlobCache>().Index, sp.GetRequiredService<AccessTokens>(),
+            time, settings.OfflineGrantWindow));
         services.AddSingleton<RegistryAuthorizer>();
         services.AddSingleton<TokenEndpoint>();
         services.AddSingleton<PingEndpoint>();

@@ -15,6 +15,9 @@ namespace MitmCache.Registry;
 /// token's lasts until the token's own <c>exp</c>. A bearer token obtained from a token host with a
 /// Basic credential is tied to it, so what the token proves is granted to the credential too — that
 /// is what lets an imagePullSecret pull a private image while the registry is down.
+/// Upstream's answers to anonymous clients also set a repository's visibility: public when one
+/// succeeds, private again when an anonymous token is refused (a repository made private upstream
+/// must not stay readable by everyone through the cache, nor lend "public" to content pushed since).
 /// </summary>
 internal sealed class AccessGrants
 {
@@ -23,6 +26,7 @@ internal sealed class AccessGrants
 
     private readonly byte[] _key;
     private readonly CacheIndex _index;
+    private readonly AccessTokens _tokens;
     private readonly TimeProvider _time;
     private readonly TimeSpan _window;
     private readonly ConcurrentDictionary<string, (string BasicKey, DateTimeOffset Expires)> _tokenOwners = new();
@@ -30,10 +34,11 @@ internal sealed class AccessGrants
     // Refusals the index could not store (a full disk): a refused credential must lose its grant anyway.
     private readonly ConcurrentDictionary<string, bool> _unstoredRefusals = new();
 
-    public AccessGrants(byte[] key, CacheIndex index, TimeProvider time, TimeSpan window)
+    public AccessGrants(byte[] key, CacheIndex index, AccessTokens tokens, TimeProvider time, TimeSpan window)
     {
         _key = key;
         _index = index;
+        _tokens = tokens;
         _time = time;
         _window = window;
     }
@@ -59,15 +64,16 @@ internal sealed class AccessGrants
 
     public string KeyOf(string authorization) => Convert.ToHexString(HMACSHA256.HashData(_key, Encoding.UTF8.GetBytes(authorization)));
 
-    /// <summary>Upstream answered this credential with success for the repository.</summary>
+    /// <summary>Upstream answered this credential (or an anonymous client) with success for the repository.</summary>
     public void RecordSuccess(string? authorization, string registry, string repository)
     {
-        if (string.IsNullOrEmpty(authorization))
+        var now = _time.GetUtcNow();
+        if (string.IsNullOrEmpty(authorization) || _tokens.IsAnonymous(authorization))
         {
+            _index.SetVisibility(registry, repository, isPublic: true, now.UtcDateTime);
             return;
         }
 
-        var now = _time.GetUtcNow();
         if (AccessTokens.BearerToken(authorization) is { } token)
         {
             Put(KeyOf(authorization), registry, repository, TokenExpiry(token) ?? now + s_defaultTokenLifetime);
@@ -82,9 +88,19 @@ internal sealed class AccessGrants
         }
     }
 
-    /// <summary>Upstream refused this credential (401/403) for the repository: forget it at once.</summary>
+    /// <summary>
+    /// Upstream refused this request (401/403) for the repository: its credential loses the grant at
+    /// once, and an anonymous token refused makes the repository private. A refusal without any
+    /// credential proves nothing: it is how a token-auth registry starts the token dance.
+    /// </summary>
     public void RecordRefusal(string? authorization, string registry, string repository)
     {
+        if (_tokens.IsAnonymousToken(authorization))
+        {
+            RecordAnonymousRefusal(registry, repository);
+            return;
+        }
+
         if (string.IsNullOrEmpty(authorization))
         {
             return;
@@ -105,6 +121,10 @@ internal sealed class AccessGrants
             _unstoredRefusals[GrantRecord.MakeId(credentialKey, registry, repository)] = true;
         }
     }
+
+    /// <summary>The token host refused a request without credentials for the repository: it is private.</summary>
+    public void RecordAnonymousRefusal(string registry, string repository) =>
+        _index.SetVisibility(registry, repository, isPublic: false, _time.GetUtcNow().UtcDateTime);
 
     /// <summary>A token host issued <paramref name="token"/> to a request carrying <paramref name="basicAuthorization"/>.</summary>
     public void RecordTokenOwner(string token, string basicAuthorization, TimeSpan lifetime)

@@ -45,6 +45,9 @@ internal sealed class AccessTokens(TimeProvider time)
         return token;
     }
 
+    /// <summary>True when a request carries a Bearer token known to be anonymous (not merely no credential).</summary>
+    public bool IsAnonymousToken(string? authorization) => BearerToken(authorization) is not null && IsAnonymous(authorization);
+
     /// <summary>True when a request carries no credential, or a Bearer token known to be anonymous.</summary>
     public bool IsAnonymous(string? authorization)
     {

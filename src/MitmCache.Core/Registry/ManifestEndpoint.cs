@@ -141,16 +141,12 @@ internal sealed class ManifestEndpoint(
         {
             var now = cache.Now;
             cache.Index.Link(registry, route.Name, key, now);
-            if (tokens.IsAnonymous(authorization))
+            if (!tokens.IsAnonymous(authorization) && cache.Index.IsPublic(registry, route.Name) is null)
             {
-                cache.Index.SetVisibility(registry, route.Name, isPublic: true, now);
-            }
-            else if (cache.Index.IsPublic(registry, route.Name) is null)
-            {
-                cache.Index.SetVisibility(registry, route.Name, isPublic: false, now);
+                cache.Index.SetVisibility(registry, route.Name, isPublic: false, now); // unknown counts as private
             }
 
-            grants.RecordSuccess(authorization, registry, route.Name);
+            grants.RecordSuccess(authorization, registry, route.Name); // an anonymous success makes it public
             if (route.Tag is { } tag)
             {
                 PutTag(context, target, route.Name, tag, key, mediaType);

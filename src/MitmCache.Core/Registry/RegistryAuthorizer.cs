@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Http;
 using MitmCache.Caching;
+using MitmCache.Configuration;
 using MitmCache.Tunneling;
 using MitmCache.Upstream;
 
@@ -23,8 +24,11 @@ internal sealed record AccessResult(AccessDecision Decision, HttpResponseMessage
 /// A digest is only ever served under a repository it was seen in (as distribution links blobs to
 /// repositories), and only to a client upstream has authorized for that repository, unless the
 /// repository is public. Without proof and without upstream, it fails closed.
+/// "Public" is a cached answer like a tag: online, it is re-proven with upstream once it is older than
+/// the manifest TTL, so a repository made private upstream stops being served to everyone; offline,
+/// it stands.
 /// </summary>
-internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, RegistryUpstream upstream, AccessTokens tokens)
+internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, RegistryUpstream upstream, AccessTokens tokens, ProxySettings settings)
 {
     public async Task<AccessResult> AuthorizeAsync(HttpContext context, InterceptTarget target, string repository, Digest digest, string? manifestMediaType)
     {
@@ -32,7 +36,10 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
         var key = digest.ToString();
         var authorization = upstream.UpstreamAuthorization(target, context.Request);
         var linked = cache.Index.IsLinked(registry, repository, key);
-        if (linked && (cache.Index.IsPublic(registry, repository) == true || grants.IsGranted(authorization, registry, repository) || LocalTokenAllows(context, registry, repository)))
+        var visibility = cache.Index.FindRepository(registry, repository);
+        var isPublic = linked && visibility?.Public == true;
+        var publicIsFresh = isPublic && (settings.ManifestPolicy == ManifestPolicy.Offline || visibility!.UpdatedAt > cache.Now - settings.ManifestTtl);
+        if (linked && (publicIsFresh || grants.IsGranted(authorization, registry, repository) || LocalTokenAllows(context, registry, repository)))
         {
             return new(AccessDecision.Allowed);
         }
@@ -47,7 +54,7 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
         }
         catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
-            return new(AccessDecision.Unavailable);
+            return new(isPublic ? AccessDecision.Allowed : AccessDecision.Unavailable);
         }
 
         var status = (int)response.StatusCode;
@@ -62,7 +69,7 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
         if (RegistryUpstream.IsUpstreamFault(response.StatusCode))
         {
             response.Dispose();
-            return new(AccessDecision.Unavailable);
+            return new(isPublic ? AccessDecision.Allowed : AccessDecision.Unavailable);
         }
 
         if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)

@@ -110,11 +110,18 @@ internal sealed class TokenEndpoint
 
     private async Task RelayAsync(HttpContext context, HttpResponseMessage response, string registry, string? credential, IReadOnlyList<ScopeEntry> scopes)
     {
-        if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden && credential is not null)
+        if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
         {
             foreach (var scope in scopes.Where(s => s.Type == "repository"))
             {
-                _grants.RecordRefusal(credential, registry, scope.Name);
+                if (credential is null)
+                {
+                    _grants.RecordAnonymousRefusal(registry, scope.Name);
+                }
+                else
+                {
+                    _grants.RecordRefusal(credential, registry, scope.Name);
+                }
             }
         }
 

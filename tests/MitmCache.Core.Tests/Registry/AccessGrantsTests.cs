@@ -14,12 +14,14 @@ public sealed class AccessGrantsTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("grants-").FullName;
     private readonly FakeTimeProvider _time = new();
     private readonly CacheIndex _index;
+    private readonly AccessTokens _tokens;
     private readonly AccessGrants _grants;
 
     public AccessGrantsTests()
     {
         _index = new CacheIndex(Path.Combine(_dir, "index.db"));
-        _grants = new AccessGrants(RandomNumberGenerator.GetBytes(32), _index, _time, TimeSpan.FromDays(7));
+        _tokens = new AccessTokens(_time);
+        _grants = new AccessGrants(RandomNumberGenerator.GetBytes(32), _index, _tokens, _time, TimeSpan.FromDays(7));
     }
 
     public void Dispose()
@@ -113,7 +115,7 @@ public sealed class AccessGrantsTests : IDisposable
     [Fact]
     public void KeyOf_IsKeyedHmac_NeverTheCredentialAndDiffersPerInstall()
     {
-        var other = new AccessGrants(RandomNumberGenerator.GetBytes(32), _index, _time, TimeSpan.FromDays(7));
+        var other = new AccessGrants(RandomNumberGenerator.GetBytes(32), _index, _tokens, _time, TimeSpan.FromDays(7));
 
         var key = _grants.KeyOf(AliceBasic);
 
@@ -166,5 +168,34 @@ public sealed class AccessGrantsTests : IDisposable
     {
         static string Part(string json) => Convert.ToBase64String(Encoding.UTF8.GetBytes(json)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
         return $"{Part("{\"alg\":\"RS256\"}")}.{Part($"{{\"exp\":{expires.ToUnixTimeSeconds()}}}")}.sig";
+    }
+
+    [Fact]
+    public void RecordSuccess_AnonymousClient_MakesTheRepositoryPublic_NoGrant()
+    {
+        _tokens.RememberAnonymous("anon-token", TimeSpan.FromMinutes(5));
+
+        _grants.RecordSuccess(null, Registry, "library/open");
+        _grants.RecordSuccess("Bearer anon-token", Registry, "library/also-open");
+
+        Assert.True(_index.IsPublic(Registry, "library/open"));
+        Assert.True(_index.IsPublic(Registry, "library/also-open"));
+        Assert.False(_grants.IsGranted("Bearer anon-token", Registry, "library/also-open"));
+    }
+
+    [Fact]
+    public void RecordRefusal_AnonymousToken_MakesAPublicRepositoryPrivate_NoCredentialProvesNothing()
+    {
+        _tokens.RememberAnonymous("anon-token", TimeSpan.FromMinutes(5));
+        _index.SetVisibility(Registry, "team/flip", isPublic: true, DateTime.UtcNow);
+
+        _grants.RecordRefusal(null, Registry, "team/flip"); // the token dance's first 401
+        Assert.True(_index.IsPublic(Registry, "team/flip"));
+
+        _grants.RecordRefusal("Bearer anon-token", Registry, "team/flip");
+        Assert.False(_index.IsPublic(Registry, "team/flip"));
+
+        _grants.RecordSuccess("Bearer anon-token", Registry, "team/flip"); // public again upstream
+        Assert.True(_index.IsPublic(Registry, "team/flip"));
     }
 }

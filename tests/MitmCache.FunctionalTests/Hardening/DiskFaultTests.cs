@@ -78,7 +78,7 @@ public sealed class DiskFaultTests
     {
         using var mount = await TmpfsMount.CreateAsync("4m");
         using var index = new CacheIndex(Path.Combine(mount.Path, "index.db"));
-        var grants = new AccessGrants(new byte[32], index, TimeProvider.System, TimeSpan.FromDays(7));
+        var grants = new AccessGrants(new byte[32], index, new AccessTokens(TimeProvider.System), TimeProvider.System, TimeSpan.FromDays(7));
         const string Credential = "Basic dXNlcjpwYXNz";
         grants.RecordSuccess(Credential, "registry.test", "team/private");
         Assert.True(grants.IsGranted(Credential, "registry.test", "team/private"));

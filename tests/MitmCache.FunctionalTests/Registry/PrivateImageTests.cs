@@ -73,6 +73,62 @@ public sealed class PrivateImageTests
         Assert.Equal(publicBase.ManifestDigest, PullThroughTests.ReadOciManifestDigest(world.Dir.Combine(LastDir)));
     }
 
+    /// <param name="anonymousAsksFirst">True: an anonymous client asks for the new tag first, and the anonymous token
+    /// upstream refuses marks the repository private. False: nobody does; "public" is older than the manifest TTL, so
+    /// the anonymous by-digest request is checked with upstream instead of being served.</param>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RepositoryMadePrivateUpstream_NewContentOnlyForAuthorizedClients_OnlineAndOffline(bool anonymousAsksFirst)
+    {
+        var open = true;
+        string[] acl(string? user, string repository, string[] requested) => (user, repository) switch
+        {
+            (TokenServer.AdminUser, _) => requested,
+            ("alice", "team/flip") => requested.Where(a => a == "pull").ToArray(),
+            (_, "team/flip") when open => requested.Where(a => a == "pull").ToArray(),
+            _ => [],
+        };
+        var ttl = TimeSpan.FromSeconds(2);
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true, s => s with { ManifestTtl = ttl }, acl: acl,
+            users: new Dictionary<string, string> { ["alice"] = AlicePassword });
+        var registry = world.Authority;
+        await world.PushImageAsync("team/flip", "v1", (30_000, 110));
+        await AssertPullsAsync(world, $"{registry}/team/flip:v1", null); // public: cached for everyone
+
+        open = false; // the owner makes the repository private, then pushes new content
+        var secret = await world.PushImageAsync("team/flip", "v2", (30_000, 110), (20_000, 111));
+        var secretLayer = secret.Layers[1];
+        var secretBlob = $"https://{registry}/v2/team/flip/blobs/{secretLayer.Digest}";
+        if (anonymousAsksFirst)
+        {
+            var anonymousManifest = await RegistryCalls.GetAsync(world.Proxy, $"https://{registry}/v2/team/flip/manifests/v2", null, null);
+            Assert.Equal(HttpStatusCode.Unauthorized, anonymousManifest.Status);
+        }
+
+        await AssertPullsAsync(world, $"{registry}/team/flip:v2", $"alice:{AlicePassword}");
+        if (!anonymousAsksFirst)
+        {
+            await Task.Delay(ttl + TimeSpan.FromMilliseconds(500));
+        }
+
+        foreach (var online in new[] { true, false })
+        {
+            if (!online)
+            {
+                await world.KillUpstreamsAsync();
+            }
+
+            var blob = await RegistryCalls.GetAsync(world.Proxy, secretBlob, null, null);
+            Assert.True(blob.Status is HttpStatusCode.Unauthorized or HttpStatusCode.NotFound, $"anonymous, online {online}: {blob.Status}");
+            Assert.False(Contains(blob.Body, secretLayer.Bytes), $"anonymous, online {online}: the new private layer leaked");
+            await AssertFailsAsync(world, $"{registry}/team/flip@{secret.ManifestDigest}", null, secretLayer.Digest);
+            var alice = await RegistryCalls.GetAsync(world.Proxy, secretBlob, "alice", AlicePassword);
+            Assert.True(alice.Status == HttpStatusCode.OK, $"alice, online {online}: {alice.Status}");
+            Assert.Equal(secretLayer.Bytes, alice.Body);
+        }
+    }
+
     private static string LastDir = "";
 
     /// <summary>Direct calls: who gets the private manifest, and who can read bob's layer through private/app's path.</summary>
