@@ -27,6 +27,12 @@ internal sealed class CacheIndex : IDisposable
     private readonly FileStream? _lock;
     private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.NoRecursion);
     private readonly ConcurrentDictionary<string, (DateTime At, long Hits)> _pendingAccess = new();
+
+    // What every hit looks up (blob, link, visibility), kept in memory; see IndexFront.
+    private const int FrontCapacity = 10_000;
+    private readonly IndexFront<BlobRecord> _blobFront = new(FrontCapacity);
+    private readonly IndexFront<LinkRecord> _linkFront = new(FrontCapacity);
+    private readonly IndexFront<RepositoryRecord> _repositoryFront = new(FrontCapacity);
     private IndexStore? _store;
     private (ExceptionDispatchInfo Error, long At)? _reopenFailure;
     private bool _disposed;
@@ -236,7 +242,7 @@ internal sealed class CacheIndex : IDisposable
 
     // Blobs
 
-    public BlobRecord? FindBlob(string digest) => Use(s => s.Blobs.FindById(digest));
+    public BlobRecord? FindBlob(string digest) => Use(s => _blobFront.Find(digest, () => s.Blobs.FindById(digest)))?.Copy();
 
     public List<BlobRecord> AllBlobs() => Use(s => s.Blobs.FindAll().ToList());
 
@@ -248,11 +254,15 @@ internal sealed class CacheIndex : IDisposable
     public int CountBlobsOfType(IEnumerable<string> mediaTypes) =>
         Use(s => s.Blobs.Count(Query.In(nameof(BlobRecord.MediaType), mediaTypes.Select(t => new BsonValue(t)))));
 
-    public void UpsertBlob(BlobRecord record) => Use(s => s.Blobs.Upsert(record));
+    public void UpsertBlob(BlobRecord record)
+    {
+        var kept = record.Copy();
+        Use(s => _blobFront.Write(kept.Id, kept, () => s.Blobs.Upsert(kept)));
+    }
 
     public void DeleteBlob(string digest)
     {
-        Use(s => s.Blobs.Delete(digest));
+        Use(s => _blobFront.Write(digest, null, () => s.Blobs.Delete(digest)));
         _pendingAccess.TryRemove(digest, out _);
     }
 
@@ -280,7 +290,7 @@ internal sealed class CacheIndex : IDisposable
 
             record.LastAccess = access.At > record.LastAccess ? access.At : record.LastAccess;
             record.Hits += access.Hits;
-            store.Blobs.Update(record);
+            _blobFront.Write(digest, record.Copy(), () => store.Blobs.Update(record));
             written++;
         }
 
@@ -295,31 +305,44 @@ internal sealed class CacheIndex : IDisposable
     // instead of failing the request. A lost write only makes a later answer stricter (not linked,
     // private, no grant) or turns a later hit into a miss; callers that must not lose one check the result.
 
-    public bool Link(string registry, string repository, string digest, DateTime at) =>
-        TryWrite(s => s.Links.Upsert(new LinkRecord
+    public bool Link(string registry, string repository, string digest, DateTime at)
+    {
+        var link = new LinkRecord
         {
             Id = LinkRecord.MakeId(registry, repository, digest),
             Registry = registry,
             Repository = repository,
             Digest = digest,
             SeenAt = at,
-        }));
+        };
+        return TryWrite(s => _linkFront.Write(link.Id, link, () => s.Links.Upsert(link)));
+    }
 
-    public bool IsLinked(string registry, string repository, string digest) =>
-        Use(s => s.Links.FindById(LinkRecord.MakeId(registry, repository, digest)) is not null);
+    public bool IsLinked(string registry, string repository, string digest)
+    {
+        var id = LinkRecord.MakeId(registry, repository, digest);
+        return Use(s => _linkFront.Find(id, () => s.Links.FindById(id)) is not null);
+    }
 
     public List<LinkRecord> LinksOf(string digest) => Use(s => s.Links.Find(l => l.Digest == digest).ToList());
 
     public List<LinkRecord> AllLinks() => Use(s => s.Links.FindAll().ToList());
 
-    public void DeleteLinksOf(string digest) => Use(s => s.Links.DeleteMany(l => l.Digest == digest));
+    public void DeleteLinksOf(string digest) => Use(s => _linkFront.WriteMany(() => s.Links.DeleteMany(l => l.Digest == digest)));
 
     public bool? IsPublic(string registry, string repository) => FindRepository(registry, repository)?.Public;
 
-    public RepositoryRecord? FindRepository(string registry, string repository) => Use(s => s.Repositories.FindById($"{registry}/{repository}"));
+    public RepositoryRecord? FindRepository(string registry, string repository)
+    {
+        var id = $"{registry}/{repository}";
+        return Use(s => _repositoryFront.Find(id, () => s.Repositories.FindById(id)));
+    }
 
-    public bool SetVisibility(string registry, string repository, bool isPublic, DateTime at) =>
-        TryWrite(s => s.Repositories.Upsert(new RepositoryRecord { Id = $"{registry}/{repository}", Public = isPublic, UpdatedAt = at }));
+    public bool SetVisibility(string registry, string repository, bool isPublic, DateTime at)
+    {
+        var record = new RepositoryRecord { Id = $"{registry}/{repository}", Public = isPublic, UpdatedAt = at };
+        return TryWrite(s => _repositoryFront.Write(record.Id, record, () => s.Repositories.Upsert(record)));
+    }
 
     // Tags
 

@@ -11,6 +11,8 @@ public sealed class BlobRecord
     public DateTime FirstSeen { get; set; }
     public DateTime LastAccess { get; set; }
     public long Hits { get; set; }
+
+    public BlobRecord Copy() => (BlobRecord)MemberwiseClone();
 }
 
 /// <summary>A digest was seen under a registry repository: the basis for authorizing cache hits.</summary>

@@ -248,4 +248,45 @@ public sealed class CacheIndexTests : IDisposable
         Assert.Throws<ObjectDisposedException>(() => index.UpsertBlob(new BlobRecord { Id = "sha256:a" }));
         index.Dispose(); // twice is fine
     }
+
+    [Fact]
+    public void FindBlob_ReturnsACopy_ChangingItDoesNotChangeTheIndex()
+    {
+        Put("sha256:a", 10, s_t0);
+
+        _index.FindBlob("sha256:a")!.MediaType = "changed/by-caller";
+
+        Assert.Equal("application/octet-stream", _index.FindBlob("sha256:a")!.MediaType);
+    }
+
+    [Fact]
+    public void Lookups_AfterEveryKindOfWrite_SeeTheWrite()
+    {
+        Put("sha256:a", 10, s_t0);
+        Assert.NotNull(_index.FindBlob("sha256:a"));
+        _index.TouchBlob("sha256:a", s_t0.AddDays(1));
+        _index.FlushAccess();
+        Assert.Equal(1, _index.FindBlob("sha256:a")!.Hits);
+        _index.DeleteBlob("sha256:a");
+        Assert.Null(_index.FindBlob("sha256:a"));
+
+        Assert.False(_index.IsLinked("registry.test", "team/app", "sha256:a"));
+        _index.Link("registry.test", "team/app", "sha256:a", s_t0);
+        Assert.True(_index.IsLinked("registry.test", "team/app", "sha256:a"));
+        _index.DeleteLinksOf("sha256:a");
+        Assert.False(_index.IsLinked("registry.test", "team/app", "sha256:a"));
+
+        _index.SetVisibility("registry.test", "team/app", isPublic: true, s_t0);
+        Assert.True(_index.IsPublic("registry.test", "team/app"));
+        _index.SetVisibility("registry.test", "team/app", isPublic: false, s_t0);
+        Assert.False(_index.IsPublic("registry.test", "team/app"));
+
+        // And what is in the file agrees with what was answered from memory.
+        var path = _directory.Combine("index.db");
+        _index.Dispose();
+        using var reopened = new CacheIndex(path);
+        Assert.Null(reopened.FindBlob("sha256:a"));
+        Assert.False(reopened.IsLinked("registry.test", "team/app", "sha256:a"));
+        Assert.False(reopened.IsPublic("registry.test", "team/app"));
+    }
 }

@@ -15,9 +15,10 @@ public sealed class CrashRecoveryTests
         var pki = TestPki.Create(dir.Combine("pki"));
         await using var upstream = await FaultyRegistry.StartAsync(pki);
         // 20 concurrent fills per round, 10 rounds (MITMCACHE_CRASH_ROUNDS to change), kill -9 at a random point.
-        var blobs = Enumerable.Range(0, 20).Select(_ => RandomNumberGenerator.GetBytes(1_000_000)).ToList();
+        // Every round brings 20 new blobs, so that every kill lands among fills, whatever earlier rounds finished.
+        var blobs = new List<byte[]>();
         var rounds = int.TryParse(Environment.GetEnvironmentVariable("MITMCACHE_CRASH_ROUNDS"), out var r) ? r : 10;
-        var digests = blobs.Select(b => upstream.Add(b)).ToList();
+        var digests = new List<string>();
         var data = dir.Combine("proxy");
         var port = FreePort.Get();
         string[] arguments =
@@ -30,11 +31,15 @@ public sealed class CrashRecoveryTests
 
         for (var round = 0; round < rounds; round++)
         {
+            var fresh = Enumerable.Range(0, 20).Select(_ => RandomNumberGenerator.GetBytes(1_000_000)).ToList();
+            var freshDigests = fresh.Select(b => upstream.Add(b)).ToList();
+            blobs.AddRange(fresh);
+            digests.AddRange(freshDigests);
             using (var proxy = await ProxyProcess.StartAsync(data, port, arguments))
             {
                 upstream.Fault = UpstreamFault.Slow;
                 var client = CreateClient(proxy);
-                var pulls = digests.Select(d => UpstreamFaultTests.TryGetBytesAsync(client, Url(upstream, d))).ToList();
+                var pulls = freshDigests.Select(d => UpstreamFaultTests.TryGetBytesAsync(client, Url(upstream, d))).ToList();
                 await WaitForFillsAsync(data);
                 await Task.Delay(random.Next(300));
                 proxy.Kill();
@@ -117,7 +122,8 @@ public sealed class CrashRecoveryTests
     /// <summary>Waits until fills are really under way (temp files exist), so the kill lands mid-fill.</summary>
     private static async Task WaitForFillsAsync(string data)
     {
-        for (var i = 0; i < 100 && !Directory.EnumerateFiles(Path.Combine(data, "tmp")).Any(); i++)
+        // Generous: a fresh proxy process on a machine busy with the rest of the suite takes a while.
+        for (var i = 0; i < 1000 && !Directory.EnumerateFiles(Path.Combine(data, "tmp")).Any(); i++)
         {
             await Task.Delay(20);
         }

@@ -1,0 +1,83 @@
+using MitmCache.Caching;
+
+namespace MitmCache.Core.Tests.Caching;
+
+public sealed class IndexFrontTests
+{
+    [Fact]
+    public void Find_FoundOnce_LoadedOnce_AbsentLoadedEveryTime()
+    {
+        var front = new IndexFront<string>(capacity: 10);
+        var loads = 0;
+
+        Assert.Equal("v", front.Find("k", () => { loads++; return "v"; }));
+        Assert.Equal("v", front.Find("k", () => { loads++; return "other"; }));
+        Assert.Null(front.Find("absent", () => { loads++; return null; }));
+        Assert.Null(front.Find("absent", () => { loads++; return null; }));
+
+        Assert.Equal(3, loads);
+    }
+
+    [Fact]
+    public void Write_ReplacesOrForgets_AndAFailedWriteLeavesNothing()
+    {
+        var front = new IndexFront<string>(capacity: 10);
+        front.Find("k", () => "old");
+
+        front.Write("k", "new", () => { });
+        Assert.Equal("new", front.Find("k", () => "loaded"));
+
+        front.Write("k", null, () => { });
+        Assert.Equal("loaded", front.Find("k", () => "loaded"));
+
+        Assert.Throws<IOException>(() => front.Write("k", "never", () => throw new IOException("disk full")));
+        Assert.Equal("from-index", front.Find("k", () => "from-index"));
+    }
+
+    [Fact]
+    public async Task Write_WhileALookupIsLoadingTheOldValue_TheWriteWins()
+    {
+        var front = new IndexFront<string>(capacity: 10);
+        using var loading = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var lookup = Task.Run(() => front.Find("k", () =>
+        {
+            loading.Set();
+            release.Wait();
+            return "old"; // read from the index before the write below
+        }));
+        loading.Wait();
+        var write = Task.Run(() => front.Write("k", "new", () => { }));
+        await Task.Delay(50); // the write is now waiting for the lookup's lock
+        release.Set();
+        await Task.WhenAll(lookup, write);
+
+        Assert.Equal("new", front.Find("k", () => "loaded"));
+    }
+
+    [Fact]
+    public void Find_PastCapacity_StartsOver()
+    {
+        var front = new IndexFront<string>(capacity: 3);
+        foreach (var key in new[] { "a", "b", "c", "d" })
+        {
+            front.Find(key, () => key);
+        }
+
+        Assert.Equal(1, front.Count);
+    }
+
+    [Fact]
+    public void WriteMany_ForgetsEverything()
+    {
+        var front = new IndexFront<string>(capacity: 10);
+        front.Find("a", () => "1");
+        front.Find("b", () => "2");
+        var wrote = false;
+
+        front.WriteMany(() => wrote = true);
+
+        Assert.True(wrote);
+        Assert.Equal(0, front.Count);
+    }
+}
