@@ -19,6 +19,11 @@ internal static class BlindTunnel
         // Every transfer pushes the idle deadline back; the stop token also carries the drain deadline.
         using var idle = new CancellationTokenSource(idleTimeout);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(connectionClosed, idle.Token);
+
+        // Decided when the connection closes, not at the end: the FIN sent on an idle timeout makes the
+        // client close too, and that close must not hide the timeout that caused it.
+        var closedWhileActive = false;
+        using var closing = connectionClosed.UnsafeRegister(_ => closedWhileActive = !idle.IsCancellationRequested, null);
         var activity = new Activity(idle, idleTimeout);
         var toUpstream = PumpClientToUpstreamAsync(client.Input, upstream, activity, stop.Token);
         var toClient = PumpUpstreamToClientAsync(upstream, client.Output, activity, stop.Token);
@@ -36,7 +41,7 @@ internal static class BlindTunnel
         }
 
         var (sent, received) = (await toUpstream, await toClient);
-        return new TunnelResult(sent, received, idle.IsCancellationRequested && !connectionClosed.IsCancellationRequested);
+        return new TunnelResult(sent, received, idle.IsCancellationRequested && !closedWhileActive);
     }
 
     private static async Task<long> PumpClientToUpstreamAsync(PipeReader input, Stream upstream, Activity activity, CancellationToken cancellationToken)
