@@ -24,7 +24,7 @@ public sealed class DiskFaultTests
         Assert.True(full.Succeeded, full.StdErr + "\n" + world.Proxy.Log.Tail());
         Assert.Equal(big.Bytes, await File.ReadAllBytesAsync(world.Dir.Combine("oci-full", "blobs", "sha256", Digests.Hex(big.Digest))));
         Assert.Null(cache.TryGet(Digest(big.Digest)));
-        Assert.Contains(world.Proxy.Log.Lines, l => l.Contains("\"Result\":\"bypass\"", StringComparison.Ordinal));
+        Assert.True(await world.Proxy.Log.WaitForAsync(l => l.Contains("\"Result\":\"bypass\"", StringComparison.Ordinal)), world.Proxy.Log.Tail());
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(mount.Path, "tmp")));
         using var http = new HttpClient();
         using var ready = await http.GetAsync($"{world.Proxy.Url}/readyz");
@@ -234,7 +234,7 @@ public sealed class AlteredBlobTests
 
         Assert.False(broken.Complete && broken.Status == HttpStatusCode.OK, "an altered blob must never arrive as a complete 200");
         Assert.Null(cache.TryGet(d));
-        Assert.Contains(world.Proxy.Log.Lines, l => l.Contains("no longer matches its digest", StringComparison.Ordinal));
+        Assert.True(await world.Proxy.Log.WaitForAsync(l => l.Contains("no longer matches its digest", StringComparison.Ordinal)), world.Proxy.Log.Tail());
         Assert.Equal(bytes, await client.GetByteArrayAsync(url));
     }
 }

@@ -164,9 +164,8 @@ public sealed class ResourceLimitTests(ITestOutputHelper output)
 
         Assert.True(await tunnel.WaitForCloseAsync(TimeSpan.FromSeconds(10)), "the idle tunnel stayed open");
         Assert.InRange(silence.Elapsed, idle * 0.5, idle + TimeSpan.FromSeconds(3));
-        bool Logged() => world.Proxy.Log.Lines.Any(l => l.Contains($"echo.test:{echoPort}", StringComparison.Ordinal) && l.Contains("without traffic", StringComparison.Ordinal));
-        await WaitUntilAsync(Logged, TimeSpan.FromSeconds(5)); // logged just after the client sees the close
-        Assert.True(Logged(), world.Proxy.Log.Tail());
+        Assert.True(await world.Proxy.Log.WaitForAsync(l => l.Contains($"echo.test:{echoPort}", StringComparison.Ordinal) && l.Contains("without traffic", StringComparison.Ordinal)),
+            world.Proxy.Log.Tail()); // logged just after the client sees the close
     }
 
     /// <summary>Sends the head one byte a second until the proxy closes the connection; returns how long it held on.</summary>

@@ -17,6 +17,26 @@ public sealed class CollectingSink : ILogEventSink
     /// <summary>The last lines' messages only, for assertion messages.</summary>
     public string Tail(int count = 40) => string.Join('\n', Lines.TakeLast(count).Select(Message));
 
+    /// <summary>
+    /// Waits for a matching line. Request lines are written when the response has ended, so a client
+    /// can hold its whole answer a moment before the proxy has logged it.
+    /// </summary>
+    public async Task<bool> WaitForAsync(Func<string, bool> match, TimeSpan? timeout = null)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!Lines.Any(match))
+        {
+            if (clock.Elapsed > (timeout ?? TimeSpan.FromSeconds(5)))
+            {
+                return false;
+            }
+
+            await Task.Delay(20);
+        }
+
+        return true;
+    }
+
     private static string Message(string json)
     {
         using var document = System.Text.Json.JsonDocument.Parse(json);

@@ -43,7 +43,7 @@ public sealed partial class NodeWiringTests
         await using var containerd = await ContainerdServer.StartAsync(world.Dir.Combine("containerd"), CancellationToken.None);
         var fetch = await containerd.CtrAsync(["content", "fetch", reference], containerdEnvironment, CancellationToken.None);
         Assert.True(fetch.Succeeded, fetch.StdOut + fetch.StdErr);
-        Assert.Contains(world.Proxy.Log.Lines, l => l.Contains("library/wired", StringComparison.Ordinal) && l.Contains("\"Result\":\"hit\"", StringComparison.Ordinal));
+        Assert.True(await world.Proxy.Log.WaitForAsync(l => l.Contains("library/wired", StringComparison.Ordinal) && l.Contains("\"Result\":\"hit\"", StringComparison.Ordinal)), world.Proxy.Log.Tail());
     }
 
     /// <summary>The <c>Environment="K=V"</c> lines of a systemd drop-in, as systemd would read them.</summary>

@@ -26,6 +26,6 @@ public sealed class PodmanPullTests
         Assert.True(byDigest.Succeeded, byDigest.ToString());
         var id = await offline.InspectAsync(reference, "{{.Id}}", CancellationToken.None);
         Assert.Equal(Digests.Hex(image.ConfigDigest), id.StdOut.Trim());
-        Assert.Contains(world.Proxy.Log.Lines, l => l.Contains("\"Result\":\"stale\"", StringComparison.Ordinal) || l.Contains("\"Result\":\"hit\"", StringComparison.Ordinal));
+        Assert.True(await world.Proxy.Log.WaitForAsync(l => l.Contains("\"Result\":\"stale\"", StringComparison.Ordinal) || l.Contains("\"Result\":\"hit\"", StringComparison.Ordinal)), world.Proxy.Log.Tail());
     }
 }
