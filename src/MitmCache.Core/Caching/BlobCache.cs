@@ -216,6 +216,7 @@ internal sealed class BlobCache : IDisposable
         var expected = response.Content.Headers.ContentLength;
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         long offset = 0;
+        long flushed = 0; // bytes whose writeback has started
         try
         {
             using var hash = fill.Digest.CreateHash();
@@ -262,6 +263,11 @@ internal sealed class BlobCache : IDisposable
                 offset += read;
                 _metrics.UpstreamBytes(read);
                 fill.Advance(read);
+                if (offset - flushed >= Writeback.Stride)
+                {
+                    Writeback.Start(handle, flushed, offset - flushed);
+                    flushed = offset;
+                }
             }
 
             if (expected is { } size && offset != size)
