@@ -30,13 +30,15 @@ public sealed class TokenServer : IAsyncDisposable
     private readonly IReadOnlyDictionary<string, string> _users;
     private readonly Func<string?, string, string[], string[]> _acl;
     private readonly ConcurrentDictionary<string, string> _refreshTokens = new();
+    private readonly string _path;
     private WebApplication? _app;
     private int _requestCount;
 
     private TokenServer(X509Certificate2 tlsCertificate, RSA signingKey, string signingCertPath,
-        IReadOnlyDictionary<string, string> users, Func<string?, string, string[], string[]> acl)
+        IReadOnlyDictionary<string, string> users, Func<string?, string, string[], string[]> acl, string path)
     {
         _tlsCertificate = tlsCertificate;
+        _path = path;
         _signingKey = signingKey;
         _keyId = LibtrustKeyId.FromSubjectPublicKeyInfo(signingKey.ExportSubjectPublicKeyInfo());
         _users = users;
@@ -46,7 +48,7 @@ public sealed class TokenServer : IAsyncDisposable
 
     public int Port { get; private set; }
 
-    public string Realm => $"https://{Hosts.Auth}:{Port}/token";
+    public string Realm => $"https://{Hosts.Auth}:{Port}{_path}";
 
     public string Service => Hosts.Registry;
 
@@ -67,7 +69,7 @@ public sealed class TokenServer : IAsyncDisposable
 
     public static async Task<TokenServer> StartAsync(TestPki pki, string dir,
         IReadOnlyDictionary<string, string>? users = null,
-        Func<string?, string, string[], string[]>? acl = null, CancellationToken ct = default)
+        Func<string?, string, string[], string[]>? acl = null, string path = "/token", CancellationToken ct = default)
     {
         Directory.CreateDirectory(dir);
         var key = RSA.Create(2048);
@@ -77,7 +79,7 @@ public sealed class TokenServer : IAsyncDisposable
         await File.WriteAllTextAsync(signingCertPath, signingCert.ExportCertificatePem() + "\n", ct);
 
         var server = new TokenServer(pki.IssueServerCertificate(Hosts.Auth), key, signingCertPath,
-            users ?? new Dictionary<string, string> { [AdminUser] = DefaultAdminPassword }, acl ?? DefaultAcl);
+            users ?? new Dictionary<string, string> { [AdminUser] = DefaultAdminPassword }, acl ?? DefaultAcl, path);
         await server.StartOnAsync(0, ct);
         return server;
     }
@@ -111,7 +113,7 @@ public sealed class TokenServer : IAsyncDisposable
     {
         Interlocked.Increment(ref _requestCount);
         var request = context.Request;
-        if (request.Path != "/token")
+        if (request.Path != _path)
         {
             context.Response.StatusCode = StatusCodes.Status404NotFound;
             return;

@@ -80,6 +80,7 @@ public sealed class ProxyHost : IAsyncDisposable
             time, settings.OfflineGrantWindow));
         services.AddSingleton<RegistryAuthorizer>();
         services.AddSingleton<TokenEndpoint>();
+        services.AddSingleton<RegistryChallenges>();
         services.AddSingleton<PingEndpoint>();
         services.AddSingleton<BlobEndpoint>();
         services.AddSingleton<ManifestEndpoint>();

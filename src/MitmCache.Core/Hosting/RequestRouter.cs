@@ -47,15 +47,16 @@ internal sealed class RequestRouter(
                 return Task.CompletedTask;
             }
 
-            if (rawTarget.StartsWith("/v2/", StringComparison.Ordinal) || rawTarget == "/v2" || rawTarget.StartsWith("/v2?", StringComparison.Ordinal))
-            {
-                return registry.HandleAsync(context, target, rawTarget);
-            }
-
+            // Token realms first: quay.io (/v2/auth), gcr.io and Artifact Registry (/v2/token) put theirs under /v2/.
             var path = rawTarget.Split('?', 2)[0];
-            if (tokens.RegistryFor(target, path) is { } tokenRegistry)
+            if (path is not ("/v2/" or "/v2") && tokens.RegistryFor(target, path) is { } tokenRegistry)
             {
                 return tokens.HandleAsync(context, target, rawTarget, tokenRegistry);
+            }
+
+            if (path.StartsWith("/v2/", StringComparison.Ordinal) || path == "/v2")
+            {
+                return registry.HandleAsync(context, target, rawTarget);
             }
 
             return UpstreamTarget.TryForIntercepted(target.Authority, rawTarget, out var upstream)

@@ -11,7 +11,7 @@ namespace MitmCache.Registry;
 /// Hit: authorize, then stream the file (Range supported). Miss: one upstream fetch per digest;
 /// the client that starts it and every client that joins stream from the growing file.
 /// </summary>
-internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, RegistryAuthorizer authorizer, AccessGrants grants, CacheMetrics metrics)
+internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, RegistryAuthorizer authorizer, AccessGrants grants, RegistryChallenges challenges, CacheMetrics metrics)
 {
     private const int MaxAttempts = 3;
 
@@ -147,6 +147,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             if (response.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
             {
                 grants.RecordRefusal(upstream.UpstreamAuthorization(target, context.Request), target.Authority, route.Name);
+                challenges.LearnFromRefusal(target.Authority, response);
             }
 
             using (response)

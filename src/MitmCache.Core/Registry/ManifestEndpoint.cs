@@ -20,6 +20,7 @@ internal sealed class ManifestEndpoint(
     RegistryAuthorizer authorizer,
     AccessGrants grants,
     AccessTokens tokens,
+    RegistryChallenges challenges,
     ProxySettings settings,
     CacheMetrics metrics,
     ILogger<ManifestEndpoint> logger)
@@ -83,6 +84,7 @@ internal sealed class ManifestEndpoint(
                 if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
                 {
                     grants.RecordRefusal(authorization, target.Authority, route.Name);
+                    challenges.LearnFromRefusal(target.Authority, response);
                 }
 
                 return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));

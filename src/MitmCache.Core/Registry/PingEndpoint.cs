@@ -13,7 +13,7 @@ namespace MitmCache.Registry;
 /// registry. When upstream is down, the remembered answer is given, so a fresh client can start the
 /// token dance against a dead registry, with the token request then answered by <see cref="TokenEndpoint"/>.
 /// </summary>
-internal sealed class PingEndpoint(RegistryUpstream upstream, BlobCache cache, AccessTokens tokens, TokenEndpoint tokenEndpoint, ILogger<PingEndpoint> logger)
+internal sealed class PingEndpoint(RegistryUpstream upstream, BlobCache cache, AccessTokens tokens, RegistryChallenges challenges, ILogger<PingEndpoint> logger)
 {
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target)
     {
@@ -25,7 +25,7 @@ internal sealed class PingEndpoint(RegistryUpstream upstream, BlobCache cache, A
             using var response = await upstream.SendAsync(request, followRedirects: false, upstream.Timeout, context.RequestAborted);
             if (!RegistryUpstream.IsUpstreamFault(response.StatusCode))
             {
-                Remember(registry, response);
+                challenges.LearnFromPing(registry, response);
                 return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
             }
 
@@ -55,30 +55,5 @@ internal sealed class PingEndpoint(RegistryUpstream upstream, BlobCache cache, A
         context.Response.Headers.WWWAuthenticate = remembered.WwwAuthenticate;
         await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unauthorized, "authentication required", context.RequestAborted);
         return new("stale", 0);
-    }
-
-    private void Remember(string registry, HttpResponseMessage response)
-    {
-        string? challenge = null;
-        if (response.StatusCode == HttpStatusCode.Unauthorized)
-        {
-            challenge = string.Join(", ", response.Headers.WwwAuthenticate.Select(h => h.ToString()));
-        }
-        else if (response.StatusCode != HttpStatusCode.OK)
-        {
-            return;
-        }
-
-        var realm = WwwAuthenticate.TryParseBearer(challenge, out var bearer) ? bearer.Realm.ToString() : null;
-        var existing = cache.Index.FindChallenge(registry);
-        if (existing is null || existing.WwwAuthenticate != challenge || existing.SeenAt < cache.Now.AddHours(-1))
-        {
-            cache.Index.PutChallenge(new ChallengeRecord { Id = registry, WwwAuthenticate = challenge, Realm = realm, SeenAt = cache.Now });
-        }
-
-        if (bearer is not null)
-        {
-            tokenEndpoint.RegisterRealm(bearer.Realm, registry);
-        }
     }
 }

@@ -28,7 +28,7 @@ internal sealed record AccessResult(AccessDecision Decision, HttpResponseMessage
 /// the manifest TTL, so a repository made private upstream stops being served to everyone; offline,
 /// it stands.
 /// </summary>
-internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, RegistryUpstream upstream, AccessTokens tokens, ProxySettings settings)
+internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, RegistryUpstream upstream, AccessTokens tokens, RegistryChallenges challenges, ProxySettings settings)
 {
     public async Task<AccessResult> AuthorizeAsync(HttpContext context, InterceptTarget target, string repository, Digest digest, string? manifestMediaType)
     {
@@ -75,6 +75,7 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
         if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
         {
             grants.RecordRefusal(authorization, registry, repository);
+            challenges.LearnFromRefusal(registry, response);
         }
 
         return new(AccessDecision.Refused, response);

@@ -36,11 +36,13 @@ public sealed class RegistryWorld : IAsyncDisposable
     /// <param name="tokenAuth">Docker Hub shape: token auth and blob redirects to a CDN.</param>
     /// <param name="users">Token server users (user → password); admin is always there for pushes.</param>
     /// <param name="acl">Token server ACL; default: everyone pulls everything.</param>
+    /// <param name="tokenPath">The token realm's path: Docker Hub's <c>/token</c>, or under <c>/v2/</c> as on quay.io and gcr.io.</param>
     public static async Task<RegistryWorld> StartAsync(
         bool tokenAuth,
         Func<ProxySettings, ProxySettings>? configure = null,
         IReadOnlyDictionary<string, string>? users = null,
-        Func<string?, string, string[], string[]>? acl = null)
+        Func<string?, string, string[], string[]>? acl = null,
+        string tokenPath = "/token")
     {
         var dir = TempDir.Create("mitmcache-world");
         var world = new RegistryWorld(dir, TestPki.Create(dir.Combine("pki")));
@@ -49,7 +51,7 @@ public sealed class RegistryWorld : IAsyncDisposable
         if (tokenAuth)
         {
             var allUsers = new Dictionary<string, string>(users ?? new Dictionary<string, string>()) { [TokenServer.AdminUser] = TokenServer.DefaultAdminPassword };
-            world.Tokens = await TokenServer.StartAsync(world.Pki, dir.Combine("tokens"), allUsers, acl);
+            world.Tokens = await TokenServer.StartAsync(world.Pki, dir.Combine("tokens"), allUsers, acl, tokenPath);
             world.Cdn = await StaticHttpsServer.StartAsync(world.Pki, RegistryServer.StorageRootIn(registryDir));
             options = new RegistryOptions { Token = world.Tokens, RedirectBaseUrl = world.Cdn.BaseUrl };
         }

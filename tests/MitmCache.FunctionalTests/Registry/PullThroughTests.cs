@@ -76,6 +76,53 @@ public sealed class PullThroughTests
         Assert.True(ctrSingle.Succeeded, ctrSingle.StdErr);
     }
 
+    /// <summary>quay.io (<c>/v2/auth</c>) and gcr.io and Artifact Registry (<c>/v2/token</c>) put the token realm under /v2/.</summary>
+    [Theory]
+    [InlineData("/v2/auth")]
+    [InlineData("/v2/token")]
+    public async Task DeadUpstream_TokenRealmUnderV2_FreshClientsStillPull(string tokenPath)
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true, tokenPath: tokenPath);
+        var image = await world.PushImageAsync("coreos/etcd", "v3.5", (120_000, 41), (30_000, 42));
+        var reference = $"{world.Authority}/coreos/etcd:v3.5";
+        var online = await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("online"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(online.Succeeded, online.StdErr);
+        Assert.Contains(world.Tokens!.Log, l => l.StartsWith("- ", StringComparison.Ordinal)); // an anonymous token, from the realm under /v2/
+
+        await world.KillUpstreamsAsync();
+
+        var byTag = await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("off-tag"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(byTag.Succeeded, byTag.StdErr + "\n" + world.Proxy.Log.Tail());
+        Assert.Equal(image.ManifestDigest, ReadOciManifestDigest(world.Dir.Combine("off-tag")));
+        await using var containerd = await ContainerdServer.StartAsync(world.Dir.Combine("containerd"), CancellationToken.None);
+        var ctr = await containerd.ContentFetchAsync($"{world.Authority}/coreos/etcd@{image.ManifestDigest}", world.Proxy.Url, world.Proxy.CaBundlePath, null, CancellationToken.None);
+        Assert.True(ctr.Succeeded, ctr.StdErr + "\n" + world.Proxy.Log.Tail());
+    }
+
+    /// <summary>containerd never pings /v2/: the proxy learns the token realm from a manifest's 401 only.</summary>
+    [Fact]
+    public async Task DeadUpstream_OnlyContainerdEverPulled_FreshContainerdStillPulls()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true);
+        var image = await world.PushImageAsync("library/ctronly", "v1", (90_000, 51), (20_000, 52));
+        var reference = $"{world.Authority}/library/ctronly:v1";
+        world.Registry.ClearAccessLog();
+        await using (var online = await ContainerdServer.StartAsync(world.Dir.Combine("containerd-online"), CancellationToken.None))
+        {
+            var fetch = await online.ContentFetchAsync(reference, world.Proxy.Url, world.Proxy.CaBundlePath, null, CancellationToken.None);
+            Assert.True(fetch.Succeeded, fetch.StdErr);
+        }
+
+        Assert.DoesNotContain(world.Registry.AccessLog, r => r.Target == "/v2/"); // containerd never pinged
+        await world.KillUpstreamsAsync();
+
+        await using var fresh = await ContainerdServer.StartAsync(world.Dir.Combine("containerd-offline"), CancellationToken.None);
+        var byTag = await fresh.ContentFetchAsync(reference, world.Proxy.Url, world.Proxy.CaBundlePath, null, CancellationToken.None);
+        Assert.True(byTag.Succeeded, byTag.StdErr + "\n" + world.Proxy.Log.Tail());
+        var byDigest = await fresh.ContentFetchAsync($"{world.Authority}/library/ctronly@{image.ManifestDigest}", world.Proxy.Url, world.Proxy.CaBundlePath, null, CancellationToken.None);
+        Assert.True(byDigest.Succeeded, byDigest.StdErr + "\n" + world.Proxy.Log.Tail());
+    }
+
     [Fact]
     public async Task DeadUpstream_NeverPulledImage_FailsCleanly()
     {

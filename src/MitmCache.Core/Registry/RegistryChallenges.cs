@@ -1,0 +1,77 @@
+using System.Net;
+using MitmCache.Caching;
+
+namespace MitmCache.Registry;
+
+/// <summary>
+/// What each registry answers a client without credentials, remembered per registry: its challenge
+/// (or that it has none), so a fresh client can start the token dance while the registry is down,
+/// and its token realm, so token requests reach <see cref="TokenEndpoint"/> (which learns from them
+/// which tokens are anonymous, and answers them offline). Learned from the <c>/v2/</c> ping and from
+/// the 401 of any blob or manifest request: containerd never pings, it starts with the manifest.
+/// </summary>
+internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens)
+{
+    private static readonly TimeSpan s_refresh = TimeSpan.FromHours(1);
+
+    /// <summary>The answer to <c>GET /v2/</c>: a 401 with its challenge, or a 200 (an open registry).</summary>
+    public void LearnFromPing(string registry, HttpResponseMessage response)
+    {
+        if (response.StatusCode == HttpStatusCode.OK)
+        {
+            Remember(registry, challenge: null, bearer: null);
+        }
+        else if (response.StatusCode == HttpStatusCode.Unauthorized)
+        {
+            var challenge = HeaderOf(response);
+            Remember(registry, challenge, WwwAuthenticate.TryParseBearer(challenge, out var bearer) ? bearer : null);
+        }
+    }
+
+    /// <summary>
+    /// A 401 to a blob or manifest request. Its challenge names the request's scope (and perhaps an
+    /// error); what is kept is the registry's part, as its ping would send it. A registry already
+    /// known with the same realm is left as it is.
+    /// </summary>
+    public void LearnFromRefusal(string registry, HttpResponseMessage response)
+    {
+        if (response.StatusCode != HttpStatusCode.Unauthorized)
+        {
+            return;
+        }
+
+        var header = HeaderOf(response);
+        if (!WwwAuthenticate.TryParseBearer(header, out var bearer))
+        {
+            return; // Basic and other schemes need no realm; the ping remembers them
+        }
+
+        var known = cache.Index.FindChallenge(registry);
+        if (known?.Realm == bearer.Realm.ToString())
+        {
+            return;
+        }
+
+        var challenge = bearer.Service is null
+            ? $"Bearer realm=\"{bearer.Realm}\""
+            : $"Bearer realm=\"{bearer.Realm}\",service=\"{bearer.Service}\"";
+        Remember(registry, challenge, bearer);
+    }
+
+    private void Remember(string registry, string? challenge, BearerChallenge? bearer)
+    {
+        var existing = cache.Index.FindChallenge(registry);
+        if (existing is null || existing.WwwAuthenticate != challenge || existing.SeenAt < cache.Now - s_refresh)
+        {
+            cache.Index.PutChallenge(new ChallengeRecord { Id = registry, WwwAuthenticate = challenge, Realm = bearer?.Realm.ToString(), SeenAt = cache.Now });
+        }
+
+        if (bearer is not null)
+        {
+            tokens.RegisterRealm(bearer.Realm, registry);
+        }
+    }
+
+    private static string HeaderOf(HttpResponseMessage response) =>
+        string.Join(", ", response.Headers.WwwAuthenticate.Select(h => h.ToString()));
+}

@@ -1,0 +1,110 @@
+using System.Net;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging.Abstractions;
+using MitmCache.Caching;
+using MitmCache.Core.Tests.Caching;
+using MitmCache.Core.Tests.Certificates;
+using MitmCache.Core.Tests.Configuration;
+using MitmCache.Diagnostics;
+using MitmCache.Registry;
+using MitmCache.Tunneling;
+using MitmCache.Upstream;
+
+namespace MitmCache.Core.Tests.Registry;
+
+public sealed class RegistryChallengesTests : IDisposable
+{
+    private const string Registry = "registry-1.docker.io";
+    private readonly TempDirectory _directory = new();
+    private readonly FakeTimeProvider _time = new();
+    private readonly BlobCache _cache;
+    private readonly TokenEndpoint _tokens;
+    private readonly RegistryChallenges _challenges;
+    private readonly HttpMessageInvoker _invoker = new(new HttpClientHandler());
+
+    public RegistryChallengesTests()
+    {
+        var settings = TestSettings.Create(_directory.Path, 1L << 30);
+        _cache = new BlobCache(settings, _time, new CacheMetrics(), NullLogger<BlobCache>.Instance);
+        var accessTokens = new AccessTokens(_time);
+        var grants = new AccessGrants(RandomNumberGenerator.GetBytes(32), _cache.Index, accessTokens, _time, TimeSpan.FromDays(7));
+        _tokens = new TokenEndpoint(new RegistryUpstream(_invoker, settings), accessTokens, grants, _cache, _time, NullLogger<TokenEndpoint>.Instance);
+        _challenges = new RegistryChallenges(_cache, _tokens);
+    }
+
+    public void Dispose()
+    {
+        _invoker.Dispose();
+        _cache.Dispose();
+        _directory.Dispose();
+    }
+
+    private static HttpResponseMessage Answer(HttpStatusCode status, string? challenge = null)
+    {
+        var response = new HttpResponseMessage(status);
+        if (challenge is not null)
+        {
+            response.Headers.TryAddWithoutValidation("WWW-Authenticate", challenge);
+        }
+
+        return response;
+    }
+
+    private static InterceptTarget AuthHost => new("auth.docker.io", 443);
+
+    [Fact]
+    public void LearnFromRefusal_ManifestChallenge_RegistryPartRememberedAndRealmRouted()
+    {
+        using var refusal = Answer(HttpStatusCode.Unauthorized,
+            "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\",scope=\"repository:library/busybox:pull\",error=\"insufficient_scope\"");
+
+        _challenges.LearnFromRefusal(Registry, refusal);
+
+        var remembered = _cache.Index.FindChallenge(Registry);
+        Assert.NotNull(remembered);
+        Assert.Equal("Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\"", remembered.WwwAuthenticate);
+        Assert.Equal("https://auth.docker.io/token", remembered.Realm);
+        Assert.Equal(Registry, _tokens.RegistryFor(AuthHost, "/token"));
+    }
+
+    [Fact]
+    public void LearnFromRefusal_RealmAlreadyKnownFromThePing_PingChallengeKept()
+    {
+        const string ping = "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\",extra=\"kept\"";
+        using (var pinged = Answer(HttpStatusCode.Unauthorized, ping))
+        {
+            _challenges.LearnFromPing(Registry, pinged);
+        }
+
+        using var refusal = Answer(HttpStatusCode.Unauthorized, "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\",scope=\"repository:a/b:pull\"");
+        _challenges.LearnFromRefusal(Registry, refusal);
+
+        Assert.Equal(ping, _cache.Index.FindChallenge(Registry)!.WwwAuthenticate);
+    }
+
+    [Theory]
+    [InlineData(HttpStatusCode.Forbidden, "Bearer realm=\"https://auth.docker.io/token\"")]
+    [InlineData(HttpStatusCode.Unauthorized, "Basic realm=\"Registry\"")]
+    [InlineData(HttpStatusCode.Unauthorized, null)]
+    public void LearnFromRefusal_NoBearerChallengeOr403_NothingLearned(HttpStatusCode status, string? challenge)
+    {
+        using var refusal = Answer(status, challenge);
+
+        _challenges.LearnFromRefusal(Registry, refusal);
+
+        Assert.Null(_cache.Index.FindChallenge(Registry));
+        Assert.Null(_tokens.RegistryFor(AuthHost, "/token"));
+    }
+
+    [Fact]
+    public void LearnFromPing_OpenRegistry_RememberedWithoutChallenge()
+    {
+        using var open = Answer(HttpStatusCode.OK);
+
+        _challenges.LearnFromPing("mcr.microsoft.com", open);
+
+        var remembered = _cache.Index.FindChallenge("mcr.microsoft.com");
+        Assert.NotNull(remembered);
+        Assert.Null(remembered.WwwAuthenticate);
+    }
+}
