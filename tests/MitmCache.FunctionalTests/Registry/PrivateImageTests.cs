@@ -129,6 +129,34 @@ public sealed class PrivateImageTests
         }
     }
 
+    /// <summary>A node that only ever ran containerd: no /v2/ ping ever told the proxy the token realm.</summary>
+    [Fact]
+    public async Task ContainerdOnly_PrivateImageOffline_OnlyTheGrantedCredentialPulls()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true, acl: Acl,
+            users: new Dictionary<string, string> { ["alice"] = AlicePassword, ["bob"] = BobPassword });
+        var app = await world.PushImageAsync("private/app", "v2", (25_000, 110), (15_000, 111));
+        var reference = $"{world.Authority}/private/app:v2";
+        var alice = $"alice:{AlicePassword}";
+        await using (var online = await ContainerdServer.StartAsync(world.Dir.Combine("ctr-online"), CancellationToken.None))
+        {
+            var fetch = await online.ContentFetchAsync(reference, world.Proxy.Url, world.Proxy.CaBundlePath, alice, CancellationToken.None);
+            Assert.True(fetch.Succeeded, fetch.StdErr);
+        }
+
+        await world.KillUpstreamsAsync();
+
+        await using var offline = await ContainerdServer.StartAsync(world.Dir.Combine("ctr-offline"), CancellationToken.None);
+        var asAlice = await offline.ContentFetchAsync(reference, world.Proxy.Url, world.Proxy.CaBundlePath, alice, CancellationToken.None);
+        Assert.True(asAlice.Succeeded, asAlice.StdErr + "\n" + world.Proxy.Log.Tail());
+        await using var others = await ContainerdServer.StartAsync(world.Dir.Combine("ctr-others"), CancellationToken.None);
+        foreach (var creds in new[] { null, $"bob:{BobPassword}", $"alice:wrong-{AlicePassword}" })
+        {
+            var refused = await others.ContentFetchAsync($"{world.Authority}/private/app@{app.ManifestDigest}", world.Proxy.Url, world.Proxy.CaBundlePath, creds, CancellationToken.None);
+            Assert.False(refused.Succeeded, $"{creds?.Split(':')[0] ?? "anonymous"} pulled alice's private image offline");
+        }
+    }
+
     private static string LastDir = "";
 
     /// <summary>Direct calls: who gets the private manifest, and who can read bob's layer through private/app's path.</summary>
