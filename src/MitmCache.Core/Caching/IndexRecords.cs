@@ -57,6 +57,10 @@ public sealed class ChallengeRecord
     public string Id { get; set; } = "";
     public string? WwwAuthenticate { get; set; }
     public string? Realm { get; set; }
+
+    /// <summary>Where the ping was redirected (registry.k8s.io sends every API call to its backing registry).</summary>
+    public string? Redirect { get; set; }
+
     public DateTime SeenAt { get; set; }
 }
 

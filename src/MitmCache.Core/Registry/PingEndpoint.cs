@@ -9,8 +9,8 @@ using MitmCache.Upstream;
 namespace MitmCache.Registry;
 
 /// <summary>
-/// <c>GET /v2/</c>: asked upstream and relayed; its 401 challenge (or its openness) is remembered per
-/// registry. When upstream is down, the remembered answer is given, so a fresh client can start the
+/// <c>GET /v2/</c>: asked upstream and relayed; its 401 challenge, its openness or its redirect is
+/// remembered per registry (<see cref="RegistryChallenges"/>). When upstream is down, the remembered answer is given, so a fresh client can start the
 /// token dance against a dead registry, with the token request then answered by <see cref="TokenEndpoint"/>.
 /// </summary>
 internal sealed class PingEndpoint(RegistryUpstream upstream, BlobCache cache, AccessTokens tokens, RegistryChallenges challenges, ILogger<PingEndpoint> logger)
@@ -45,6 +45,13 @@ internal sealed class PingEndpoint(RegistryUpstream upstream, BlobCache cache, A
 
         logger.ServingStale(registry, "", "/v2/", reason);
         RegistryResponses.SetResult(context.Response, "stale");
+        if (remembered.Redirect is not null)
+        {
+            context.Response.StatusCode = StatusCodes.Status307TemporaryRedirect;
+            context.Response.Headers.Location = remembered.Redirect;
+            return new("stale", 0);
+        }
+
         if (remembered.WwwAuthenticate is null || tokens.FindLocal(context.Request.Headers.Authorization) is not null)
         {
             context.Response.ContentType = "application/json";

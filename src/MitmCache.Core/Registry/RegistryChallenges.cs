@@ -14,7 +14,11 @@ internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens)
 {
     private static readonly TimeSpan s_refresh = TimeSpan.FromHours(1);
 
-    /// <summary>The answer to <c>GET /v2/</c>: a 401 with its challenge, or a 200 (an open registry).</summary>
+    /// <summary>
+    /// The answer to <c>GET /v2/</c>: a 401 with its challenge, a 200 (an open registry), or a
+    /// redirect to the registry that really answers (the client follows it, through us, and that
+    /// registry's own ping is remembered in turn).
+    /// </summary>
     public void LearnFromPing(string registry, HttpResponseMessage response)
     {
         if (response.StatusCode == HttpStatusCode.OK)
@@ -25,6 +29,15 @@ internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens)
         {
             var challenge = HeaderOf(response);
             Remember(registry, challenge, WwwAuthenticate.TryParseBearer(challenge, out var bearer) ? bearer : null);
+        }
+        else if ((int)response.StatusCode is 301 or 302 or 307 or 308 && response.Headers.Location is { } location
+            && response.RequestMessage?.RequestUri is { } asked)
+        {
+            var target = location.IsAbsoluteUri ? location : new Uri(asked, location);
+            if (target.Scheme == Uri.UriSchemeHttps)
+            {
+                Remember(registry, challenge: null, bearer: null, target.ToString());
+            }
         }
     }
 
@@ -58,12 +71,15 @@ internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens)
         Remember(registry, challenge, bearer);
     }
 
-    private void Remember(string registry, string? challenge, BearerChallenge? bearer)
+    private void Remember(string registry, string? challenge, BearerChallenge? bearer, string? redirect = null)
     {
         var existing = cache.Index.FindChallenge(registry);
-        if (existing is null || existing.WwwAuthenticate != challenge || existing.SeenAt < cache.Now - s_refresh)
+        if (existing is null || existing.WwwAuthenticate != challenge || existing.Redirect != redirect || existing.SeenAt < cache.Now - s_refresh)
         {
-            cache.Index.PutChallenge(new ChallengeRecord { Id = registry, WwwAuthenticate = challenge, Realm = bearer?.Realm.ToString(), SeenAt = cache.Now });
+            cache.Index.PutChallenge(new ChallengeRecord
+            {
+                Id = registry, WwwAuthenticate = challenge, Realm = bearer?.Realm.ToString(), Redirect = redirect, SeenAt = cache.Now,
+            });
         }
 
         if (bearer is not null)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Http;
 using MitmCache.Diagnostics;
 using MitmCache.FunctionalTests.Infrastructure;
 using MitmCache.Tests.Common;
@@ -96,6 +97,41 @@ public sealed class PullThroughTests
         Assert.Equal(image.ManifestDigest, ReadOciManifestDigest(world.Dir.Combine("off-tag")));
         await using var containerd = await ContainerdServer.StartAsync(world.Dir.Combine("containerd"), CancellationToken.None);
         var ctr = await containerd.ContentFetchAsync($"{world.Authority}/coreos/etcd@{image.ManifestDigest}", world.Proxy.Url, world.Proxy.CaBundlePath, null, CancellationToken.None);
+        Assert.True(ctr.Succeeded, ctr.StdErr + "\n" + world.Proxy.Log.Tail());
+    }
+
+    /// <summary>registry.k8s.io's shape: every /v2/ call, the ping included, is a 307 to the registry that serves it.</summary>
+    [Fact]
+    public async Task DeadUpstream_FrontRedirectingEveryCallLikeRegistryK8sIo_FreshClientsStillPull()
+    {
+        const string front = "k8s.test";
+        var frontPort = FreePort.Get();
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false, configure: s => s with
+        {
+            Intercept = [.. s.Intercept, front],
+            AllowedPorts = new HashSet<int>(s.AllowedPorts) { frontPort },
+            ConnectTo = [new(front, frontPort, "127.0.0.1", frontPort), .. s.ConnectTo],
+        });
+        var (frontApp, _) = await LoopbackKestrel.StartAsync(world.Pki.IssueServerCertificate(front), frontPort, context =>
+        {
+            context.Response.StatusCode = StatusCodes.Status307TemporaryRedirect;
+            context.Response.Headers.Location = $"https://{world.Authority}{context.Request.Path}{context.Request.QueryString}";
+            return Task.CompletedTask;
+        }, CancellationToken.None);
+        var image = await world.PushImageAsync("pause", "3.9", (40_000, 61));
+        var reference = $"{front}:{frontPort}/pause:3.9";
+        var online = await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("online"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(online.Succeeded, online.StdErr + "\n" + world.Proxy.Log.Tail());
+
+        await frontApp.StopAsync();
+        await frontApp.DisposeAsync();
+        await world.KillUpstreamsAsync();
+
+        var byTag = await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("off-tag"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(byTag.Succeeded, byTag.StdErr + "\n" + world.Proxy.Log.Tail());
+        Assert.Equal(image.ManifestDigest, ReadOciManifestDigest(world.Dir.Combine("off-tag")));
+        await using var containerd = await ContainerdServer.StartAsync(world.Dir.Combine("containerd"), CancellationToken.None);
+        var ctr = await containerd.ContentFetchAsync($"{front}:{frontPort}/pause@{image.ManifestDigest}", world.Proxy.Url, world.Proxy.CaBundlePath, null, CancellationToken.None);
         Assert.True(ctr.Succeeded, ctr.StdErr + "\n" + world.Proxy.Log.Tail());
     }
 
