@@ -1,4 +1,3 @@
-using System.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using MitmCache.Caching;
@@ -10,8 +9,9 @@ namespace MitmCache.Registry;
 
 /// <summary>
 /// <c>GET /v2/</c>: asked upstream and relayed; its 401 challenge, its openness or its redirect is
-/// remembered per registry (<see cref="RegistryChallenges"/>). When upstream is down, the remembered answer is given, so a fresh client can start the
-/// token dance against a dead registry, with the token request then answered by <see cref="TokenEndpoint"/>.
+/// remembered per registry (<see cref="RegistryChallenges"/>). When upstream is down, the remembered
+/// answer is given, so a fresh client can start the token dance against a dead registry, with the
+/// token request then answered by <see cref="TokenEndpoint"/>.
 /// </summary>
 internal sealed class PingEndpoint(RegistryUpstream upstream, BlobCache cache, AccessTokens tokens, RegistryChallenges challenges, ILogger<PingEndpoint> logger)
 {

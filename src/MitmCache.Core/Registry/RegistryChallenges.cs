@@ -1,5 +1,6 @@
 using System.Net;
 using MitmCache.Caching;
+using MitmCache.Upstream;
 
 namespace MitmCache.Registry;
 
@@ -23,20 +24,20 @@ internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens)
     {
         if (response.StatusCode == HttpStatusCode.OK)
         {
-            Remember(registry, challenge: null, bearer: null);
+            Remember(registry, cache.Index.FindChallenge(registry), challenge: null, bearer: null);
         }
         else if (response.StatusCode == HttpStatusCode.Unauthorized)
         {
             var challenge = HeaderOf(response);
-            Remember(registry, challenge, WwwAuthenticate.TryParseBearer(challenge, out var bearer) ? bearer : null);
+            Remember(registry, cache.Index.FindChallenge(registry), challenge, WwwAuthenticate.TryParseBearer(challenge, out var bearer) ? bearer : null);
         }
-        else if ((int)response.StatusCode is 301 or 302 or 307 or 308 && response.Headers.Location is { } location
+        else if (RegistryUpstream.IsRedirect(response.StatusCode) && response.Headers.Location is { } location
             && response.RequestMessage?.RequestUri is { } asked)
         {
             var target = location.IsAbsoluteUri ? location : new Uri(asked, location);
             if (target.Scheme == Uri.UriSchemeHttps)
             {
-                Remember(registry, challenge: null, bearer: null, target.ToString());
+                Remember(registry, cache.Index.FindChallenge(registry), challenge: null, bearer: null, target.ToString());
             }
         }
     }
@@ -68,12 +69,11 @@ internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens)
         var challenge = bearer.Service is null
             ? $"Bearer realm=\"{bearer.Realm}\""
             : $"Bearer realm=\"{bearer.Realm}\",service=\"{bearer.Service}\"";
-        Remember(registry, challenge, bearer);
+        Remember(registry, known, challenge, bearer);
     }
 
-    private void Remember(string registry, string? challenge, BearerChallenge? bearer, string? redirect = null)
+    private void Remember(string registry, ChallengeRecord? existing, string? challenge, BearerChallenge? bearer, string? redirect = null)
     {
-        var existing = cache.Index.FindChallenge(registry);
         if (existing is null || existing.WwwAuthenticate != challenge || existing.Redirect != redirect || existing.SeenAt < cache.Now - s_refresh)
         {
             cache.Index.PutChallenge(new ChallengeRecord

@@ -147,7 +147,7 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, ProxySettings
         return next;
     }
 
-    private static bool IsRedirect(HttpStatusCode status) =>
+    public static bool IsRedirect(HttpStatusCode status) =>
         status is HttpStatusCode.MovedPermanently or HttpStatusCode.Found or HttpStatusCode.SeeOther
             or HttpStatusCode.TemporaryRedirect or HttpStatusCode.PermanentRedirect;
 

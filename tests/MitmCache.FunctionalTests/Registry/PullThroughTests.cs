@@ -92,12 +92,7 @@ public sealed class PullThroughTests
 
         await world.KillUpstreamsAsync();
 
-        var byTag = await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("off-tag"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
-        Assert.True(byTag.Succeeded, byTag.StdErr + "\n" + world.Proxy.Log.Tail());
-        Assert.Equal(image.ManifestDigest, ReadOciManifestDigest(world.Dir.Combine("off-tag")));
-        await using var containerd = await ContainerdServer.StartAsync(world.Dir.Combine("containerd"), CancellationToken.None);
-        var ctr = await containerd.ContentFetchAsync($"{world.Authority}/coreos/etcd@{image.ManifestDigest}", world.Proxy.Url, world.Proxy.CaBundlePath, null, CancellationToken.None);
-        Assert.True(ctr.Succeeded, ctr.StdErr + "\n" + world.Proxy.Log.Tail());
+        await AssertFreshClientsPullAsync(world, reference, $"{world.Authority}/coreos/etcd", image.ManifestDigest);
     }
 
     /// <summary>registry.k8s.io's shape: every /v2/ call, the ping included, is a 307 to the registry that serves it.</summary>
@@ -127,12 +122,7 @@ public sealed class PullThroughTests
         await frontApp.DisposeAsync();
         await world.KillUpstreamsAsync();
 
-        var byTag = await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("off-tag"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
-        Assert.True(byTag.Succeeded, byTag.StdErr + "\n" + world.Proxy.Log.Tail());
-        Assert.Equal(image.ManifestDigest, ReadOciManifestDigest(world.Dir.Combine("off-tag")));
-        await using var containerd = await ContainerdServer.StartAsync(world.Dir.Combine("containerd"), CancellationToken.None);
-        var ctr = await containerd.ContentFetchAsync($"{front}:{frontPort}/pause@{image.ManifestDigest}", world.Proxy.Url, world.Proxy.CaBundlePath, null, CancellationToken.None);
-        Assert.True(ctr.Succeeded, ctr.StdErr + "\n" + world.Proxy.Log.Tail());
+        await AssertFreshClientsPullAsync(world, reference, $"{front}:{frontPort}/pause", image.ManifestDigest);
     }
 
     /// <summary>containerd never pings /v2/: the proxy learns the token realm from a manifest's 401 only.</summary>
@@ -173,6 +163,17 @@ public sealed class PullThroughTests
 
         Assert.False(unseen.Succeeded);
         await AssertProxyHealthyAsync(world);
+    }
+
+    /// <summary>A fresh skopeo pulls <paramref name="tagReference"/> and a fresh containerd the same image by digest.</summary>
+    private static async Task AssertFreshClientsPullAsync(RegistryWorld world, string tagReference, string repository, string manifestDigest)
+    {
+        var byTag = await Skopeo.CopyToOciAsync(tagReference, world.Dir.Combine("off-tag"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(byTag.Succeeded, byTag.StdErr + "\n" + world.Proxy.Log.Tail());
+        Assert.Equal(manifestDigest, ReadOciManifestDigest(world.Dir.Combine("off-tag")));
+        await using var containerd = await ContainerdServer.StartAsync(world.Dir.Combine("containerd"), CancellationToken.None);
+        var ctr = await containerd.ContentFetchAsync($"{repository}@{manifestDigest}", world.Proxy.Url, world.Proxy.CaBundlePath, null, CancellationToken.None);
+        Assert.True(ctr.Succeeded, ctr.StdErr + "\n" + world.Proxy.Log.Tail());
     }
 
     internal static string ReadOciManifestDigest(string ociDir)
