@@ -125,7 +125,7 @@ public sealed class ForwardedTargetTests : IAsyncLifetime
         await using var intercepted = await RawProxyConnection.OpenInterceptedAsync(_world.Proxy.Port, _world.Registry.Authority);
 
         var viaPlain = await plain.RoundTripAsync($"POST http://plain.test/upload HTTP/1.1\r\nHost: plain.test\r\n{headersAndBody}", TimeSpan.FromSeconds(10));
-        var viaTunnel = await intercepted.RoundTripAsync($"PUT /v2/team/app/manifests/v2 HTTP/1.1\r\nHost: {_world.Registry.Authority}\r\n{headersAndBody}", TimeSpan.FromSeconds(10));
+        var viaTunnel = await intercepted.RoundTripAsync($"PATCH /v2/team/app/blobs/uploads/u1 HTTP/1.1\r\nHost: {_world.Registry.Authority}\r\n{headersAndBody}", TimeSpan.FromSeconds(10));
 
         Assert.Equal(400, viaPlain?.Status);
         Assert.Contains("invalid request body", viaPlain!.BodyText, StringComparison.Ordinal);

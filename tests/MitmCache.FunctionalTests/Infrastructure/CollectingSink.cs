@@ -18,13 +18,14 @@ public sealed class CollectingSink : ILogEventSink
     public string Tail(int count = 40) => string.Join('\n', Lines.TakeLast(count).Select(Message));
 
     /// <summary>
-    /// Waits for a matching line. Request lines are written when the response has ended, so a client
-    /// can hold its whole answer a moment before the proxy has logged it.
+    /// Waits for <paramref name="count"/> matching lines. Request lines (and request metrics) are written
+    /// when the response has ended, so a client can hold its whole answer a moment before the proxy has
+    /// logged and counted it.
     /// </summary>
-    public async Task<bool> WaitForAsync(Func<string, bool> match, TimeSpan? timeout = null)
+    public async Task<bool> WaitForAsync(Func<string, bool> match, TimeSpan? timeout = null, int count = 1)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (!Lines.Any(match))
+        while (Lines.Count(match) < count)
         {
             if (clock.Elapsed > (timeout ?? TimeSpan.FromSeconds(5)))
             {

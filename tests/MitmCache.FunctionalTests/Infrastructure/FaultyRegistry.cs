@@ -85,6 +85,14 @@ public sealed class FaultyRegistry : IAsyncDisposable
         var kind = parts[^2];
         var reference = parts[^1];
         var repository = string.Join('/', parts[2..^2]);
+        if (kind == "uploads")
+        {
+            // A blob upload: like distribution, read the whole body before answering.
+            await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
+            context.Response.StatusCode = 202;
+            return;
+        }
+
         if (kind == "manifests" && _tags.TryGetValue($"{repository}:{reference}", out var tagged))
         {
             reference = tagged;

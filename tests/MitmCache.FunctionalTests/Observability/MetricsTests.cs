@@ -20,6 +20,11 @@ public sealed partial class MetricsTests
         var warm = await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("warm"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
         Assert.True(warm.Succeeded, warm.StdErr);
 
+        // Each request is counted once its response has ended, which can be just after skopeo has exited.
+        Assert.True(await world.Proxy.Log.WaitForAsync(
+            l => l.Contains("\"Kind\":\"blob\"", StringComparison.Ordinal) && l.Contains("\"Result\":\"hit\"", StringComparison.Ordinal), count: 3),
+            world.Proxy.Log.Tail());
+
         using var http = new HttpClient();
         using var response = await http.GetAsync($"{world.Proxy.Url}/metrics");
         Assert.Equal("text/plain; version=0.0.4; charset=utf-8", response.Content.Headers.ContentType!.ToString());

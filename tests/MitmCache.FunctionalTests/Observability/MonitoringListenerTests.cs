@@ -17,6 +17,9 @@ public sealed class MonitoringListenerTests
         await world.PushImageAsync("library/scraped", "v1", (50_000, 63));
         var pull = await Skopeo.CopyToOciAsync($"{world.Authority}/library/scraped:v1", world.Dir.Combine("oci"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
         Assert.True(pull.Succeeded, pull.StdErr);
+        Assert.True(await world.Proxy.Log.WaitForAsync(
+            l => l.Contains("\"Kind\":\"blob\"", StringComparison.Ordinal) && l.Contains("\"Result\":\"miss\"", StringComparison.Ordinal), count: 2),
+            world.Proxy.Log.Tail());
         var monitoring = world.Proxy.MetricsUrl!;
         Assert.Equal("127.0.0.2", monitoring.Host);
         Assert.NotEqual(world.Proxy.Port, monitoring.Port);
