@@ -183,7 +183,7 @@ public sealed class DataDirectoryFaultTests
         var reference = $"{world.Authority}/library/corrupt:v1";
         Assert.True((await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("oci-1"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None)).Succeeded);
         var settings = world.Proxy.Settings;
-        var blobGets = world.Registry.CountRequests("GET", "/blobs/");
+        var blobGets = await world.Registry.WaitForRequestsAsync("GET", "/blobs/", image.Blobs.Count());
         await world.Proxy.DisposeAsync();
 
         var index = Path.Combine(settings.DataDirectory, "index.db");

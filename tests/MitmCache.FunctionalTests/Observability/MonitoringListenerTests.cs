@@ -50,7 +50,7 @@ public sealed class MonitoringListenerTests
         }
 
         Assert.StartsWith("HTTP/1.1 404", await RawExchangeAsync(monitoring, $"CONNECT {world.Authority} HTTP/1.1\r\nHost: {world.Authority}\r\n\r\n"), StringComparison.Ordinal);
-        Assert.Equal(2, world.Registry.CountRequests("GET", "/blobs/")); // the skopeo pull's layer and config, nothing since
+        Assert.Equal(2, await world.Registry.WaitForRequestsAsync("GET", "/blobs/", 2)); // the skopeo pull's layer and config, nothing since
     }
 
     private static async Task<string> RawExchangeAsync(Uri endpoint, string request)

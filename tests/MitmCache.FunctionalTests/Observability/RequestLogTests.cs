@@ -24,15 +24,25 @@ public sealed class RequestLogTests
             world.Proxy.CaBundlePath, $"{User}:{Password}", false, CancellationToken.None);
         Assert.True(pull.Succeeded, pull.StdErr);
         Assert.Contains(world.Tokens!.Log, l => l.StartsWith($"{User} ", StringComparison.Ordinal));
-        await Task.Delay(500); // the registry writes its access log after responding
 
-        var log = world.Proxy.Log.Lines.Skip(linesBefore).ToList();
-        var requests = log.Select(l => JsonDocument.Parse(l).RootElement)
-            .Where(e => e.TryGetProperty("EventId", out var id) && id.GetProperty("Id").GetInt32() == 310)
-            .ToList();
+        // One line per registry request: in a cold pull each one went upstream exactly once. Both sides
+        // write their line after responding, so wait (bounded) for the two counts to agree.
+        List<string> log = [];
+        List<JsonElement> requests = [];
+        var upstream = 0;
+        for (var clock = System.Diagnostics.Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(10); await Task.Delay(50))
+        {
+            log = world.Proxy.Log.Lines.Skip(linesBefore).ToList();
+            requests = log.Select(l => JsonDocument.Parse(l).RootElement)
+                .Where(e => e.TryGetProperty("EventId", out var id) && id.GetProperty("Id").GetInt32() == 310)
+                .ToList();
+            upstream = world.Registry.AccessLog.Count(r => r.Target.StartsWith("/v2/", StringComparison.Ordinal));
+            if (upstream == requests.Count && requests.Count > image.Blobs.Count())
+            {
+                break;
+            }
+        }
 
-        // One line per registry request: in a cold pull each one went upstream exactly once.
-        var upstream = world.Registry.AccessLog.Count(r => r.Target.StartsWith("/v2/", StringComparison.Ordinal));
         Assert.Equal(upstream, requests.Count);
         foreach (var line in requests)
         {
