@@ -585,7 +585,7 @@ internal sealed class BlobCache : IDisposable
 
         try
         {
-            _ = Index.BlobCount();
+            Index.Probe();
         }
         catch (Exception ex) when (ex is LiteDB.LiteException or IOException or ObjectDisposedException)
         {

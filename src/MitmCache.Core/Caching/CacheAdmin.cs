@@ -14,12 +14,6 @@ namespace MitmCache.Caching;
 /// </summary>
 internal sealed class CacheAdmin
 {
-    private static readonly string[] s_manifestTypes =
-    [
-        MediaTypes.OciManifest, MediaTypes.OciIndex, MediaTypes.DockerManifest, MediaTypes.DockerManifestList,
-        MediaTypes.DockerManifestV1, MediaTypes.DockerManifestV1Signed,
-    ];
-
     private const int MaxManifestBytes = 4 << 20;
 
     private readonly BlobCache _cache;
@@ -329,7 +323,4 @@ internal sealed class CacheAdmin
     /// <summary>An exact name, or a pattern where <c>*</c> matches any run of characters.</summary>
     private static Regex Pattern(string pattern) =>
         new("^" + string.Join(".*", pattern.Split('*').Select(Regex.Escape)) + "\\z", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
-
-    /// <summary>The media types the index counts as manifests.</summary>
-    public static IReadOnlyList<string> ManifestMediaTypes => s_manifestTypes;
 }

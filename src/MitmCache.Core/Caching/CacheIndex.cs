@@ -33,6 +33,10 @@ internal sealed class CacheIndex : IDisposable
     private readonly IndexFront<BlobRecord> _blobFront = new(FrontCapacity);
     private readonly IndexFront<LinkRecord> _linkFront = new(FrontCapacity);
     private readonly IndexFront<RepositoryRecord> _repositoryFront = new(FrontCapacity);
+    // Entry counts for /metrics: counted once, then kept in step by every blob write under this lock, so a
+    // scrape costs nothing however large the index (counting 1M records took 3.6 s a scrape).
+    private readonly Lock _countGate = new();
+    private BlobCounts? _counts;
     private IndexStore? _store;
     private (ExceptionDispatchInfo Error, long At)? _reopenFailure;
     private bool _disposed;
@@ -197,6 +201,7 @@ internal sealed class CacheIndex : IDisposable
             if (ReferenceEquals(_store, failed))
             {
                 _store = null;
+                _counts = null; // a write that failed with the engine may have landed or not: count again
                 failed.Dispose();
             }
         }
@@ -248,21 +253,44 @@ internal sealed class CacheIndex : IDisposable
 
     public long TotalBlobBytes() => Use(s => s.Blobs.FindAll().Sum(b => b.Size));
 
-    public int BlobCount() => Use(s => s.Blobs.Count());
+    /// <summary>Blob records held, and how many are manifests; a full count only the first time.</summary>
+    public BlobCounts CountBlobs() => Use(s =>
+    {
+        lock (_countGate)
+        {
+            return _counts ??= s.Blobs.FindAll().Aggregate(default(BlobCounts), (counts, record) => counts.With(record));
+        }
+    });
+
+    /// <summary>Throws when the index cannot be read. One key lookup, whatever the index holds (for /readyz).</summary>
+    public void Probe() => Use(s => s.Blobs.FindById("probe"));
 
     /// <summary>How many blobs have one of these media types (counted by the engine, no documents mapped).</summary>
-    public int CountBlobsOfType(IEnumerable<string> mediaTypes) =>
-        Use(s => s.Blobs.Count(Query.In(nameof(BlobRecord.MediaType), mediaTypes.Select(t => new BsonValue(t)))));
-
     public void UpsertBlob(BlobRecord record)
     {
         var kept = record.Copy();
-        Use(s => _blobFront.Write(kept.Id, kept, () => s.Blobs.Upsert(kept)));
+        Use(s =>
+        {
+            lock (_countGate)
+            {
+                var previous = _counts is null ? null : s.Blobs.FindById(kept.Id);
+                _blobFront.Write(kept.Id, kept, () => s.Blobs.Upsert(kept));
+                _counts = _counts?.Without(previous).With(kept);
+            }
+        });
     }
 
     public void DeleteBlob(string digest)
     {
-        Use(s => _blobFront.Write(digest, null, () => s.Blobs.Delete(digest)));
+        Use(s =>
+        {
+            lock (_countGate)
+            {
+                var previous = _counts is null ? null : s.Blobs.FindById(digest);
+                _blobFront.Write(digest, null, () => s.Blobs.Delete(digest));
+                _counts = _counts?.Without(previous);
+            }
+        });
         _pendingAccess.TryRemove(digest, out _);
     }
 

@@ -56,11 +56,10 @@ internal sealed class MetricsWriter(ProxyMetrics proxy, CacheMetrics cache, Blob
         Sample(output, "mitmcache_cache_size_bytes", blobs.TotalBytes);
         Family(output, "mitmcache_cache_max_size_bytes", "gauge", "The cache size cap (--max-cache-size); eviction brings the cache to 90% of it.");
         Sample(output, "mitmcache_cache_max_size_bytes", settings.MaxCacheBytes);
-        var total = blobs.Index.BlobCount();
-        var manifests = blobs.Index.CountBlobsOfType(CacheAdmin.ManifestMediaTypes);
+        var counts = blobs.Index.CountBlobs();
         Family(output, "mitmcache_cache_entries", "gauge", "Entries held in the cache, by kind: blob (layers, configs) or manifest (manifests and indexes).");
-        Sample(output, "mitmcache_cache_entries", total - manifests, ("kind", "blob"));
-        Sample(output, "mitmcache_cache_entries", manifests, ("kind", "manifest"));
+        Sample(output, "mitmcache_cache_entries", counts.Others, ("kind", "blob"));
+        Sample(output, "mitmcache_cache_entries", counts.Manifests, ("kind", "manifest"));
 
         Family(output, "mitmcache_evictions_total", "counter", "Blobs removed from the cache, by reason: size (over the cap), prune (cache prune), corrupt (cache verify --delete).");
         foreach (var reason in s_evictionReasons)

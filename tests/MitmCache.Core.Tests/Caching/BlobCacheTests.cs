@@ -115,7 +115,7 @@ public sealed class BlobCacheTests : IDisposable
 
         Assert.Equal("application/vnd.oci.image.index.v1+json", _cache.TryGet(digest)!.Record.MediaType);
         Assert.Equal(100, _cache.TotalBytes);
-        Assert.Equal(1, _cache.Index.BlobCount());
+        Assert.Equal(1, _cache.Index.CountBlobs().Total);
     }
 
     [Fact]
@@ -351,7 +351,7 @@ public sealed class BlobCacheTests : IDisposable
         _cache = Open(LargeCap);
 
         Assert.True(File.Exists(stray));
-        Assert.Equal(0, _cache.Index.BlobCount());
+        Assert.Equal(0, _cache.Index.CountBlobs().Total);
     }
 
     [Fact]

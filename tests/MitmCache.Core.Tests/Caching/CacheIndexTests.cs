@@ -38,8 +38,31 @@ public sealed class CacheIndexTests : IDisposable
         Assert.NotNull(record);
         Assert.Equal(10, record.Size);
         Assert.Equal(s_t0, record.LastAccess.ToUniversalTime());
-        Assert.Equal(1, _index.BlobCount());
+        Assert.Equal(1, _index.CountBlobs().Total);
         Assert.Equal(10, _index.TotalBlobBytes());
+    }
+
+    [Fact]
+    public void CountBlobs_KeptInStepWithWrites_MatchesAFreshCount()
+    {
+        const string Manifest = "application/vnd.oci.image.manifest.v1+json";
+        Put("sha256:before", 1, s_t0); // written before the first count: found by the count itself
+        Assert.Equal(new BlobCounts(1, 0), _index.CountBlobs());
+
+        Put("sha256:layer", 10, s_t0);
+        _index.UpsertBlob(new BlobRecord { Id = "sha256:m", Size = 2, MediaType = Manifest, LastAccess = s_t0 });
+        _index.UpsertBlob(new BlobRecord { Id = "sha256:m", Size = 2, MediaType = Manifest, LastAccess = s_t0 }); // again: no new entry
+        _index.UpsertBlob(new BlobRecord { Id = "sha256:x", Size = 3, MediaType = "application/octet-stream", LastAccess = s_t0 });
+        _index.UpsertBlob(new BlobRecord { Id = "sha256:x", Size = 3, MediaType = Manifest + "; charset=utf-8", LastAccess = s_t0 }); // now a manifest
+        _index.DeleteBlob("sha256:before");
+        _index.DeleteBlob("sha256:never-there");
+        _index.TouchBlob("sha256:layer", s_t0.AddDays(1));
+        _index.FlushAccess();
+
+        Assert.Equal(new BlobCounts(3, 2), _index.CountBlobs());
+        _index.Dispose();
+        using var reopened = new CacheIndex(_directory.Combine("index.db"));
+        Assert.Equal(new BlobCounts(3, 2), reopened.CountBlobs());
     }
 
     [Fact]

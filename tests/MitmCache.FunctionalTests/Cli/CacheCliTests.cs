@@ -145,7 +145,7 @@ public sealed class CacheCliTests
         await world.Proxy.StartAgainAsync();
         Assert.Equal(0, world.Proxy.Get<BlobCache>().TotalBytes);
         await PullAsync(world, "library/offline:v1", "again");
-        Assert.Equal(4, world.Proxy.Get<BlobCache>().Index.BlobCount());
+        Assert.Equal(4, world.Proxy.Get<BlobCache>().Index.CountBlobs().Total);
 
         // While it runs, nothing else may open its index.
         var locked = await MitmCacheCli.RunAsync(["cache", "stats"], env);
