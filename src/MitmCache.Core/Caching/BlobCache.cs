@@ -396,7 +396,7 @@ internal sealed class BlobCache : IDisposable
             Index.FlushAccess();
             var target = _maxBytes / 10 * 9;
             var evicted = 0;
-            foreach (var record in Index.BlobsByLastAccess().ToList())
+            foreach (var record in Index.BlobsByLastAccess())
             {
                 if (TotalBytes <= target)
                 {

@@ -106,7 +106,7 @@ internal sealed class CacheAdmin
         var cutoff = olderThan is { } age ? _cache.Now - age : (DateTime?)null;
         var remaining = Index.TotalBlobBytes();
         var pruned = new List<PrunedBlob>();
-        foreach (var record in Index.BlobsByLastAccess().ToList())
+        foreach (var record in Index.BlobsByLastAccess())
         {
             var reason = record.LastAccess < cutoff ? "age" : remaining > maxBytes ? "size" : null;
             if (reason is null)

@@ -326,7 +326,43 @@ internal sealed class CacheIndex : IDisposable
     }
 
     /// <summary>Least recently used first; call <see cref="FlushAccess"/> before for exact order.</summary>
-    public List<BlobRecord> BlobsByLastAccess() => Use(s => s.Blobs.Query().OrderBy(b => b.LastAccess).ToList());
+    /// <remarks>
+    /// Read a page at a time, so eviction and prune never hold a large index in memory (1M records are
+    /// about 500 MB on disk). Each page starts after the last record returned, so deleting the records
+    /// already returned is fine; a record touched meanwhile can come round again, later in the order.
+    /// </remarks>
+    public IEnumerable<BlobRecord> BlobsByLastAccess(int pageSize = 1024)
+    {
+        var after = DateTime.MinValue;
+        var returnedAtAfter = new HashSet<string>(StringComparer.Ordinal); // ties: records at exactly `after`
+        while (true)
+        {
+            var (from, skip) = (after, returnedAtAfter.Count);
+            var page = Use(s => s.Blobs.Query().Where(b => b.LastAccess >= from).OrderBy(b => b.LastAccess).Limit(pageSize + skip).ToList());
+            var returned = 0;
+            foreach (var record in page)
+            {
+                if (record.LastAccess == after && !returnedAtAfter.Add(record.Id))
+                {
+                    continue;
+                }
+
+                if (record.LastAccess != after)
+                {
+                    after = record.LastAccess;
+                    returnedAtAfter = new(StringComparer.Ordinal) { record.Id };
+                }
+
+                returned++;
+                yield return record;
+            }
+
+            if (returned == 0 || page.Count < pageSize + skip)
+            {
+                yield break;
+            }
+        }
+    }
 
     // Links, visibility, tags, challenges and grants are bookkeeping written while a request is served:
     // their writes report storage failures (a full disk) by returning false and raising WriteFailed

@@ -136,6 +136,33 @@ public sealed class CacheIndexTests : IDisposable
         Assert.Equal(["sha256:b", "sha256:c", "sha256:a"], _index.BlobsByLastAccess().Select(b => b.Id));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void BlobsByLastAccess_ManyPagesWithTies_EachRecordOnceInOrder_EvenWhenDeletedOnTheWay(bool deleteAsReturned)
+    {
+        // Days 0, 1, 1, 1, 1, 1, 2, 3, 3, 4: a page of 2 ends inside the run of ties, twice.
+        var days = new[] { 0, 1, 1, 1, 1, 1, 2, 3, 3, 4 };
+        for (var i = 0; i < days.Length; i++)
+        {
+            Put($"sha256:{i}", 1, s_t0.AddDays(days[i]));
+        }
+
+        var seen = new List<string>();
+        foreach (var record in _index.BlobsByLastAccess(pageSize: 2))
+        {
+            seen.Add(record.Id);
+            if (deleteAsReturned)
+            {
+                _index.DeleteBlob(record.Id);
+            }
+        }
+
+        Assert.Equal(days.Length, seen.Count);
+        Assert.Equal(days.Length, seen.Distinct().Count());
+        Assert.Equal(days, seen.Select(id => days[int.Parse(id["sha256:".Length..], System.Globalization.CultureInfo.InvariantCulture)]));
+    }
+
     [Fact]
     public void Dispose_PendingTouches_Flushed()
     {
