@@ -92,7 +92,7 @@ public sealed class RegistryPusher
     }
 
     /// <summary>Sends with the repository's token, and on a Bearer challenge fetches one and sends again.</summary>
-    private async Task<HttpResponseMessage> SendAsync(string repository, Func<HttpRequestMessage> create, CancellationToken ct)
+    public async Task<HttpResponseMessage> SendAsync(string repository, Func<HttpRequestMessage> create, CancellationToken ct)
     {
         for (var attempt = 1; ; attempt++)
         {

@@ -30,6 +30,14 @@ public static class Skopeo
         return RunAsync(args, httpsProxy, caBundlePath, hostsFile, ct);
     }
 
+    /// <summary><c>skopeo copy oci:DIR:latest docker://REF</c>: a push.</summary>
+    public static Task<ProcessResult> CopyFromOciAsync(string ociDir, string imageRef, string? httpsProxy,
+        string caBundlePath, string? creds, CancellationToken ct)
+    {
+        List<string> args = ["--insecure-policy", "copy", creds is null ? "--dest-no-creds" : $"--dest-creds={creds}", $"oci:{ociDir}:latest", $"docker://{imageRef}"];
+        return RunAsync(args, httpsProxy, caBundlePath, hostsFile: null, ct);
+    }
+
     /// <summary><c>skopeo inspect --raw docker://REF</c>: the manifest or index as served.</summary>
     public static Task<ProcessResult> InspectAsync(string imageRef, string? httpsProxy, string caBundlePath,
         string? creds, CancellationToken ct) =>
