@@ -265,7 +265,6 @@ internal sealed class CacheIndex : IDisposable
     /// <summary>Throws when the index cannot be read. One key lookup, whatever the index holds (for /readyz).</summary>
     public void Probe() => Use(s => s.Blobs.FindById("probe"));
 
-    /// <summary>How many blobs have one of these media types (counted by the engine, no documents mapped).</summary>
     public void UpsertBlob(BlobRecord record)
     {
         var kept = record.Copy();

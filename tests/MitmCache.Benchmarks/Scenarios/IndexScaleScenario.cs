@@ -9,8 +9,9 @@ namespace MitmCache.Benchmarks.Scenarios;
 /// <summary>
 /// 7. The LiteDB index at 1M blob records, through the real <see cref="CacheIndex"/>: the insert rate of
 /// the product path (one <see cref="CacheIndex.UpsertBlob"/> per committed blob), lookups
-/// (<see cref="CacheIndex.FindBlob"/>, p50/p99 of single calls), the time to open the index and to run
-/// the index scans that start-up repair does, and the file size.
+/// (<see cref="CacheIndex.FindBlob"/>, p50/p99 of single calls), the time to open the index and to scan
+/// it whole, what a <c>/metrics</c> scrape and a <c>/readyz</c> probe ask of it, the heap and time of
+/// the least-recently-used walk that eviction and prune make, and the file size.
 /// </summary>
 /// <remarks>
 /// Only the first records go in one upsert at a time (that is the rate a proxy sees); the rest are bulk
@@ -128,7 +129,6 @@ internal static class IndexScaleScenario
         var wholeSeconds = walkClock.Elapsed.TotalSeconds;
         var heapWhole = GC.GetTotalMemory(forceFullCollection: true) - heapBefore;
         GC.KeepAlive(whole);
-        whole = null;
 
         opened.Dispose();
         Array.Sort(times);
