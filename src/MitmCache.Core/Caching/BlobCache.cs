@@ -30,6 +30,7 @@ internal sealed class BlobCache : IDisposable
     private readonly ConcurrentDictionary<Task, bool> _fillTasks = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _evictionGate = new();
+    private readonly Lock _sizeGate = new(); // a record's write and its change to _totalBytes, as one step
     private readonly ITimer _flushTimer;
     private long _totalBytes;
     private int _disposed;
@@ -103,8 +104,7 @@ internal sealed class BlobCache : IDisposable
             // Deleted behind our back: forget it rather than fail a client.
             try
             {
-                Index.DeleteBlob(record.Id);
-                Interlocked.Add(ref _totalBytes, -record.Size);
+                Forget(record.Id);
             }
             catch (Exception ex) when (CacheIndex.IsStorageFailure(ex))
             {
@@ -331,8 +331,7 @@ internal sealed class BlobCache : IDisposable
         {
             if (existing.MediaType != mediaType && mediaType.Length > 0)
             {
-                existing.MediaType = mediaType;
-                Index.UpsertBlob(existing);
+                AddToIndex(digest, existing.Size, mediaType);
             }
 
             return true;
@@ -363,17 +362,33 @@ internal sealed class BlobCache : IDisposable
     private void AddToIndex(Digest digest, long size, string mediaType)
     {
         var now = Now;
-        var previous = Index.FindBlob(digest.ToString());
-        Index.UpsertBlob(new BlobRecord
+        lock (_sizeGate)
         {
-            Id = digest.ToString(),
-            Size = size,
-            MediaType = mediaType,
-            FirstSeen = previous?.FirstSeen ?? now,
-            LastAccess = now,
-            Hits = previous?.Hits ?? 0,
-        });
-        Interlocked.Add(ref _totalBytes, size - (previous?.Size ?? 0));
+            var previous = Index.FindBlob(digest.ToString());
+            Index.UpsertBlob(new BlobRecord
+            {
+                Id = digest.ToString(),
+                Size = size,
+                MediaType = mediaType,
+                FirstSeen = previous?.FirstSeen ?? now,
+                LastAccess = now,
+                Hits = previous?.Hits ?? 0,
+            });
+            Interlocked.Add(ref _totalBytes, size - (previous?.Size ?? 0));
+        }
+    }
+
+    /// <summary>Drops a blob's index entry, if it still has one, and its bytes from the total.</summary>
+    private void Forget(string digest)
+    {
+        lock (_sizeGate)
+        {
+            if (Index.FindBlob(digest) is { } record)
+            {
+                Index.DeleteBlob(digest);
+                Interlocked.Add(ref _totalBytes, -record.Size);
+            }
+        }
     }
 
     private void Finish(BlobFill fill, FillOutcome outcome)
@@ -432,9 +447,8 @@ internal sealed class BlobCache : IDisposable
 
             // Readers holding the file open keep reading: an unlinked file stays readable on Linux.
             _store.Delete(digest);
-            Index.DeleteBlob(record.Id);
+            Forget(record.Id);
             Index.DeleteTagsPointingTo(record.Id);
-            Interlocked.Add(ref _totalBytes, -record.Size);
             return true;
         }
     }
