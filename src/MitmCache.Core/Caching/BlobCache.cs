@@ -104,7 +104,7 @@ internal sealed class BlobCache : IDisposable
             // Deleted behind our back: forget it rather than fail a client.
             try
             {
-                Forget(record.Id);
+                Forget(digest);
             }
             catch (Exception ex) when (CacheIndex.IsStorageFailure(ex))
             {
@@ -378,16 +378,22 @@ internal sealed class BlobCache : IDisposable
         }
     }
 
-    /// <summary>Drops a blob's index entry, if it still has one, and its bytes from the total.</summary>
-    private void Forget(string digest)
+    /// <summary>
+    /// Drops a blob's index entry and its bytes from the total, once its file is gone. False when there is
+    /// no entry, or the file is there (not deleted, or stored again meanwhile).
+    /// </summary>
+    private bool Forget(Digest digest)
     {
         lock (_sizeGate)
         {
-            if (Index.FindBlob(digest) is { } record)
+            if (File.Exists(_store.PathOf(digest)) || Index.FindBlob(digest.ToString()) is not { } record)
             {
-                Index.DeleteBlob(digest);
-                Interlocked.Add(ref _totalBytes, -record.Size);
+                return false;
             }
+
+            Index.DeleteBlob(record.Id);
+            Interlocked.Add(ref _totalBytes, -record.Size);
+            return true;
         }
     }
 
@@ -434,7 +440,8 @@ internal sealed class BlobCache : IDisposable
 
     /// <summary>
     /// Deletes a committed blob: its file, its index entry and the tags that point to it. The one deletion
-    /// path, shared by eviction, prune and verify. False when it is gone already or being filled.
+    /// path, shared by eviction, prune and verify. False when it is gone already, being filled, or its file
+    /// could not be deleted.
     /// </summary>
     public bool Remove(Digest digest)
     {
@@ -447,7 +454,11 @@ internal sealed class BlobCache : IDisposable
 
             // Readers holding the file open keep reading: an unlinked file stays readable on Linux.
             _store.Delete(digest);
-            Forget(record.Id);
+            if (!Forget(digest))
+            {
+                return false;
+            }
+
             Index.DeleteTagsPointingTo(record.Id);
             return true;
         }
