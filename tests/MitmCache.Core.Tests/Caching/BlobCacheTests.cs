@@ -57,21 +57,6 @@ public sealed class BlobCacheTests : IDisposable
         return bytes;
     }
 
-    /// <summary>Runs <paramref name="call"/> on <paramref name="threads"/> dedicated threads released together.</summary>
-    private static T[] AtOnce<T>(int threads, Func<T> call)
-    {
-        var results = new T[threads];
-        using var start = new Barrier(threads);
-        var running = Enumerable.Range(0, threads).Select(i => new Thread(() =>
-        {
-            start.SignalAndWait();
-            results[i] = call();
-        })).ToList();
-        running.ForEach(t => t.Start());
-        running.ForEach(t => t.Join());
-        return results;
-    }
-
     private Digest Store(int length, int seed)
     {
         var bytes = Bytes(length, seed);
@@ -128,7 +113,7 @@ public sealed class BlobCacheTests : IDisposable
             var gone = Store(100, 20_000 + round);
             File.Delete(_cache.TryGet(gone)!.Path);
 
-            AtOnce(8, () => _cache.TryGet(gone));
+            Threads.AtOnce(8, () => _cache.TryGet(gone));
 
             Assert.Equal(_cache.Index.AllBlobs().Sum(b => b.Size), _cache.TotalBytes);
             Assert.NotNull(_cache.TryGet(kept));
@@ -143,7 +128,7 @@ public sealed class BlobCacheTests : IDisposable
             var bytes = Bytes(100 + round, round);
             var digest = Digest.Compute(bytes);
 
-            var stored = AtOnce(8, () => _cache.StoreSmall(digest, bytes, "application/octet-stream"));
+            var stored = Threads.AtOnce(8, () => _cache.StoreSmall(digest, bytes, "application/octet-stream"));
 
             Assert.All(stored, Assert.True);
             Assert.Equal(_cache.Index.AllBlobs().Sum(b => b.Size), _cache.TotalBytes);

@@ -59,24 +59,11 @@ public sealed class LeafCertificateCacheTests : IDisposable
     }
 
     [Fact]
-    public async Task Get_ConcurrentSameHostFrom32Tasks_MintsOnce()
+    public void Get_ConcurrentSameHostFrom32Threads_MintsOnce()
     {
         var cache = CreateCache();
-        using var start = new ManualResetEventSlim();
 
-        var tasks = Enumerable.Range(0, 32)
-            .Select(_ => Task.Factory.StartNew(
-                () =>
-                {
-                    start.Wait();
-                    return cache.Get("registry.example.com");
-                },
-                CancellationToken.None,
-                TaskCreationOptions.LongRunning,
-                TaskScheduler.Default))
-            .ToArray();
-        start.Set();
-        var contexts = await Task.WhenAll(tasks);
+        var contexts = Threads.AtOnce(32, () => cache.Get("registry.example.com"));
 
         Assert.Equal(1, cache.MintedCount);
         Assert.All(contexts, c => Assert.Same(contexts[0], c));

@@ -71,7 +71,7 @@ public sealed class ResourceLimitTests(ITestOutputHelper output)
             $"median {latencies.Select(l => l.Took.TotalMilliseconds).Order().ElementAt(latencies.Count / 2):F0} ms");
         Assert.All(latencies, l => Assert.True(l.Status == 200 && l.Took < TimeSpan.FromSeconds(2), $"{l.What}: {l.Status} in {l.Took}"));
         Assert.All(closedAfter, t => Assert.True(t is not null && t < headerTimeout + TimeSpan.FromSeconds(5), $"closed after {t?.ToString() ?? "never"}"));
-        await WaitUntilAsync(() => limiter.Open == 0, TimeSpan.FromSeconds(5));
+        await Poll.UntilAsync(() => limiter.Open == 0, TimeSpan.FromSeconds(5));
         Assert.Equal(0, limiter.Open);
     }
 
@@ -89,7 +89,7 @@ public sealed class ResourceLimitTests(ITestOutputHelper output)
                 held.Add(await RawProxyConnection.OpenAsync(port, s_clientA));
             }
 
-            await WaitUntilAsync(() => limiter.OpenFrom(s_clientA) == 3, TimeSpan.FromSeconds(5));
+            await Poll.UntilAsync(() => limiter.OpenFrom(s_clientA) == 3, TimeSpan.FromSeconds(5));
             var perClient = await RefusalAsync(port, s_clientA);
 
             for (var i = 0; i < 3; i++)
@@ -97,7 +97,7 @@ public sealed class ResourceLimitTests(ITestOutputHelper output)
                 held.Add(await RawProxyConnection.OpenAsync(port, s_clientB));
             }
 
-            await WaitUntilAsync(() => limiter.Open == 6, TimeSpan.FromSeconds(5));
+            await Poll.UntilAsync(() => limiter.Open == 6, TimeSpan.FromSeconds(5));
             var total = await RefusalAsync(port, s_clientC);
 
             Assert.Equal(503, perClient.Status);
@@ -109,7 +109,7 @@ public sealed class ResourceLimitTests(ITestOutputHelper output)
             // A slot comes back when a connection ends.
             await held[0].DisposeAsync();
             held.RemoveAt(0);
-            await WaitUntilAsync(() => limiter.Open == 5, TimeSpan.FromSeconds(5));
+            await Poll.UntilAsync(() => limiter.Open == 5, TimeSpan.FromSeconds(5));
             await using var admitted = await RawProxyConnection.OpenAsync(port, s_clientC);
             var health = await admitted.RoundTripAsync("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", TimeSpan.FromSeconds(10));
             var metrics = await admitted.RoundTripAsync("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", TimeSpan.FromSeconds(10));
@@ -128,7 +128,7 @@ public sealed class ResourceLimitTests(ITestOutputHelper output)
             }
         }
 
-        await WaitUntilAsync(() => limiter.Open == 0, TimeSpan.FromSeconds(5));
+        await Poll.UntilAsync(() => limiter.Open == 0, TimeSpan.FromSeconds(5));
         Assert.Equal(0, limiter.OpenFrom(s_clientA));
     }
 
@@ -226,15 +226,6 @@ public sealed class ResourceLimitTests(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         var status = await request();
         return (what, clock.Elapsed, status);
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!condition() && deadline.Elapsed < timeout)
-        {
-            await Task.Delay(20);
-        }
     }
 
     private static async Task EchoAsync(TcpListener listener)

@@ -22,21 +22,8 @@ public sealed class CollectingSink : ILogEventSink
     /// when the response has ended, so a client can hold its whole answer a moment before the proxy has
     /// logged and counted it.
     /// </summary>
-    public async Task<bool> WaitForAsync(Func<string, bool> match, TimeSpan? timeout = null, int count = 1)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (Lines.Count(match) < count)
-        {
-            if (clock.Elapsed > (timeout ?? TimeSpan.FromSeconds(5)))
-            {
-                return false;
-            }
-
-            await Task.Delay(20);
-        }
-
-        return true;
-    }
+    public Task<bool> WaitForAsync(Func<string, bool> match, TimeSpan? timeout = null, int count = 1) =>
+        Poll.UntilAsync(() => Lines.Count(match) >= count, timeout ?? TimeSpan.FromSeconds(5));
 
     private static string Message(string json)
     {

@@ -73,12 +73,7 @@ public sealed class ProxyProcess : IDisposable
     {
         var signal = await ProcessRunner.RunAsync("kill", ["-TERM", _process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         Assert.True(signal.Succeeded, signal.StdErr);
-        var deadline = Stopwatch.StartNew();
-        while (!_process.HasExited && deadline.Elapsed < timeout)
-        {
-            await Task.Delay(50);
-        }
-
+        await Poll.UntilAsync(() => _process.HasExited, timeout);
         Assert.True(_process.HasExited, $"mitmcache did not exit within {timeout} of SIGTERM:\n{Output}");
         return _process.ExitCode;
     }

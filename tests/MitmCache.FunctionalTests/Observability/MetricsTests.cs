@@ -24,12 +24,13 @@ public sealed partial class MetricsTests
         // scrape until the two pulls are all in, then check every value.
         var registry = ("registry", world.Authority);
         using var http = new HttpClient();
-        var (contentType, metrics) = await ScrapeAsync(http, world.Proxy.Url);
-        for (var deadline = DateTime.UtcNow.AddSeconds(10); DateTime.UtcNow < deadline && !BothPullsCounted(metrics, registry);)
+        string? contentType = null;
+        PrometheusText metrics = null!;
+        await Poll.UntilAsync(async () =>
         {
-            await Task.Delay(50);
             (contentType, metrics) = await ScrapeAsync(http, world.Proxy.Url);
-        }
+            return BothPullsCounted(metrics, registry);
+        }, TimeSpan.FromSeconds(10));
 
         Assert.Equal("text/plain; version=0.0.4; charset=utf-8", contentType);
 

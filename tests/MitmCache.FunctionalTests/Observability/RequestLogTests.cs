@@ -30,18 +30,15 @@ public sealed class RequestLogTests
         List<string> log = [];
         List<JsonElement> requests = [];
         var upstream = 0;
-        for (var clock = System.Diagnostics.Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(10); await Task.Delay(50))
+        await Poll.UntilAsync(() =>
         {
             log = world.Proxy.Log.Lines.Skip(linesBefore).ToList();
             requests = log.Select(l => JsonDocument.Parse(l).RootElement)
                 .Where(e => e.TryGetProperty("EventId", out var id) && id.GetProperty("Id").GetInt32() == 310)
                 .ToList();
             upstream = world.Registry.AccessLog.Count(r => r.Target.StartsWith("/v2/", StringComparison.Ordinal));
-            if (upstream == requests.Count && requests.Count > image.Blobs.Count())
-            {
-                break;
-            }
-        }
+            return upstream == requests.Count && requests.Count > image.Blobs.Count();
+        }, TimeSpan.FromSeconds(10));
 
         Assert.Equal(upstream, requests.Count);
         foreach (var line in requests)
