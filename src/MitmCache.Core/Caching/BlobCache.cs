@@ -88,6 +88,9 @@ internal sealed class BlobCache : IDisposable
 
     public int InFlightCount => _inFlight.Count;
 
+    /// <summary>Completes when the fills running now have ended (a graceful shutdown waits on it before <see cref="Dispose"/> cancels the rest).</summary>
+    public Task FillsEnded() => Task.WhenAll(_fillTasks.Keys);
+
     public DateTime Now => _time.GetUtcNow().UtcDateTime;
 
     public CachedBlob? TryGet(Digest digest)

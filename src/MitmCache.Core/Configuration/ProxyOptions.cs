@@ -88,4 +88,10 @@ public sealed class ProxyOptions
 
     /// <summary>Open connections from one client address at most; more are refused with 503. Default <c>1000</c>.</summary>
     public string? MaxConnectionsPerClient { get; set; } = "1000";
+
+    /// <summary>
+    /// On SIGTERM: stop accepting, then wait this long for requests and cache fills in flight before cutting
+    /// them. Default <c>25s</c>, below the unit's <c>TimeoutStopSec=30</c>.
+    /// </summary>
+    public string? ShutdownTimeout { get; set; } = "25s";
 }

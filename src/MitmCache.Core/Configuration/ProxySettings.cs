@@ -29,6 +29,7 @@ public sealed record ProxySettings
     public TimeSpan TunnelIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
     public int MaxConnections { get; init; } = 10_000;
     public int MaxConnectionsPerClient { get; init; } = 1_000;
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(25);
 
     /// <summary>The registries and token hosts intercepted unless told otherwise.</summary>
     public static IReadOnlyList<string> DefaultIntercept { get; } =

@@ -208,6 +208,11 @@ public static class SettingsValidator
             errors.Add($"--max-connections-per-client '{options.MaxConnectionsPerClient}': expected a whole number of at least 1 such as 1000");
         }
 
+        if (!ValueParsers.TryParseDuration(options.ShutdownTimeout, out var shutdownTimeout) || shutdownTimeout < TimeSpan.Zero)
+        {
+            errors.Add($"--shutdown-timeout '{options.ShutdownTimeout}': expected a duration such as 25s (0 cuts requests in flight at once)");
+        }
+
         var credentials = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var text in options.RegistryCredential ?? [])
         {
@@ -259,6 +264,7 @@ public static class SettingsValidator
             TunnelIdleTimeout = tunnelIdle,
             MaxConnections = maxConnections,
             MaxConnectionsPerClient = maxPerClient,
+            ShutdownTimeout = shutdownTimeout,
         };
     }
 

@@ -9,4 +9,10 @@ internal static partial class Log
 
     [LoggerMessage(401, LogLevel.Information, "Admin: {Operation} requested by {Client}")]
     public static partial void AdminOperation(this ILogger logger, string operation, string client);
+
+    [LoggerMessage(402, LogLevel.Warning, "Watchdog self-check failed, not pinging systemd: {Problem}")]
+    public static partial void WatchdogSelfCheckFailed(this ILogger logger, string problem);
+
+    [LoggerMessage(403, LogLevel.Information, "Watchdog self-check passes again")]
+    public static partial void WatchdogSelfCheckRecovered(this ILogger logger);
 }

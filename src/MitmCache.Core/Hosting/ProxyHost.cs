@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
 using MitmCache.Caching;
 using MitmCache.Certificates;
@@ -21,13 +22,25 @@ namespace MitmCache.Hosting;
 
 /// <summary>
 /// Builds and runs the proxy: one Kestrel listener whose connection pipeline is
-/// <c>ProxyConnectionMiddleware → UseHttps(TLS callback) → HTTP</c>, and one request delegate.
+/// <c>DrainGate → ProxyConnectionMiddleware → UseHttps(TLS callback) → HTTP</c>, and one request delegate.
+/// The listener is the socket systemd passed (socket activation), else one the proxy binds.
+/// Shutdown: stop accepting, let requests and fills in flight end within <c>--shutdown-timeout</c>, exit.
 /// </summary>
 public sealed class ProxyHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private readonly Serilog.ILogger _log;
+    private readonly SystemdService? _systemd;
+    private readonly TimeProvider _time;
+    private long _stoppingSince;
 
-    private ProxyHost(WebApplication app) => _app = app;
+    private ProxyHost(WebApplication app, Serilog.ILogger log, SystemdService? systemd, TimeProvider time)
+    {
+        _app = app;
+        _log = log;
+        _systemd = systemd;
+        _time = time;
+    }
 
     /// <summary>The address actually bound (useful with port 0).</summary>
     public Uri Address { get; private set; } = null!;
@@ -38,7 +51,12 @@ public sealed class ProxyHost : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     /// <exception cref="CertificateAuthorityException">The CA could not be loaded or created.</exception>
-    public static async Task<ProxyHost> StartAsync(ProxySettings settings, Serilog.ILogger log, CancellationToken cancellationToken = default)
+    public static Task<ProxyHost> StartAsync(ProxySettings settings, Serilog.ILogger log, CancellationToken cancellationToken = default) =>
+        StartAsync(settings, log, sockets: null, cancellationToken);
+
+    /// <param name="sockets">The sockets systemd passed, served instead of binding <see cref="ProxySettings.Listen"/> (and <see cref="ProxySettings.MetricsListen"/> when one is named <c>metrics</c>).</param>
+    /// <exception cref="CertificateAuthorityException">The CA could not be loaded or created.</exception>
+    internal static async Task<ProxyHost> StartAsync(ProxySettings settings, Serilog.ILogger log, SystemdSockets? sockets, CancellationToken cancellationToken = default)
     {
         var time = TimeProvider.System;
         BlobStore.CreatePrivateDirectory(settings.DataDirectory);
@@ -59,8 +77,8 @@ public sealed class ProxyHost : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Trace);
 
         var services = builder.Services;
-        // SIGTERM: stop accepting, let responses in flight finish for up to 15 s, then cut them.
-        services.Configure<HostOptions>(options => options.ShutdownTimeout = TimeSpan.FromSeconds(15));
+        // SIGTERM: stop accepting, let responses in flight finish for up to --shutdown-timeout, then cut them.
+        services.Configure<HostOptions>(options => options.ShutdownTimeout = settings.ShutdownTimeout);
         services.AddSingleton(settings);
         services.AddSingleton(time);
         services.AddSingleton(authority);
@@ -107,11 +125,15 @@ public sealed class ProxyHost : IAsyncDisposable
             kestrel.Limits.RequestHeadersTimeout = settings.HeaderTimeout; // slowloris inside and outside tunnels
             kestrel.Limits.Http2.InitialConnectionWindowSize = 4 << 20;
             kestrel.Limits.Http2.InitialStreamWindowSize = 2 << 20;
-            kestrel.Listen(settings.Listen, listen =>
+            void ConfigureProxy(ListenOptions listen)
             {
                 var middleware = listen.ApplicationServices.GetRequiredService<ProxyConnectionMiddleware>();
                 listen.Protocols = HttpProtocols.Http1AndHttp2;
-                listen.Use(next => connection => middleware.OnConnectionAsync(connection, next));
+                listen.Use(next => connection =>
+                {
+                    DrainGate.Attach(connection);
+                    return middleware.OnConnectionAsync(connection, next);
+                });
                 listen.UseHttps(new TlsHandshakeCallbackOptions
                 {
                     OnConnection = middleware.SelectCertificateAsync,
@@ -122,45 +144,94 @@ public sealed class ProxyHost : IAsyncDisposable
                     middleware.HttpHandler = next;
                     return next;
                 });
-            });
-            if (settings.MetricsListen is { } metricsListen)
+            }
+
+            // Plain HTTP without the proxy's connection middleware: no CONNECT, no client allow-list.
+            static void ConfigureMonitoring(ListenOptions listen)
             {
-                // Plain HTTP without the proxy's connection middleware: no CONNECT, no client allow-list.
-                kestrel.Listen(metricsListen, listen =>
+                listen.Protocols = HttpProtocols.Http1;
+                listen.Use(next => connection =>
                 {
-                    listen.Protocols = HttpProtocols.Http1;
-                    listen.Use(next => connection =>
-                    {
-                        connection.Items[ProxyEndpoints.MonitoringListener] = true;
-                        return next(connection);
-                    });
+                    DrainGate.Attach(connection);
+                    connection.Items[ProxyEndpoints.MonitoringListener] = true;
+                    return next(connection);
                 });
+            }
+
+            if (sockets is not null)
+            {
+                kestrel.ListenHandle((ulong)sockets.Proxy.Descriptor, ConfigureProxy);
+            }
+            else
+            {
+                kestrel.Listen(settings.Listen, ConfigureProxy);
+            }
+
+            if (sockets?.Metrics is { } metricsSocket)
+            {
+                kestrel.ListenHandle((ulong)metricsSocket.Descriptor, ConfigureMonitoring);
+            }
+            else if (settings.MetricsListen is { } metricsListen)
+            {
+                kestrel.Listen(metricsListen, ConfigureMonitoring);
             }
         });
 
         var app = builder.Build();
         var router = app.Services.GetRequiredService<RequestRouter>();
+        app.Use(next => context =>
+        {
+            context.Features.Get<DrainGate>()?.RequestStarted();
+            return next(context);
+        });
         app.Run(router.HandleAsync);
-        app.Lifetime.ApplicationStopping.Register(() => app.Services.GetRequiredService<BlobCache>().Index.FlushAccess());
+        var systemd = SystemdService.FromEnvironment(Environment.GetEnvironmentVariables(), new SystemdNotifier());
+        var host = new ProxyHost(app, log, systemd, time);
+        app.Lifetime.ApplicationStopping.Register(host.OnStopping);
 
         // Open the cache (and repair it) before accepting connections.
         _ = app.Services.GetRequiredService<BlobCache>();
         _ = app.Services.GetRequiredService<TokenEndpoint>();
         await app.StartAsync(cancellationToken);
 
-        var host = new ProxyHost(app);
         // Kestrel lists the bound addresses in the order of the Listen calls: the proxy first.
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
         host.Address = LocalUri(bound[0]);
-        host.MetricsAddress = settings.MetricsListen is null ? null : LocalUri(bound[1]);
+        host.MetricsAddress = sockets?.Metrics is null && settings.MetricsListen is null ? null : LocalUri(bound[1]);
+        var listening = sockets is not null ? $"{sockets.Proxy.EndPoint} (socket from systemd)"
+            : settings.Listen.Port == 0 ? host.Address.Authority : settings.Listen.ToString();
         log.Information("MitmCache listening on {Address}; intercepting {Intercept}; data in {Data}",
-            settings.Listen.Port == 0 ? host.Address.Authority : settings.Listen.ToString(), string.Join(", ", settings.Intercept), settings.DataDirectory);
+            listening, string.Join(", ", settings.Intercept), settings.DataDirectory);
         if (host.MetricsAddress is { } metrics)
         {
             log.Information("Metrics and health on http://{MetricsAddress} (no proxying there)", metrics.Authority);
         }
 
+        if (systemd is not null)
+        {
+            systemd.Ready($"Serving on {listening}");
+            var proxyEndPoint = sockets?.Proxy.EndPoint ?? new IPEndPoint(IPAddress.Parse(host.Address.Host.Trim('[', ']')), host.Address.Port);
+            systemd.StartWatchdog(new ListenerSelfCheck(proxyEndPoint), time, app.Services.GetRequiredService<ILogger<ProxyHost>>());
+        }
+
         return host;
+    }
+
+    private void OnStopping()
+    {
+        Interlocked.Exchange(ref _stoppingSince, _time.GetTimestamp());
+        var settings = _app.Services.GetRequiredService<ProxySettings>();
+        _log.Information("Stopping: accepting no new connections; requests and cache fills in flight have {Timeout} to end",
+            settings.ShutdownTimeout);
+        _systemd?.Stopping($"Draining, up to {settings.ShutdownTimeout.TotalSeconds:0.#} s");
+        try
+        {
+            _app.Services.GetRequiredService<BlobCache>().Index.FlushAccess();
+        }
+        catch (Exception ex) when (ex is LiteDB.LiteException or IOException or ObjectDisposedException)
+        {
+            _log.Warning("Could not record recent cache hits on shutdown: {Message}", ex.Message);
+        }
     }
 
     private static Uri LocalUri(string bound) =>
@@ -181,9 +252,36 @@ public sealed class ProxyHost : IAsyncDisposable
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => HostingAbstractionsHostExtensions.WaitForShutdownAsync(_app, cancellationToken);
 
+    /// <summary>
+    /// Stops: Kestrel closes the listener (systemd's copy of the socket stays open, and its backlog
+    /// waits for the next instance), drains connections (<see cref="DrainGate"/>), then the fills still
+    /// running get what is left of <c>--shutdown-timeout</c> before <see cref="BlobCache.Dispose"/> cancels them.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync();
+        var timeout = _app.Services.GetRequiredService<ProxySettings>().ShutdownTimeout;
+        var since = Interlocked.Read(ref _stoppingSince);
+        var left = timeout - (since == 0 ? TimeSpan.Zero : _time.GetElapsedTime(since));
+        var cache = _app.Services.GetRequiredService<BlobCache>();
+        if (cache.InFlightCount > 0 && left > TimeSpan.Zero)
+        {
+            var fills = cache.FillsEnded();
+            if (await Task.WhenAny(fills, Task.Delay(left, _time)) != fills)
+            {
+                _log.Warning("{Count} cache fills still running after --shutdown-timeout {Timeout}: discarded", cache.InFlightCount, timeout);
+            }
+        }
+
+        if (_systemd is not null)
+        {
+            await _systemd.DisposeAsync();
+        }
+
         await _app.DisposeAsync();
+        if (since != 0)
+        {
+            _log.Information("Stopped after {Elapsed:0.0} s", _time.GetElapsedTime(since).TotalSeconds);
+        }
     }
 }

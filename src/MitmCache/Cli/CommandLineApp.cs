@@ -79,7 +79,10 @@ internal static class CommandLineApp
     private static async Task<int> RunProxyAsync(RunVerb verb)
     {
         var errors = new List<string>();
-        var settings = LoadSettings(verb, Environment.GetEnvironmentVariables(), errors);
+        var environment = Environment.GetEnvironmentVariables();
+        var sockets = SystemdSockets.FromEnvironment(environment, errors);
+        SystemdSockets.ClearEnvironment();
+        var settings = LoadSettings(verb, environment, errors, sockets);
         if (settings is null)
         {
             foreach (var error in errors)
@@ -93,7 +96,7 @@ internal static class CommandLineApp
         using var log = Logging.Create(settings);
         try
         {
-            await using var host = await ProxyHost.StartAsync(settings, log);
+            await using var host = await ProxyHost.StartAsync(settings, log, sockets);
             await host.WaitForShutdownAsync();
             return 0;
         }
@@ -114,8 +117,12 @@ internal static class CommandLineApp
         }
     }
 
-    /// <summary>File, then environment, then flags; then validation of the merged result.</summary>
-    internal static ProxySettings? LoadSettings(RunVerb verb, IDictionary environment, List<string> errors)
+    /// <summary>
+    /// File, then environment, then flags; then validation of the merged result. With socket activation
+    /// the sockets' addresses replace <c>--listen</c> (and <c>--metrics-listen</c> for a socket named
+    /// <c>metrics</c>) before validation, so the open-proxy check applies to where the proxy really listens.
+    /// </summary>
+    internal static ProxySettings? LoadSettings(RunVerb verb, IDictionary environment, List<string> errors, SystemdSockets? sockets = null)
     {
         var options = new ProxyOptions();
         var configFile = verb.Config ?? environment["MITMCACHE_CONFIG"] as string;
@@ -126,6 +133,12 @@ internal static class CommandLineApp
 
         OptionLayers.ApplyEnvironment(options, environment, errors);
         OptionLayers.ApplyFlags(options, verb);
+        if (sockets is not null)
+        {
+            options.Listen = sockets.Proxy.EndPoint.ToString();
+            options.MetricsListen = sockets.Metrics?.EndPoint.ToString() ?? options.MetricsListen;
+        }
+
         var settings = SettingsValidator.Validate(options, errors);
         return errors.Count == 0 ? settings : null;
     }

@@ -87,4 +87,7 @@ internal sealed class RunVerb
 
     [Option("max-connections-per-client", HelpText = "Open connections from one client address at most; more get 503 (default 1000).")]
     public string? MaxConnectionsPerClient { get; set; }
+
+    [Option("shutdown-timeout", HelpText = "On SIGTERM, stop accepting and wait this long for requests and cache fills in flight (default 25s).")]
+    public string? ShutdownTimeout { get; set; }
 }
