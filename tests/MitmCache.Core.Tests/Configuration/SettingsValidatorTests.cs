@@ -340,6 +340,32 @@ public class SettingsValidatorTests
         Assert.Equal(TimeSpan.FromMinutes(10), settings.TunnelIdleTimeout);
         Assert.Equal(10_000, settings.MaxConnections);
         Assert.Equal(1_000, settings.MaxConnectionsPerClient);
+        Assert.Equal(TimeSpan.FromSeconds(25), settings.ShutdownTimeout);
+    }
+
+    [Theory]
+    [InlineData("0", 0)] // cut requests in flight at once
+    [InlineData("90s", 90)]
+    public void Validate_ShutdownTimeout_Parsed(string text, int seconds)
+    {
+        var errors = new List<string>();
+
+        var settings = SettingsValidator.Validate(new ProxyOptions { ShutdownTimeout = text }, errors)!;
+
+        Assert.Empty(errors);
+        Assert.Equal(TimeSpan.FromSeconds(seconds), settings.ShutdownTimeout);
+    }
+
+    [Theory]
+    [InlineData("soon")]
+    [InlineData("-5s")]
+    [InlineData("")]
+    public void Validate_BadShutdownTimeout_ReportedWithFlag(string text)
+    {
+        var errors = new List<string>();
+
+        Assert.Null(SettingsValidator.Validate(new ProxyOptions { ShutdownTimeout = text }, errors));
+        Assert.StartsWith("--shutdown-timeout", Assert.Single(errors), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,12 +1,11 @@
 using System.Runtime.Versioning;
 using System.Text.RegularExpressions;
-using Microsoft.AspNetCore.Http;
 using MitmCache.Configuration;
 using MitmCache.Tests.Common;
 
 namespace MitmCache.FunctionalTests.Node;
 
-/// <summary>systemd/mitmcache.service and mitmcache.env.example: syntax, sandbox and the readiness wait.</summary>
+/// <summary>systemd/mitmcache.service, the sockets and mitmcache.env.example: syntax, sandbox, readiness and restart policy.</summary>
 [SupportedOSPlatform("linux")]
 public sealed partial class SystemdUnitTests
 {
@@ -15,24 +14,29 @@ public sealed partial class SystemdUnitTests
     private static string EnvExamplePath => RepositoryFiles.Combine("systemd", "mitmcache.env.example");
 
     /// <summary>
-    /// systemd-analyze verify checks that ExecStart exists, so the unit is verified as a copy whose
+    /// systemd-analyze verify checks that ExecStart exists, so the units are verified as copies whose
     /// only change is ExecStart pointing at a stand-in executable. Verify exits 0 even when it
     /// ignores a bad line ("Failed to parse ..., ignoring"), so any output at all is a failure.
     /// </summary>
     [RequiresExecutableFact("/usr/bin/systemd-analyze", "systemd")]
-    public async Task Verify_ServiceUnit_NoFindings()
+    public async Task Verify_ServiceAndSocketUnits_NoFindings()
     {
         using var dir = TempDir.Create("mitmcache-unit");
         var binary = dir.Combine("mitmcache");
         await File.WriteAllTextAsync(binary, "#!/bin/sh\nexit 0\n");
         File.SetUnixFileMode(binary, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var original = await File.ReadAllTextAsync(UnitPath);
-        var copy = original.Replace("ExecStart=/usr/local/bin/mitmcache run", $"ExecStart={binary} run", StringComparison.Ordinal);
+        var copy = original.Replace("ExecStart=/usr/bin/mitmcache run", $"ExecStart={binary} run", StringComparison.Ordinal);
         Assert.NotEqual(original, copy);
         var unit = dir.Combine("mitmcache.service");
         await File.WriteAllTextAsync(unit, copy);
+        string[] sockets = ["mitmcache.socket", "mitmcache-metrics.socket"];
+        foreach (var socket in sockets)
+        {
+            File.Copy(RepositoryFiles.Combine("systemd", socket), dir.Combine(socket));
+        }
 
-        var result = await ProcessRunner.RunAsync("/usr/bin/systemd-analyze", ["verify", "--man=no", unit]);
+        var result = await ProcessRunner.RunAsync("/usr/bin/systemd-analyze", ["verify", "--man=no", unit, .. sockets.Select(s => dir.Combine(s))]);
 
         Assert.True(result.Succeeded && result.StdOut.Length == 0 && result.StdErr.Length == 0, result.ToString());
     }
@@ -43,7 +47,7 @@ public sealed partial class SystemdUnitTests
         // Guards the check above: a bad value must show up in the output that test requires to be empty.
         using var dir = TempDir.Create("mitmcache-unit");
         var unit = dir.Combine("mitmcache.service");
-        var text = (await File.ReadAllTextAsync(UnitPath)).Replace("ExecStart=/usr/local/bin/mitmcache run", "ExecStart=/bin/true", StringComparison.Ordinal);
+        var text = (await File.ReadAllTextAsync(UnitPath)).Replace("ExecStart=/usr/bin/mitmcache run", "ExecStart=/bin/true", StringComparison.Ordinal);
         await File.WriteAllTextAsync(unit, text.Replace("ProtectSystem=strict", "ProtectSystem=stricter", StringComparison.Ordinal));
 
         var result = await ProcessRunner.RunAsync("/usr/bin/systemd-analyze", ["verify", "--man=no", unit]);
@@ -58,11 +62,11 @@ public sealed partial class SystemdUnitTests
 
         foreach (var (key, value) in new[]
         {
-            ("Type", "exec"), ("ExecStart", "/usr/local/bin/mitmcache run"), ("DynamicUser", "yes"),
+            ("Type", "notify"), ("ExecStart", "/usr/bin/mitmcache run"), ("DynamicUser", "yes"), ("WatchdogSec", "10s"),
             ("StateDirectory", "mitmcache"), ("Environment", "MITMCACHE_DATA=/var/lib/mitmcache"),
             ("EnvironmentFile", "-/etc/mitmcache/mitmcache.env"), ("ProtectSystem", "strict"), ("ProtectHome", "yes"),
             ("NoNewPrivileges", "yes"), ("PrivateTmp", "yes"), ("PrivateDevices", "yes"), ("CapabilityBoundingSet", ""),
-            ("AmbientCapabilities", ""), ("LimitNOFILE", "65536"), ("Restart", "always"), ("RestartSec", "2"), ("UMask", "0077"),
+            ("AmbientCapabilities", ""), ("LimitNOFILE", "65536"), ("Restart", "always"), ("RestartSec", "250ms"), ("UMask", "0077"), ("TimeoutStopSec", "30"),
         })
         {
             Assert.Contains((key, value), settings);
@@ -74,24 +78,17 @@ public sealed partial class SystemdUnitTests
     }
 
     [Fact]
-    public async Task ReadinessWait_ReturnsOnceReadyzAnswers200()
+    public async Task Socket_ListensOnLoopback3128_ServiceRequiresIt()
     {
-        var calls = 0;
-        var (app, port) = await LoopbackKestrel.StartAsync(null, 0, async context =>
-        {
-            var call = Interlocked.Increment(ref calls);
-            context.Response.StatusCode = context.Request.Path == "/readyz" && call >= 3 ? 200 : 503;
-            await context.Response.WriteAsync("cache: not yet\n");
-        }, CancellationToken.None);
-        await using var _ = app;
-        var script = ReadinessScript(await File.ReadAllTextAsync(UnitPath));
+        var socket = await File.ReadAllTextAsync(RepositoryFiles.Combine("systemd", "mitmcache.socket"));
+        var unit = await File.ReadAllTextAsync(UnitPath);
 
-        // 0.0.0.0 is probed on 127.0.0.1, as on a node-facing proxy.
-        var result = await ProcessRunner.RunAsync("/bin/sh", ["-c", script],
-            new Dictionary<string, string?> { ["MITMCACHE_LISTEN"] = $"0.0.0.0:{port}" }, TimeSpan.FromSeconds(40));
-
-        Assert.True(result.Succeeded, result.ToString());
-        Assert.Equal(3, Volatile.Read(ref calls));
+        Assert.Contains("\nListenStream=127.0.0.1:3128\n", socket, StringComparison.Ordinal); // never an open proxy by default
+        Assert.Contains("\nAccept=no\n", socket, StringComparison.Ordinal);
+        Assert.Contains("\nRequires=mitmcache.socket\n", unit, StringComparison.Ordinal);
+        Assert.DoesNotContain("ExecStartPost", unit, StringComparison.Ordinal); // readiness is sd_notify now
+        // Drained within --shutdown-timeout (25 s by default), before systemd's TimeoutStopSec kills.
+        Assert.True(SettingsValidator.Validate(new ProxyOptions(), [])!.ShutdownTimeout < TimeSpan.FromSeconds(int.Parse(ServiceSettings(unit).Single(s => s.Key == "TimeoutStopSec").Value, System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     [Fact]
@@ -120,19 +117,6 @@ public sealed partial class SystemdUnitTests
             .Where(line => line.Length > 0 && !line.StartsWith('#'))
             .Select(line => (line[..line.IndexOf('=', StringComparison.Ordinal)], line[(line.IndexOf('=', StringComparison.Ordinal) + 1)..]))
             .ToList();
-
-    /// <summary>
-    /// The shell text systemd hands to <c>/bin/sh -c</c> for ExecStartPost: the single-quoted
-    /// argument with <c>$$</c> and <c>%%</c> unescaped. The script has no other escapes on purpose.
-    /// </summary>
-    private static string ReadinessScript(string unit)
-    {
-        var value = ServiceSettings(unit).Single(s => s.Key == "ExecStartPost").Value;
-        Assert.StartsWith("/bin/sh -c '", value, StringComparison.Ordinal);
-        var body = value[(value.IndexOf('\'', StringComparison.Ordinal) + 1)..value.LastIndexOf('\'')];
-        Assert.DoesNotContain("\\", body, StringComparison.Ordinal);
-        return body.Replace("$$", "$", StringComparison.Ordinal).Replace("%%", "%", StringComparison.Ordinal);
-    }
 
     [GeneratedRegex(@"\b(MITMCACHE_[A-Z_]+)\b")]
     private static partial Regex VariableName();
