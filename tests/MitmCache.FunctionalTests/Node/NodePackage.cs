@@ -5,6 +5,7 @@ namespace MitmCache.FunctionalTests.Node;
 /// <summary>
 /// The .deb, built by packaging/build-deb.sh once per test run (the self-contained publish takes a
 /// minute or two), and a second one with a higher version from the same binary, for the upgrade.
+/// They stay in a temp directory; MITMCACHE_TEST_DEBS=that directory reuses them.
 /// </summary>
 internal static class NodePackage
 {
@@ -20,6 +21,13 @@ internal static class NodePackage
 
     private static async Task<string> BuildAsync()
     {
+        // A directory that already holds both packages (a developer re-running the tests) is used as it is.
+        if (Environment.GetEnvironmentVariable("MITMCACHE_TEST_DEBS") is { Length: > 0 } built
+            && File.Exists(Path.Combine(built, FileName(Version))) && File.Exists(Path.Combine(built, FileName(UpgradeVersion))))
+        {
+            return built;
+        }
+
         var dir = Path.Combine(Path.GetTempPath(), $"mitmcache-deb-{Environment.ProcessId}-{Guid.NewGuid():N}");
         var script = RepositoryFiles.Combine("packaging", "build-deb.sh");
         var first = await ProcessRunner.RunAsync("bash", [script, "--version", Version, "--out", dir], timeout: TimeSpan.FromMinutes(10));

@@ -37,12 +37,16 @@ internal sealed class PullLoad : IAsyncDisposable
         var load = new PullLoad();
         for (var i = 0; i < skopeoClients; i++)
         {
-            var dir = node.World.Dir.Combine($"load-skopeo-{i}");
+            var dir = Directory.CreateDirectory(node.World.Dir.Combine($"load-skopeo-{i}")).FullName;
             load._loops.Add(load.LoopAsync($"skopeo {i}", async (n, ct) =>
             {
                 var target = Path.Combine(dir, n.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 var result = await Skopeo.CopyToOciAsync(node.Reference, target, node.ProxyUrl, node.CaBundle, null, false, ct);
-                Directory.Delete(target, recursive: true);
+                if (Directory.Exists(target))
+                {
+                    Directory.Delete(target, recursive: true);
+                }
+
                 return result;
             }));
         }

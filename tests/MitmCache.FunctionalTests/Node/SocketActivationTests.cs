@@ -21,7 +21,7 @@ public sealed class SocketActivationTests
     {
         using var dir = TempDir.Create("mitmcache-activate");
         int proxyPort = FreePort.Get(), metricsPort = FreePort.Get(), unusedListen = FreePort.Get();
-        using var proxy = Start(["-l", $"127.0.0.1:{proxyPort}", "-l", $"127.0.0.1:{metricsPort}", "--fdname=proxy:metrics"],
+        using var proxy = await StartAsync(["-l", $"127.0.0.1:{proxyPort}", "-l", $"127.0.0.1:{metricsPort}", "--fdname=proxy:metrics"],
             ["--data", dir.Combine("data"), "--listen", $"127.0.0.1:{unusedListen}"]);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
 
@@ -46,7 +46,7 @@ public sealed class SocketActivationTests
     {
         using var dir = TempDir.Create("mitmcache-activate");
         var port = FreePort.Get();
-        using var proxy = Start(["-l", $"0.0.0.0:{port}"], ["--data", dir.Combine("data")]);
+        using var proxy = await StartAsync(["-l", $"0.0.0.0:{port}"], ["--data", dir.Combine("data")]);
 
         using (var client = new System.Net.Sockets.TcpClient())
         {
@@ -59,7 +59,14 @@ public sealed class SocketActivationTests
         Assert.False(Directory.Exists(dir.Combine("data", "ca"))); // checked before anything was created
     }
 
-    private static BackgroundProcess Start(string[] sockets, string[] arguments) =>
-        BackgroundProcess.Start(Activate, [.. sockets, "dotnet", MitmCacheCli.EntryPoint, "run", .. arguments],
+    /// <summary>Starts systemd-socket-activate and waits until it has bound its last socket (it then waits for a connection).</summary>
+    private static async Task<BackgroundProcess> StartAsync(string[] sockets, string[] arguments)
+    {
+        var process = BackgroundProcess.Start(Activate, [.. sockets, "dotnet", MitmCacheCli.EntryPoint, "run", .. arguments],
             new Dictionary<string, string?> { ["MITMCACHE_LISTEN"] = null, ["MITMCACHE_DATA"] = null });
+        var last = sockets.Last(s => s.Contains(':', StringComparison.Ordinal));
+        Assert.True(await Poll.UntilAsync(() => process.DescribeOutput().Contains($"Listening on {last} as", StringComparison.Ordinal), TimeSpan.FromSeconds(30)),
+            process.DescribeOutput());
+        return process;
+    }
 }
