@@ -64,7 +64,7 @@ public sealed class SocketActivationTests
     {
         var process = BackgroundProcess.Start(Activate, [.. sockets, "dotnet", MitmCacheCli.EntryPoint, "run", .. arguments],
             new Dictionary<string, string?> { ["MITMCACHE_LISTEN"] = null, ["MITMCACHE_DATA"] = null });
-        var last = sockets.Last(s => s.Contains(':', StringComparison.Ordinal));
+        var last = sockets[Array.LastIndexOf(sockets, "-l") + 1];
         Assert.True(await Poll.UntilAsync(() => process.DescribeOutput().Contains($"Listening on {last} as", StringComparison.Ordinal), TimeSpan.FromSeconds(30)),
             process.DescribeOutput());
         return process;
