@@ -6,9 +6,9 @@
 # The socket-activated numbers come from tests/MitmCache.FunctionalTests/Node/NodeServiceTests.cs.
 set -euo pipefail
 bin=$1 port=$2 data=$(mktemp -d) out=$(mktemp)
-python3 - "$port" >"$out" <<'PY' &
+python3 - "$port" 60 >"$out" <<'PY' &
 import socket, sys, time
-port = int(sys.argv[1]); end = time.time() + float(40)
+port = int(sys.argv[1]); end = time.time() + float(sys.argv[2])
 ok = refused = other = 0; first_refused = None; windows = []; cur = None
 while time.time() < end:
     s = socket.socket(); s.settimeout(5)
@@ -35,7 +35,9 @@ sleep 3
 for _ in $(seq 10); do
   kill -TERM $pid; wait $pid || true
   "$bin" run --listen 127.0.0.1:"$port" --data "$data" >/dev/null 2>&1 & pid=$!
-  sleep 2.5
+  # Serving again before the next restart, as `systemctl restart` waits for a started unit.
+  until curl -fs -o /dev/null --noproxy '*' "http://127.0.0.1:$port/healthz"; do sleep 0.05; done
+  sleep 1
 done
 wait $prober
 kill -TERM $pid; wait $pid || true
