@@ -42,9 +42,9 @@ public sealed class ProxyHost : IAsyncDisposable
     {
         var time = TimeProvider.System;
         BlobStore.CreatePrivateDirectory(settings.DataDirectory);
-        var authority = CertificateAuthority.LoadOrCreate(settings.CaDirectory, time, out var created);
+        var authority = CertificateAuthority.LoadOrCreate(settings.Layout.Ca.Directory, time, out var created);
         log.Information(created ? "Created root CA {Fingerprint} in {Directory}" : "Loaded root CA {Fingerprint} from {Directory}",
-            authority.Sha256Fingerprint, settings.CaDirectory);
+            authority.Sha256Fingerprint, settings.Layout.Ca.Directory);
 
         // No reload-on-change for appsettings: it puts a recursive inotify watch on the content root,
         // the data directory, so every 64 KiB written by a blob fill woke the watcher thread (3% of
@@ -141,7 +141,11 @@ public sealed class ProxyHost : IAsyncDisposable
         var app = builder.Build();
         var router = app.Services.GetRequiredService<RequestRouter>();
         app.Run(router.HandleAsync);
-        app.Lifetime.ApplicationStopping.Register(() => app.Services.GetRequiredService<BlobCache>().Index.FlushAccess());
+        app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            log.Information("Shutting down: no new connections; responses in flight may finish until the shutdown timeout");
+            app.Services.GetRequiredService<BlobCache>().Index.FlushAccess();
+        });
 
         // Open the cache (and repair it) before accepting connections.
         _ = app.Services.GetRequiredService<BlobCache>();
@@ -171,7 +175,7 @@ public sealed class ProxyHost : IAsyncDisposable
     {
         try
         {
-            return AccessGrants.LoadOrCreateKey(settings.CaDirectory);
+            return AccessGrants.LoadOrCreateKey(settings.Layout.Ca.Directory);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && settings.OnCacheFailure == CacheFailureMode.Passthrough)
         {
