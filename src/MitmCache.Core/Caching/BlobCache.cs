@@ -50,11 +50,11 @@ internal sealed class BlobCache : IDisposable
         _metrics = metrics;
         _maxBytes = settings.MaxCacheBytes;
         _verifyOnRead = settings.VerifyOnRead;
-        _store = new BlobStore(settings.DataDirectory);
-        var indexPath = Path.Combine(settings.DataDirectory, "index.db");
+        _store = new BlobStore(settings.Layout);
         try
         {
-            Index = CacheIndex.OpenOrRebuild(indexPath, time.GetUtcNow(), out var movedAside);
+            _store.CreateDirectories();
+            Index = CacheIndex.OpenOrRebuild(settings.Layout.Index, time.GetUtcNow(), out var movedAside);
             if (movedAside is not null)
             {
                 logger.IndexRebuilt(movedAside);

@@ -1,18 +1,28 @@
+using MitmCache.Configuration;
 using MitmCache.Registry;
 
 namespace MitmCache.Caching;
 
 /// <summary>
 /// Content-addressed files: <c>blobs/sha256/ab/&lt;hex&gt;</c>, with fills written under <c>tmp/</c> and
-/// moved in atomically once verified. A path is only ever built from a parsed <see cref="Digest"/>,
-/// and checked to stay under the root (after BaGet's FileStorageService.GetFullPath).
+/// moved in atomically once verified. The paths are <see cref="DataLayout"/>'s; a blob's path is only
+/// ever built from a parsed <see cref="Digest"/>.
 /// </summary>
 internal sealed class BlobStore
 {
-    public BlobStore(string dataDirectory)
+    private readonly DataLayout _layout;
+
+    /// <summary>Paths only: nothing is created until <see cref="CreateDirectories"/>.</summary>
+    public BlobStore(DataLayout layout)
     {
-        BlobRoot = Path.GetFullPath(Path.Combine(dataDirectory, "blobs")) + Path.DirectorySeparatorChar;
-        TempRoot = Path.GetFullPath(Path.Combine(dataDirectory, "tmp")) + Path.DirectorySeparatorChar;
+        _layout = layout;
+        BlobRoot = layout.Blobs;
+        TempRoot = layout.Temp;
+    }
+
+    /// <summary>Creates <c>blobs/</c> and <c>tmp/</c> (0700) if missing; fails on a read-only data directory.</summary>
+    public void CreateDirectories()
+    {
         CreatePrivateDirectory(BlobRoot);
         CreatePrivateDirectory(TempRoot);
     }
@@ -21,18 +31,9 @@ internal sealed class BlobStore
 
     public string TempRoot { get; }
 
-    public string PathOf(Digest digest)
-    {
-        var path = Path.GetFullPath(Path.Combine(BlobRoot, digest.RelativePath));
-        if (!path.StartsWith(BlobRoot, StringComparison.Ordinal))
-        {
-            throw new InvalidOperationException($"digest path escapes the blob root: {digest}");
-        }
+    public string PathOf(Digest digest) => _layout.BlobPath(digest);
 
-        return path;
-    }
-
-    public string NewTempPath(Digest digest) => Path.Combine(TempRoot, $"{digest.Hex[..16]}.{Guid.NewGuid():N}.part");
+    public string NewTempPath(Digest digest) => _layout.NewTempPath(digest);
 
     /// <summary>Moves a verified temp file into place; the rename is atomic on one file system.</summary>
     public void Commit(string tempPath, Digest digest)
@@ -75,7 +76,7 @@ internal sealed class BlobStore
     public int SweepTemp()
     {
         var removed = 0;
-        foreach (var file in Directory.EnumerateFiles(TempRoot))
+        foreach (var file in Directory.Exists(TempRoot) ? Directory.EnumerateFiles(TempRoot) : [])
         {
             try
             {
@@ -93,7 +94,7 @@ internal sealed class BlobStore
     /// <summary>Every file in the store whose name parses back to a digest; other files are ignored.</summary>
     public IEnumerable<(Digest Digest, string Path)> EnumerateBlobs()
     {
-        foreach (var algorithmDirectory in Directory.EnumerateDirectories(BlobRoot))
+        foreach (var algorithmDirectory in Directory.Exists(BlobRoot) ? Directory.EnumerateDirectories(BlobRoot) : [])
         {
             var algorithm = System.IO.Path.GetFileName(algorithmDirectory);
             foreach (var file in Directory.EnumerateFiles(algorithmDirectory, "*", SearchOption.AllDirectories))

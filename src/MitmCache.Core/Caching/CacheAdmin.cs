@@ -19,7 +19,6 @@ internal sealed class CacheAdmin
     private readonly BlobCache _cache;
     private readonly BlobStore _store;
     private readonly CacheMetrics _metrics;
-    private readonly string _dataDirectory;
     private readonly long? _maxBytes;
     private readonly bool _live;
     private readonly ILogger<CacheAdmin> _logger;
@@ -28,15 +27,18 @@ internal sealed class CacheAdmin
     public CacheAdmin(BlobCache cache, CacheMetrics metrics, Configuration.ProxySettings settings, bool live, ILogger<CacheAdmin> logger)
     {
         _cache = cache;
-        _store = new BlobStore(settings.DataDirectory); // paths only: BlobCache.TryGet would drop entries whose file is missing
+        _store = new BlobStore(settings.Layout); // paths only: BlobCache.TryGet would drop entries whose file is missing
         _metrics = metrics;
-        _dataDirectory = Path.GetFullPath(settings.DataDirectory);
+        DataDirectory = settings.Layout.Root;
         _maxBytes = live ? settings.MaxCacheBytes : null;
         _live = live;
         _logger = logger;
     }
 
     private CacheIndex Index => _cache.Index;
+
+    /// <summary>The data directory this cache lives in (full path).</summary>
+    public string DataDirectory { get; }
 
     public CacheStats Stats(int top = 10)
     {
@@ -51,7 +53,7 @@ internal sealed class CacheAdmin
             .ToList();
         var tags = Index.AllTags().Where(t => blobs.ContainsKey(t.Digest)).Select(t => t.TagKey).Distinct(StringComparer.Ordinal).Count();
         return new CacheStats(
-            _dataDirectory,
+            DataDirectory,
             blobs.Values.Sum(b => b.Size),
             _maxBytes,
             blobs.Count - manifests,

@@ -43,7 +43,7 @@ internal sealed class CacheIndex : IDisposable
 
     /// <exception cref="CacheLockedException">Another process has this index open.</exception>
     public CacheIndex(string path)
-        : this(new ConnectionString { Filename = path, Connection = ConnectionType.Direct }, Lock(path + ".lock"))
+        : this(new ConnectionString { Filename = path, Connection = ConnectionType.Direct }, Lock(Configuration.DataLayout.LockOf(path)))
     {
     }
 
@@ -93,9 +93,9 @@ internal sealed class CacheIndex : IDisposable
         }
         catch (Exception ex) when (IsCorruption(ex))
         {
-            movedAside = $"{path}.corrupt-{now:yyyyMMddTHHmmssZ}";
+            movedAside = Configuration.DataLayout.CorruptCopyOf(path, now);
             File.Move(path, movedAside, overwrite: true);
-            var log = System.IO.Path.ChangeExtension(path, null) + "-log.db";
+            var log = Configuration.DataLayout.LogOf(path);
             if (File.Exists(log))
             {
                 File.Move(log, movedAside + "-log", overwrite: true);

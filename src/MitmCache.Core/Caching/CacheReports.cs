@@ -69,6 +69,12 @@ internal sealed record CorruptBlob(string Digest, long Size, string Problem, boo
 /// <summary>The body of an admin endpoint's error answer.</summary>
 internal sealed record AdminError(string Error);
 
+/// <summary>What <c>GET /admin/cache/info</c> answers: which cache this proxy is.</summary>
+internal sealed record AdminInfo(string DataDirectory);
+
+/// <summary>How many grants <c>POST /admin/auth/revoke</c> dropped.</summary>
+internal sealed record RevokeReport(int Revoked);
+
 /// <summary>Source-generated JSON for the reports (camelCase, as the web defaults).</summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true)]
 [JsonSerializable(typeof(CacheStats))]
@@ -76,4 +82,6 @@ internal sealed record AdminError(string Error);
 [JsonSerializable(typeof(PruneReport))]
 [JsonSerializable(typeof(VerifyReport))]
 [JsonSerializable(typeof(AdminError))]
+[JsonSerializable(typeof(AdminInfo))]
+[JsonSerializable(typeof(RevokeReport))]
 internal sealed partial class AdminJson : JsonSerializerContext;

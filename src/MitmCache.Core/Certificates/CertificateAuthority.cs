@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using MitmCache.Configuration;
 
 namespace MitmCache.Certificates;
 
@@ -13,9 +14,6 @@ namespace MitmCache.Certificates;
 /// </summary>
 internal sealed class CertificateAuthority : IDisposable
 {
-    public const string CertificateFileName = "root.crt";
-    public const string KeyFileName = "root.key";
-
     private const int MaxCommonNameLength = 64; // RFC 5280 ub-common-name
 
     private readonly ECDsa _signingKey;
@@ -111,8 +109,9 @@ internal sealed class CertificateAuthority : IDisposable
     public static CertificateAuthority Load(string directory)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
-        var certificatePath = Path.GetFullPath(Path.Combine(directory, CertificateFileName));
-        var keyPath = Path.GetFullPath(Path.Combine(directory, KeyFileName));
+        var files = new CaFiles(Path.GetFullPath(directory));
+        var certificatePath = files.Certificate;
+        var keyPath = files.Key;
         ThrowIfMissing(certificatePath, keyPath);
         ThrowIfMissing(keyPath, certificatePath);
 
@@ -173,7 +172,8 @@ internal sealed class CertificateAuthority : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         ArgumentNullException.ThrowIfNull(time);
-        if (!File.Exists(Path.Combine(directory, CertificateFileName)) && !File.Exists(Path.Combine(directory, KeyFileName)))
+        var files = new CaFiles(Path.GetFullPath(directory));
+        if (!Exists(files.Certificate) && !Exists(files.Key))
         {
             var fresh = Create(permittedDomains, time);
             fresh.Save(directory);
@@ -186,8 +186,8 @@ internal sealed class CertificateAuthority : IDisposable
         {
             loaded.Dispose();
             throw new CertificateAuthorityException(
-                $"The CA certificate '{Path.GetFullPath(Path.Combine(directory, CertificateFileName))}' expired on {loaded.NotAfter:u}. " +
-                $"Delete {CertificateFileName} and {KeyFileName} to create a new CA, then make clients trust the new root.");
+                $"The CA certificate '{files.Certificate}' expired on {loaded.NotAfter:u}. " +
+                $"Delete {files.Certificate} and {files.Key} to create a new CA, then make clients trust the new root.");
         }
 
         created = false;
@@ -213,7 +213,7 @@ internal sealed class CertificateAuthority : IDisposable
         {
             Encoding.ASCII.GetBytes(pem, bytes);
             bytes[^1] = (byte)'\n';
-            PrivateFile.WriteAtomically(Path.Combine(directory, KeyFileName), bytes, PrivateFile.OwnerOnly);
+            PrivateFile.WriteAtomically(new CaFiles(directory).Key, bytes, PrivateFile.OwnerOnly);
         }
         finally
         {
@@ -222,7 +222,7 @@ internal sealed class CertificateAuthority : IDisposable
             Array.Clear(pem);
         }
 
-        PrivateFile.WriteAtomically(Path.Combine(directory, CertificateFileName), Encoding.ASCII.GetBytes(ExportPem()), PrivateFile.WorldReadable);
+        PrivateFile.WriteAtomically(new CaFiles(directory).Certificate, Encoding.ASCII.GetBytes(ExportPem()), PrivateFile.WorldReadable);
     }
 
     /// <summary>The root certificate as PEM, ending in a newline.</summary>
@@ -294,6 +294,28 @@ internal sealed class CertificateAuthority : IDisposable
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// Whether a CA file exists. Unlike <see cref="File.Exists(string?)"/>, a file that cannot be looked at
+    /// (a directory of another user) is an error: taking it for "no CA" would mint a new root over the one
+    /// every node trusts.
+    /// </summary>
+    private static bool Exists(string path)
+    {
+        try
+        {
+            File.GetAttributes(path);
+            return true;
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return false;
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            throw new CertificateAuthorityException($"Cannot tell whether the CA file '{path}' exists: {ex.Message}. Run mitmcache as the user that owns the data directory.", ex);
+        }
     }
 
     private static void ThrowIfMissing(string path, string otherPath)

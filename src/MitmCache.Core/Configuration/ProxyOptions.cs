@@ -1,97 +1,208 @@
+using System.Globalization;
+using System.Net;
+using MitmCache.Tunneling;
+using Serilog.Events;
+
 namespace MitmCache.Configuration;
 
 /// <summary>
-/// The raw, bindable options of <c>mitmcache run</c>. Every property can come from a JSON file
-/// (camelCase key), an environment variable (<c>MITMCACHE_</c> + SCREAMING_SNAKE name, lists
-/// comma-separated) or a command-line flag (kebab-case). Precedence: flags &gt; env &gt; file.
-/// <see cref="SettingsValidator"/> turns this into an immutable, checked <see cref="ProxySettings"/>.
+/// Every option of <c>mitmcache run</c>, each defined once: its flag, environment variable and config file
+/// key come from its name, its validation from its kind, and its default and help make the documented
+/// table (<c>mitmcache help options --markdown</c>, docs/configuration.md). Adding an option is one entry
+/// here (and the <see cref="ProxySettings"/> property it fills): see docs/design.md, "Adding an option".
+/// Options bind in the order of <see cref="All"/>.
 /// </summary>
-public sealed class ProxyOptions
+public static class ProxyOptions
 {
-    /// <summary>Address and port to listen on. Default <c>127.0.0.1:3128</c>.</summary>
-    public string? Listen { get; set; } = "127.0.0.1:3128";
+    public static readonly Option<string?> Config = Option.Text<string>("config", "FILE",
+        "JSON file of options, keys in camelCase (`{\"maxCacheSize\": \"50GiB\", \"allowClient\": [\"10.0.0.0/8\"]}`); flags and the environment override it",
+        ParseFileName, (s, _) => s, inConfigFile: false); // read by OptionSources, before every other option
 
-    /// <summary>
-    /// A second address serving only <c>/metrics</c>, <c>/healthz</c> and <c>/readyz</c>, so a scraper can reach
-    /// them without being a proxy client. Default none: they are served on the proxy port only.
-    /// </summary>
-    public string? MetricsListen { get; set; }
+    public static readonly Option<IPEndPoint> Listen = Option.Endpoint("listen", "127.0.0.1:3128",
+        "address to listen on; `:3128` for all interfaces", (s, v) => s with { Listen = v });
 
-    /// <summary>Data directory (CA, cache, index). Default <c>./mitmcache-data</c>.</summary>
-    public string? Data { get; set; } = "mitmcache-data";
+    public static readonly Option<IPEndPoint?> MetricsListen = Option.OptionalEndpoint("metrics-listen",
+        "a second, plain-HTTP address answering only `/metrics`, `/healthz` and `/readyz`, for a scraper that should not be a proxy client; nothing else is served there (no proxying, no CA, no admin)",
+        (s, v) => s with { MetricsListen = v });
 
-    /// <summary>Extra hosts to intercept, exact names or <c>*.suffix</c>, added to the built-in registries.</summary>
-    public string[]? Intercept { get; set; }
+    public static readonly Option<string> Data = new("data", OptionArity.Single, "DIR", "./mitmcache-data",
+        "CA, blob store, LiteDB index", ParseDirectory, (s, v) => s with { DataDirectory = v }, "");
 
-    /// <summary>Drop the built-in registry list, intercepting only <see cref="Intercept"/>. Default false.</summary>
-    public bool? NoDefaultIntercept { get; set; }
+    // Before --intercept: it empties the built-in list that --intercept then adds to.
+    public static readonly Option<bool> NoDefaultIntercept = Option.Switch("no-default-intercept",
+        "intercept only the `--intercept` hosts, not the built-in registries", (s, v) => v ? s with { Intercept = [] } : s);
 
-    /// <summary>CONNECT ports allowed besides 443 (e.g. 5000, 8443).</summary>
-    public string[]? AllowPort { get; set; }
+    public static readonly ListOption<string> Intercept = Option.List<string>("intercept", "HOST",
+        "more hosts to intercept (exact or `*.domain`), added to the built-in registries", ParseHostPattern,
+        (s, v) => s with { Intercept = [.. s.Intercept.Union(v, StringComparer.Ordinal)] }, documentedDefault: "built-in registry list");
 
-    /// <summary>PEM bundle trusted for upstream TLS, in addition to the system roots.</summary>
-    public string? UpstreamCa { get; set; }
+    public static readonly ListOption<int> AllowPort = Option.List<int>("allow-port", "PORT",
+        "more CONNECT ports (registries on 5000 and 8443 are common)", ParsePort,
+        (s, v) => s with { AllowedPorts = new HashSet<int>([ProxySettings.HttpsPort, .. v]) }, documentedDefault: "443 only");
 
-    /// <summary>Connection overrides <c>HOST:PORT:ADDR:PORT2</c>, like curl's <c>--connect-to</c>.</summary>
-    public string[]? ConnectTo { get; set; }
+    public static readonly Option<string?> UpstreamCa = Option.Text<string>("upstream-ca", "FILE",
+        "extra PEM roots trusted for upstream TLS", Option.ParsePemBundle, (s, v) => s with { UpstreamCaFile = v }, documentedDefault: "system roots");
 
-    /// <summary>Parent HTTP proxy for all upstream traffic, <c>http://host:port</c>.</summary>
-    public string? UpstreamProxy { get; set; }
+    public static readonly ListOption<ConnectToRule> ConnectTo = Option.List<ConnectToRule>("connect-to", "HOST:PORT:ADDRESS:PORT2",
+        "dial `ADDRESS:PORT2` for `HOST:PORT`, like curl (split horizon, tests)", ParseConnectTo, (s, v) => s with { ConnectTo = v });
 
-    /// <summary>Client networks allowed to use the proxy (CIDR). Loopback is always allowed.</summary>
-    public string[]? AllowClient { get; set; }
+    public static readonly Option<Uri?> UpstreamProxy = Option.Text<Uri>("upstream-proxy", "http://HOST:PORT",
+        "parent HTTP proxy for all upstream connections (CONNECT)", ParseProxyUri, (s, v) => s with { UpstreamProxy = v });
 
-    /// <summary>Require <c>Proxy-Authorization: Basic</c> with this <c>user:password</c>.</summary>
-    public string? ProxyAuth { get; set; }
+    public static readonly ListOption<IPNetwork> AllowClient = Option.List<IPNetwork>("allow-client", "CIDR",
+        "client networks allowed; loopback is always allowed", ParseNetwork, (s, v) => s with { AllowedClients = v }, documentedDefault: "loopback only");
 
-    /// <summary><c>plain</c> (default) or <c>json</c>.</summary>
-    public string? LogFormat { get; set; } = "plain";
+    public static readonly Option<string?> ProxyAuth = Option.Text<string>("proxy-auth", "USER:PASSWORD",
+        "require `Proxy-Authorization: Basic`; prefer `MITMCACHE_PROXY_AUTH` (flags show in `ps`)", ParseUserPassword,
+        (s, v) => s with { ProxyAuth = v }, secret: true);
 
-    /// <summary>Minimum log level: verbose, debug, information (default), warning, error.</summary>
-    public string? LogLevel { get; set; } = "information";
+    public static readonly Option<bool> LogFormat = Option.Choice("log-format", "plain",
+        "`plain` lines, or `json`: one object per line", (s, v) => s with { JsonLogs = v }, ("plain", false), ("json", true));
 
-    /// <summary>Cache size cap, e.g. <c>50GiB</c>. Default <c>20GiB</c>; least recently used blobs go first.</summary>
-    public string? MaxCacheSize { get; set; } = "20GiB";
+    public static readonly Option<LogEventLevel> LogLevel = Option.Choice("log-level", "information",
+        "the least severe events logged", (s, v) => s with { LogLevel = v },
+        ("verbose", LogEventLevel.Verbose), ("debug", LogEventLevel.Debug), ("information", LogEventLevel.Information),
+        ("warning", LogEventLevel.Warning), ("error", LogEventLevel.Error), ("fatal", LogEventLevel.Fatal));
 
-    /// <summary>Tag manifests: <c>upstream-first</c> (default), <c>ttl</c> or <c>offline</c>.</summary>
-    public string? ManifestPolicy { get; set; } = "upstream-first";
+    public static readonly Option<long> MaxCacheSize = Option.Size("max-cache-size", "20GiB", 1 << 20, "1MiB",
+        "size cap; least recently used blobs are evicted to 90%", (s, v) => s with { MaxCacheBytes = v });
 
-    /// <summary>With <c>ttl</c>: how long a tag is served without asking upstream. Default <c>5m</c>.</summary>
-    public string? ManifestTtl { get; set; } = "5m";
+    public static readonly Option<ManifestPolicy> ManifestPolicy = Option.Choice("manifest-policy", "upstream-first",
+        "how tags are resolved: ask upstream first, serve a cached tag for `--manifest-ttl`, or never ask upstream for a cached tag",
+        (s, v) => s with { ManifestPolicy = v },
+        ("upstream-first", Configuration.ManifestPolicy.UpstreamFirst), ("ttl", Configuration.ManifestPolicy.Ttl), ("offline", Configuration.ManifestPolicy.Offline));
 
-    /// <summary>How long to wait for upstream response headers before serving stale. Default <c>10s</c>.</summary>
-    public string? UpstreamTimeout { get; set; } = "10s";
+    public static readonly Option<TimeSpan> ManifestTtl = Option.Duration("manifest-ttl", "5m", positive: false,
+        "with `--manifest-policy ttl`, how long a tag is served without asking upstream; also how long \"public\" stands before it is re-proven",
+        (s, v) => s with { ManifestTtl = v });
 
-    /// <summary>How long a credential that upstream authorized may pull that private repository while upstream is unreachable. Default <c>7d</c>.</summary>
-    public string? OfflineGrantWindow { get; set; } = "7d";
+    public static readonly Option<TimeSpan> UpstreamTimeout = Option.Duration("upstream-timeout", "10s", positive: true,
+        "wait for an upstream answer before serving from cache", (s, v) => s with { UpstreamTimeout = v });
 
-    /// <summary>When the data directory cannot hold the cache at start-up: <c>fail</c> (default) or <c>passthrough</c> (proxy without caching).</summary>
-    public string? OnCacheFailure { get; set; } = "fail";
+    public static readonly Option<TimeSpan> OfflineGrantWindow = Option.Duration("offline-grant-window", "7d", positive: false,
+        "how long upstream's yes lets a credential pull a private repository offline", (s, v) => s with { OfflineGrantWindow = v },
+        note: " (0 disables offline private pulls)");
 
-    /// <summary>Re-hash cached blobs as they are served: <c>never</c>, <c>sample</c> (default, 1 read in 16) or <c>always</c>. Manifests are always re-hashed.</summary>
-    public string? VerifyOnRead { get; set; } = "sample";
+    public static readonly Option<CacheFailureMode> OnCacheFailure = Option.Choice("on-cache-failure", "fail",
+        "data directory unusable at start-up: `fail`, or `passthrough` (proxy without caching)", (s, v) => s with { OnCacheFailure = v },
+        ("fail", CacheFailureMode.Fail), ("passthrough", CacheFailureMode.Passthrough), ("pass-through", CacheFailureMode.Passthrough));
 
-    /// <summary>Per-registry fallback credentials <c>HOST=USER:PASS</c>, used only when a client sends none.</summary>
-    public string[]? RegistryCredential { get; set; }
+    public static readonly Option<VerifyOnRead> VerifyOnRead = Option.Choice("verify-on-read", "sample",
+        "re-hash cached blobs as they are served: `never`, `sample` (1 in 16), `always`", (s, v) => s with { VerifyOnRead = v },
+        ("never", Configuration.VerifyOnRead.Never), ("sample", Configuration.VerifyOnRead.Sample), ("always", Configuration.VerifyOnRead.Always));
 
-    /// <summary>
-    /// How long a client may take to send a CONNECT head, to finish the TLS handshake inside an
-    /// intercepted tunnel, or to send a request's headers. Default <c>10s</c>; bounds slowloris clients.
-    /// </summary>
-    public string? HeaderTimeout { get; set; } = "10s";
+    public static readonly ListOption<KeyValuePair<string, string>> RegistryCredential = Option.List<KeyValuePair<string, string>>("registry-credential",
+        "HOST=USER:PASSWORD", "credentials for a registry, used only when a client sends none", ParseRegistryCredential,
+        (s, v) => s with { RegistryCredentials = v.GroupBy(c => c.Key).ToDictionary(g => g.Key, g => g.Last().Value, StringComparer.OrdinalIgnoreCase) },
+        secret: true);
 
-    /// <summary>A blind tunnel with no bytes in either direction for this long is closed. Default <c>10m</c>.</summary>
-    public string? TunnelIdleTimeout { get; set; } = "10m";
+    public static readonly Option<int> MaxConnections = Option.Count("max-connections", "10000",
+        "open client connections at most; more get `503` with `Retry-After`", (s, v) => s with { MaxConnections = v });
 
-    /// <summary>Open client connections at most; more are refused with 503. Default <c>10000</c>.</summary>
-    public string? MaxConnections { get; set; } = "10000";
+    public static readonly Option<int> MaxConnectionsPerClient = Option.Count("max-connections-per-client", "1000",
+        "open connections from one client address at most; more get `503`", (s, v) => s with { MaxConnectionsPerClient = v });
 
-    /// <summary>Open connections from one client address at most; more are refused with 503. Default <c>1000</c>.</summary>
-    public string? MaxConnectionsPerClient { get; set; } = "1000";
+    public static readonly Option<TimeSpan> HeaderTimeout = Option.Duration("header-timeout", "10s", positive: true,
+        "a client must send its CONNECT head, finish TLS inside the tunnel, and send each request's headers within this", (s, v) => s with { HeaderTimeout = v });
 
-    /// <summary>
-    /// On SIGTERM: stop accepting, then wait this long for requests and cache fills in flight before cutting
-    /// them. Default <c>25s</c>, below the unit's <c>TimeoutStopSec=30</c>.
-    /// </summary>
-    public string? ShutdownTimeout { get; set; } = "25s";
+    public static readonly Option<TimeSpan> TunnelIdleTimeout = Option.Duration("tunnel-idle-timeout", "10m", positive: true,
+        "a blind tunnel with no byte either way for this long is closed", (s, v) => s with { TunnelIdleTimeout = v });
+
+    public static readonly Option<TimeSpan> ShutdownTimeout = Option.Duration("shutdown-timeout", "25s", positive: false,
+        "on SIGTERM, stop accepting and wait this long for requests and cache fills in flight before cutting them (below the unit's `TimeoutStopSec=30`)",
+        (s, v) => s with { ShutdownTimeout = v }, note: " (0 cuts them at once)");
+
+    /// <summary>Every option, in binding and documentation order.</summary>
+    public static IReadOnlyList<OptionDefinition> All { get; } =
+    [
+        Config, Listen, MetricsListen, Data, NoDefaultIntercept, Intercept, AllowPort, UpstreamCa, ConnectTo, UpstreamProxy,
+        AllowClient, ProxyAuth, LogFormat, LogLevel, MaxCacheSize, ManifestPolicy, ManifestTtl, UpstreamTimeout, OfflineGrantWindow,
+        OnCacheFailure, VerifyOnRead, RegistryCredential, MaxConnections, MaxConnectionsPerClient, HeaderTimeout, TunnelIdleTimeout,
+        ShutdownTimeout,
+    ];
+
+    /// <summary>Checks across options, once each has its value (what <c>IValidateOptions</c> does in the .NET options stack).</summary>
+    public static void Check(ProxySettings settings, List<string> errors)
+    {
+        if (settings.MetricsListen is { } metrics && metrics.Port == settings.Listen.Port && metrics.Port != 0
+            && (metrics.Address.Equals(settings.Listen.Address) || IsAny(metrics.Address) || IsAny(settings.Listen.Address)))
+        {
+            errors.Add($"--metrics-listen {metrics}: the same port as --listen {settings.Listen}; pick another port");
+        }
+
+        if (!IPAddress.IsLoopback(settings.Listen.Address) && settings.AllowedClients.Count == 0 && settings.ProxyAuth is null)
+        {
+            errors.Add($"--listen {settings.Listen}: refusing to run an open proxy on a non-loopback address. " +
+                "Add --allow-client CIDR (for example your node network) and/or --proxy-auth USER:PASSWORD.");
+        }
+    }
+
+    private static bool IsAny(IPAddress address) => address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
+
+    private static bool ParseFileName(string text, out string? value, out string expected)
+    {
+        value = text;
+        expected = "a file name";
+        return text.Length > 0;
+    }
+
+    private static bool ParseDirectory(string text, out string value, out string expected)
+    {
+        expected = "a directory (it is created if missing)";
+        value = string.IsNullOrWhiteSpace(text) ? "" : Path.GetFullPath(text);
+        return value.Length > 0;
+    }
+
+    private static bool ParseHostPattern(string text, out string value, out string expected)
+    {
+        value = text.Trim().ToLowerInvariant();
+        expected = "a host name or *.domain";
+        return HostPolicy.IsValidPattern(value);
+    }
+
+    private static bool ParsePort(string text, out int value, out string expected)
+    {
+        expected = "a port number 1-65535";
+        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value is > 0 and <= 65535;
+    }
+
+    private static bool ParseConnectTo(string text, out ConnectToRule value, out string expected)
+    {
+        expected = "HOST:PORT:ADDRESS:PORT2 (e.g. registry.test:443:127.0.0.1:5000)";
+        return ConnectToRule.TryParse(text, out value);
+    }
+
+    private static bool ParseProxyUri(string text, out Uri? value, out string expected)
+    {
+        expected = "http://HOST:PORT";
+        return Uri.TryCreate(text, UriKind.Absolute, out value) && value.Scheme == Uri.UriSchemeHttp && value.AbsolutePath == "/";
+    }
+
+    private static bool ParseNetwork(string text, out IPNetwork value, out string expected)
+    {
+        expected = "a CIDR such as 10.0.0.0/8";
+        if (IPAddress.TryParse(text, out var single) && !text.Contains('/', StringComparison.Ordinal))
+        {
+            value = new IPNetwork(single, single.GetAddressBytes().Length * 8);
+            return true;
+        }
+
+        return IPNetwork.TryParse(text, out value);
+    }
+
+    private static bool ParseUserPassword(string text, out string? value, out string expected)
+    {
+        value = text;
+        expected = "USER:PASSWORD";
+        return text.IndexOf(':', StringComparison.Ordinal) > 0 && !text.EndsWith(':');
+    }
+
+    private static bool ParseRegistryCredential(string text, out KeyValuePair<string, string> value, out string expected)
+    {
+        expected = "HOST=USER:PASSWORD";
+        var equals = text.IndexOf('=', StringComparison.Ordinal);
+        var colon = equals < 0 ? -1 : text.IndexOf(':', equals);
+        value = equals > 0 && colon > equals + 1 ? new(text[..equals].ToLowerInvariant(), text[(equals + 1)..]) : default;
+        return equals > 0 && colon > equals + 1;
+    }
 }

@@ -1,35 +1,42 @@
+using System.Globalization;
 using System.Net;
 
 namespace MitmCache.Configuration;
 
-/// <summary>Validated, immutable settings the proxy runs with.</summary>
+/// <summary>
+/// Validated, immutable settings the proxy runs with. <see cref="ProxyOptions"/> defines each option and
+/// fills these from flags, environment and config file; the defaults here are the options' own.
+/// </summary>
 public sealed record ProxySettings
 {
-    public required IPEndPoint Listen { get; init; }
+    /// <summary>The CONNECT port always allowed.</summary>
+    public const int HttpsPort = 443;
+
+    public IPEndPoint Listen { get; init; } = ProxyOptions.Listen.Default;
     public IPEndPoint? MetricsListen { get; init; }
     public required string DataDirectory { get; init; }
-    public required IReadOnlyList<string> Intercept { get; init; }
-    public required IReadOnlySet<int> AllowedPorts { get; init; }
+    public IReadOnlyList<string> Intercept { get; init; } = DefaultIntercept;
+    public IReadOnlySet<int> AllowedPorts { get; init; } = new HashSet<int> { HttpsPort };
     public string? UpstreamCaFile { get; init; }
     public IReadOnlyList<ConnectToRule> ConnectTo { get; init; } = [];
     public Uri? UpstreamProxy { get; init; }
     public IReadOnlyList<IPNetwork> AllowedClients { get; init; } = [];
     public string? ProxyAuth { get; init; }
-    public bool JsonLogs { get; init; }
-    public Serilog.Events.LogEventLevel LogLevel { get; init; } = Serilog.Events.LogEventLevel.Information;
-    public long MaxCacheBytes { get; init; } = 20L << 30;
-    public ManifestPolicy ManifestPolicy { get; init; } = ManifestPolicy.UpstreamFirst;
-    public TimeSpan ManifestTtl { get; init; } = TimeSpan.FromMinutes(5);
-    public TimeSpan UpstreamTimeout { get; init; } = TimeSpan.FromSeconds(10);
-    public TimeSpan OfflineGrantWindow { get; init; } = TimeSpan.FromDays(7);
-    public CacheFailureMode OnCacheFailure { get; init; } = CacheFailureMode.Fail;
-    public VerifyOnRead VerifyOnRead { get; init; } = VerifyOnRead.Sample;
+    public bool JsonLogs { get; init; } = ProxyOptions.LogFormat.Default;
+    public Serilog.Events.LogEventLevel LogLevel { get; init; } = ProxyOptions.LogLevel.Default;
+    public long MaxCacheBytes { get; init; } = ProxyOptions.MaxCacheSize.Default;
+    public ManifestPolicy ManifestPolicy { get; init; } = ProxyOptions.ManifestPolicy.Default;
+    public TimeSpan ManifestTtl { get; init; } = ProxyOptions.ManifestTtl.Default;
+    public TimeSpan UpstreamTimeout { get; init; } = ProxyOptions.UpstreamTimeout.Default;
+    public TimeSpan OfflineGrantWindow { get; init; } = ProxyOptions.OfflineGrantWindow.Default;
+    public CacheFailureMode OnCacheFailure { get; init; } = ProxyOptions.OnCacheFailure.Default;
+    public VerifyOnRead VerifyOnRead { get; init; } = ProxyOptions.VerifyOnRead.Default;
     public IReadOnlyDictionary<string, string> RegistryCredentials { get; init; } = new Dictionary<string, string>();
-    public TimeSpan HeaderTimeout { get; init; } = TimeSpan.FromSeconds(10);
-    public TimeSpan TunnelIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
-    public int MaxConnections { get; init; } = 10_000;
-    public int MaxConnectionsPerClient { get; init; } = 1_000;
-    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(25);
+    public TimeSpan HeaderTimeout { get; init; } = ProxyOptions.HeaderTimeout.Default;
+    public TimeSpan TunnelIdleTimeout { get; init; } = ProxyOptions.TunnelIdleTimeout.Default;
+    public int MaxConnections { get; init; } = ProxyOptions.MaxConnections.Default;
+    public int MaxConnectionsPerClient { get; init; } = ProxyOptions.MaxConnectionsPerClient.Default;
+    public TimeSpan ShutdownTimeout { get; init; } = ProxyOptions.ShutdownTimeout.Default;
 
     /// <summary>The registries and token hosts intercepted unless told otherwise.</summary>
     public static IReadOnlyList<string> DefaultIntercept { get; } =
@@ -38,7 +45,8 @@ public sealed record ProxySettings
         "gcr.io", "*.pkg.dev", "mcr.microsoft.com", "public.ecr.aws", "nvcr.io",
     ];
 
-    public string CaDirectory => Path.Combine(DataDirectory, "ca");
+    /// <summary>Every path in <see cref="DataDirectory"/>.</summary>
+    public DataLayout Layout => new(DataDirectory);
 }
 
 public enum VerifyOnRead
@@ -72,4 +80,40 @@ public sealed record ConnectToRule(string Host, int? Port, string Address, int T
 {
     public bool Matches(string host, int port) =>
         (Host.Length == 0 || string.Equals(Host, host, StringComparison.OrdinalIgnoreCase)) && (Port is null || Port == port);
+
+    /// <summary>Parses <c>HOST:PORT:ADDR:PORT2</c>, where ADDR may be <c>[v6]</c>; HOST and PORT may be empty.</summary>
+    public static bool TryParse(string text, out ConnectToRule rule)
+    {
+        rule = null!;
+        // Split from both ends to keep brackets intact.
+        var first = text.IndexOf(':', StringComparison.Ordinal);
+        var second = first < 0 ? -1 : text.IndexOf(':', first + 1);
+        var last = text.LastIndexOf(':');
+        if (first < 0 || second < 0 || last <= second)
+        {
+            return false;
+        }
+
+        var host = text[..first].ToLowerInvariant();
+        var portText = text[(first + 1)..second];
+        var address = text[(second + 1)..last].Trim('[', ']');
+        int? port = null;
+        if (portText.Length > 0)
+        {
+            if (!int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var p) || p is < 1 or > 65535)
+            {
+                return false;
+            }
+
+            port = p;
+        }
+
+        if (address.Length == 0 || !int.TryParse(text.AsSpan(last + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var target) || target is < 1 or > 65535)
+        {
+            return false;
+        }
+
+        rule = new ConnectToRule(host, port, address, target);
+        return true;
+    }
 }

@@ -5,25 +5,30 @@ using Microsoft.Extensions.Logging;
 using MitmCache.Caching;
 using MitmCache.Configuration;
 using MitmCache.Diagnostics;
+using MitmCache.Registry;
 
 namespace MitmCache.Hosting;
 
 /// <summary>
-/// <c>/admin/cache/*</c> on the proxy port: the cache operations of <see cref="CacheAdmin"/> as JSON, for
-/// <c>mitmcache cache ...</c> while the proxy runs (the index can only be open in one process).
+/// <c>/admin/*</c> on the proxy port: the cache operations of <see cref="CacheAdmin"/> as JSON, for
+/// <c>mitmcache cache ...</c> while the proxy runs (the index can only be open in one process), and the
+/// revocation of grants for <c>mitmcache auth revoke</c>.
 /// <code>
+///   GET  /admin/cache/info                       the data directory this proxy serves
 ///   GET  /admin/cache/stats?top=10
 ///   GET  /admin/cache/entries?registry=R&amp;repository=N
 ///   POST /admin/cache/prune?olderThan=30d&amp;maxSize=20GiB&amp;dryRun=true
 ///   POST /admin/cache/verify?delete=true
+///   POST /admin/auth/revoke?registry=R&amp;repository=N
 /// </code>
-/// Only loopback clients that name the proxy by a loopback address or <c>localhost</c> are answered (a page
-/// that rebinds its DNS name to 127.0.0.1 sends its own name as Host). Requests from browsers (with an
-/// <c>Origin</c>) are refused, and POSTs need <see cref="RequiredHeader"/>, which a cross-site form cannot send.
+/// One guard for all of them, since a web page open on the node can reach loopback: only loopback clients
+/// that name the proxy by a loopback address or <c>localhost</c> are answered (a page that rebinds its DNS
+/// name to 127.0.0.1 sends its own name as Host); requests from browsers (with an <c>Origin</c>) are
+/// refused; and a POST needs <see cref="RequiredHeader"/>, which a cross-site form cannot send.
 /// </summary>
-internal sealed class AdminEndpoints(CacheAdmin admin, ILogger<AdminEndpoints> logger)
+internal sealed class AdminEndpoints(CacheAdmin admin, AccessGrants grants, ILogger<AdminEndpoints> logger)
 {
-    public const string PathPrefix = "/admin/cache/";
+    public const string PathPrefix = "/admin/";
     public const string RequiredHeader = "X-MitmCache-Admin";
 
     public async Task HandleAsync(HttpContext context)
@@ -39,8 +44,17 @@ internal sealed class AdminEndpoints(CacheAdmin admin, ILogger<AdminEndpoints> l
 
         var get = HttpMethods.IsGet(request.Method);
         var post = HttpMethods.IsPost(request.Method);
+        if (post && request.Headers[RequiredHeader].ToString() != "1")
+        {
+            await WriteErrorAsync(context, StatusCodes.Status400BadRequest, $"POST needs the header {RequiredHeader}: 1");
+            return;
+        }
+
         switch (path)
         {
+            case "/admin/cache/info" when get:
+                await WriteAsync(context, new AdminInfo(admin.DataDirectory), AdminJson.Default.AdminInfo);
+                return;
             case "/admin/cache/stats" when get:
                 var top = int.TryParse(request.Query["top"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? Math.Clamp(n, 0, 1000) : 10;
                 await WriteAsync(context, admin.Stats(top), AdminJson.Default.CacheStats);
@@ -54,14 +68,41 @@ internal sealed class AdminEndpoints(CacheAdmin admin, ILogger<AdminEndpoints> l
             case "/admin/cache/verify" when post:
                 await VerifyAsync(context);
                 return;
-            case "/admin/cache/stats" or "/admin/cache/entries" or "/admin/cache/prune" or "/admin/cache/verify":
-                context.Response.Headers.Allow = path.EndsWith("prune", StringComparison.Ordinal) || path.EndsWith("verify", StringComparison.Ordinal) ? "POST" : "GET";
-                await WriteErrorAsync(context, StatusCodes.Status405MethodNotAllowed, $"{request.Method} is not allowed on {path}");
+            case "/admin/auth/revoke" when post:
+                await RevokeAsync(context);
+                return;
+            case "/admin/cache/info" or "/admin/cache/stats" or "/admin/cache/entries":
+                await NotAllowedAsync(context, "GET");
+                return;
+            case "/admin/cache/prune" or "/admin/cache/verify" or "/admin/auth/revoke":
+                await NotAllowedAsync(context, "POST");
                 return;
             default:
                 await WriteErrorAsync(context, StatusCodes.Status404NotFound, $"no admin endpoint {path}");
                 return;
         }
+    }
+
+    private static Task NotAllowedAsync(HttpContext context, string allow)
+    {
+        context.Response.Headers.Allow = allow;
+        return WriteErrorAsync(context, StatusCodes.Status405MethodNotAllowed, $"{context.Request.Method} is not allowed on {context.Request.Path}");
+    }
+
+    private async Task RevokeAsync(HttpContext context)
+    {
+        var registry = context.Request.Query["registry"].ToString();
+        if (registry.Length == 0)
+        {
+            await WriteErrorAsync(context, StatusCodes.Status400BadRequest, "registry is required");
+            return;
+        }
+
+        var repository = context.Request.Query["repository"].ToString();
+        logger.AdminOperation(repository.Length == 0 ? $"revoke grants for {registry}" : $"revoke grants for {registry}/{repository}",
+            context.Connection.RemoteIpAddress?.ToString() ?? "?");
+        var revoked = grants.RevokeAll(registry, repository.Length == 0 ? null : repository);
+        await WriteAsync(context, new RevokeReport(revoked), AdminJson.Default.RevokeReport);
     }
 
     private async Task PruneAsync(HttpContext context)
@@ -104,7 +145,7 @@ internal sealed class AdminEndpoints(CacheAdmin admin, ILogger<AdminEndpoints> l
             errors.Add("dryRun: expected true or false");
         }
 
-        if (errors.Count > 0 || !CheckPost(context, errors))
+        if (errors.Count > 0)
         {
             await WriteErrorAsync(context, StatusCodes.Status400BadRequest, string.Join("; ", errors));
             return;
@@ -122,7 +163,7 @@ internal sealed class AdminEndpoints(CacheAdmin admin, ILogger<AdminEndpoints> l
             errors.Add("delete: expected true or false");
         }
 
-        if (errors.Count > 0 || !CheckPost(context, errors))
+        if (errors.Count > 0)
         {
             await WriteErrorAsync(context, StatusCodes.Status400BadRequest, string.Join("; ", errors));
             return;
@@ -142,17 +183,6 @@ internal sealed class AdminEndpoints(CacheAdmin admin, ILogger<AdminEndpoints> l
         }
 
         await WriteAsync(context, report, AdminJson.Default.VerifyReport);
-    }
-
-    private static bool CheckPost(HttpContext context, List<string> errors)
-    {
-        if (context.Request.Headers[RequiredHeader].ToString() != "1")
-        {
-            errors.Add($"POST needs the header {RequiredHeader}: 1");
-            return false;
-        }
-
-        return true;
     }
 
     /// <summary>Absent means false; present without a value (<c>?dryRun</c>) means true.</summary>

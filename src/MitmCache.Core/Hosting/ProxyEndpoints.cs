@@ -8,8 +8,7 @@ using MitmCache.Diagnostics;
 namespace MitmCache.Hosting;
 
 /// <summary>The proxy's own endpoints on the proxy port: health, readiness, the root CA, metrics and the admin calls.</summary>
-internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, MetricsWriter metrics, Registry.AccessGrants grants,
-    AdminEndpoints cacheAdmin, TimeProvider time)
+internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, MetricsWriter metrics, AdminEndpoints admin, TimeProvider time)
 {
     /// <summary>The connection item that marks the <c>--metrics-listen</c> listener.</summary>
     public const string MonitoringListener = "mitmcache.monitoring";
@@ -34,7 +33,7 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
         var path = context.Request.Path.Value ?? "";
         if (path.StartsWith(AdminEndpoints.PathPrefix, StringComparison.Ordinal))
         {
-            await cacheAdmin.HandleAsync(context);
+            await admin.HandleAsync(context);
             return;
         }
 
@@ -70,31 +69,11 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
                 metrics.Write(text);
                 await response.WriteAsync(text.ToString());
                 return;
-            case "/admin/auth/revoke" when HttpMethods.IsPost(context.Request.Method):
-                if (!IsLocal(context))
-                {
-                    response.StatusCode = 403;
-                    return;
-                }
-
-                var registry = context.Request.Query["registry"].ToString();
-                if (registry.Length == 0)
-                {
-                    response.StatusCode = 400;
-                    await response.WriteAsync("registry is required\n");
-                    return;
-                }
-
-                var repository = context.Request.Query["repository"].ToString();
-                var revoked = grants.RevokeAll(registry, repository.Length == 0 ? null : repository);
-                response.ContentType = "application/json";
-                await response.WriteAsync(string.Create(CultureInfo.InvariantCulture, $"{{\"revoked\":{revoked}}}"));
-                return;
             default:
                 response.StatusCode = 404;
                 response.ContentType = "text/plain";
                 await response.WriteAsync(string.Create(CultureInfo.InvariantCulture,
-                    $"MitmCache is a proxy: set HTTPS_PROXY=http://{LocalAuthority(context)}. Endpoints: /healthz /readyz /ca.crt /metrics /admin/cache/*\n"));
+                    $"MitmCache is a proxy: set HTTPS_PROXY=http://{LocalAuthority(context)}. Endpoints: /healthz /readyz /ca.crt /metrics /admin/*\n"));
                 return;
         }
     }
@@ -126,8 +105,4 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
         address = address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
         return new System.Net.IPEndPoint(address, context.Connection.LocalPort).ToString();
     }
-
-    /// <summary>Admin calls come only from this host: loopback, without a proxy hop.</summary>
-    private static bool IsLocal(HttpContext context) =>
-        context.Connection.RemoteIpAddress is { } address && System.Net.IPAddress.IsLoopback(address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address);
 }

@@ -60,9 +60,9 @@ public sealed class ProxyHost : IAsyncDisposable
     {
         var time = TimeProvider.System;
         BlobStore.CreatePrivateDirectory(settings.DataDirectory);
-        var authority = CertificateAuthority.LoadOrCreate(settings.CaDirectory, time, out var created);
+        var authority = CertificateAuthority.LoadOrCreate(settings.Layout.Ca.Directory, time, out var created);
         log.Information(created ? "Created root CA {Fingerprint} in {Directory}" : "Loaded root CA {Fingerprint} from {Directory}",
-            authority.Sha256Fingerprint, settings.CaDirectory);
+            authority.Sha256Fingerprint, settings.Layout.Ca.Directory);
 
         // No reload-on-change for appsettings: it puts a recursive inotify watch on the content root,
         // the data directory, so every 64 KiB written by a blob fill woke the watcher thread (3% of
@@ -221,7 +221,7 @@ public sealed class ProxyHost : IAsyncDisposable
     {
         Interlocked.Exchange(ref _stoppingSince, _time.GetTimestamp());
         var settings = _app.Services.GetRequiredService<ProxySettings>();
-        _log.Information("Stopping: accepting no new connections; requests and cache fills in flight have {Timeout} to end",
+        _log.Information("Shutting down: accepting no new connections; requests and cache fills in flight have {Timeout} to end",
             settings.ShutdownTimeout);
         _systemd?.Stopping($"Draining, up to {settings.ShutdownTimeout.TotalSeconds:0.#} s");
         try
@@ -242,7 +242,7 @@ public sealed class ProxyHost : IAsyncDisposable
     {
         try
         {
-            return AccessGrants.LoadOrCreateKey(settings.CaDirectory);
+            return AccessGrants.LoadOrCreateKey(settings.Layout.Ca.Directory);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && settings.OnCacheFailure == CacheFailureMode.Passthrough)
         {

@@ -21,7 +21,6 @@ namespace MitmCache.Registry;
 /// </summary>
 internal sealed class AccessGrants
 {
-    public const string KeyFileName = "grants.key";
     private static readonly TimeSpan s_defaultTokenLifetime = TimeSpan.FromMinutes(5);
 
     private readonly byte[] _key;
@@ -46,7 +45,7 @@ internal sealed class AccessGrants
     /// <summary>Loads the per-install HMAC key, creating it (0600, atomically) on first use.</summary>
     public static byte[] LoadOrCreateKey(string caDirectory)
     {
-        var path = Path.Combine(caDirectory, KeyFileName);
+        var path = new Configuration.CaFiles(caDirectory).GrantsKey;
         if (!File.Exists(path))
         {
             PrivateFile.EnsureDirectory(caDirectory);

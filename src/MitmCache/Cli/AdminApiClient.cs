@@ -21,7 +21,11 @@ internal sealed class AdminApiClient : ICacheOperations
 
     public string Source { get; }
 
-    /// <summary>A client when a proxy answers <c>/healthz</c> at <paramref name="proxy"/>; null when nothing listens there.</summary>
+    /// <summary>The data directory the proxy serves (full path), as it says.</summary>
+    public string DataDirectory { get; private set; } = "";
+
+    /// <summary>A client when a MitmCache proxy answers at <paramref name="proxy"/>; null when nothing listens there.</summary>
+    /// <exception cref="CliException">Something answered, but not as a MitmCache proxy that lets this host administer it.</exception>
     public static async Task<AdminApiClient?> ConnectAsync(Uri proxy, CancellationToken cancellationToken)
     {
         var client = new AdminApiClient(proxy);
@@ -29,21 +33,20 @@ internal sealed class AdminApiClient : ICacheOperations
         timeout.CancelAfter(TimeSpan.FromSeconds(3));
         try
         {
-            using var response = await client._http.GetAsync("/healthz", timeout.Token);
-            if (response.IsSuccessStatusCode)
-            {
-                return client;
-            }
+            using var response = await client._http.GetAsync("/admin/cache/info", timeout.Token);
+            client.DataDirectory = (await client.ReadAsync(response, "/admin/cache/info", AdminJson.Default.AdminInfo, cancellationToken)).DataDirectory;
+            return client;
         }
-        catch (HttpRequestException)
+        catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
+            client.Dispose();
+            return null;
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch
         {
+            client.Dispose();
+            throw;
         }
-
-        client.Dispose();
-        return null;
     }
 
     public Task<CacheStats> StatsAsync(int top, CancellationToken cancellationToken) =>
@@ -73,6 +76,10 @@ internal sealed class AdminApiClient : ICacheOperations
     public Task<VerifyReport> VerifyAsync(bool delete, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, $"/admin/cache/verify?delete={(delete ? "true" : "false")}", AdminJson.Default.VerifyReport, cancellationToken);
 
+    public async Task<int> RevokeAsync(string registry, string? repository, CancellationToken cancellationToken) =>
+        (await SendAsync(HttpMethod.Post, $"/admin/auth/revoke?registry={Uri.EscapeDataString(registry)}" +
+            (repository is null ? "" : $"&repository={Uri.EscapeDataString(repository)}"), AdminJson.Default.RevokeReport, cancellationToken)).Revoked;
+
     private async Task<T> SendAsync<T>(HttpMethod method, string path, JsonTypeInfo<T> type, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(method, path);
@@ -89,24 +96,29 @@ internal sealed class AdminApiClient : ICacheOperations
 
         using (response)
         {
+            return await ReadAsync(response, path, type, cancellationToken);
+        }
+    }
+
+    private async Task<T> ReadAsync<T>(HttpResponseMessage response, string path, JsonTypeInfo<T> type, CancellationToken cancellationToken)
+    {
+        string message;
+        try
+        {
             if (response.IsSuccessStatusCode)
             {
                 return await response.Content.ReadFromJsonAsync(type, cancellationToken)
                     ?? throw new CliException($"{Source} sent an empty answer to {path}");
             }
 
-            string message;
-            try
-            {
-                message = (await response.Content.ReadFromJsonAsync(AdminJson.Default.AdminError, cancellationToken))?.Error ?? "";
-            }
-            catch (JsonException)
-            {
-                message = response.StatusCode == HttpStatusCode.NotFound ? "no admin endpoints: is it a MitmCache proxy of this version?" : "";
-            }
-
-            throw new CliException($"{Source} answered {(int)response.StatusCode} {response.ReasonPhrase}: {message}");
+            message = (await response.Content.ReadFromJsonAsync(AdminJson.Default.AdminError, cancellationToken))?.Error ?? "";
         }
+        catch (JsonException)
+        {
+            message = "no admin endpoints: is it a MitmCache proxy of this version?";
+        }
+
+        throw new CliException($"{Source} answered {(int)response.StatusCode} {response.ReasonPhrase}: {message}");
     }
 
     public void Dispose() => _http.Dispose();

@@ -14,6 +14,6 @@ internal sealed class AuthRevokeVerb
     [Option("proxy", HelpText = "Running proxy to ask (default http://127.0.0.1:3128, env MITMCACHE_PROXY). When none answers, the data directory is changed directly.")]
     public string? Proxy { get; set; }
 
-    [Option("data", HelpText = "Data directory, used when no proxy is running. Default ./mitmcache-data (env MITMCACHE_DATA).")]
+    [Option("data", HelpText = "The data directory whose grants to drop: through the proxy when it serves it, else opened directly. Default: the proxy's, or ./mitmcache-data (env MITMCACHE_DATA).")]
     public string? Data { get; set; }
 }

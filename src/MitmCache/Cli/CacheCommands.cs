@@ -100,9 +100,20 @@ internal static class CacheCommands
         return report.Corrupt.Count == 0 ? 0 : 1;
     });
 
-    private static async Task<int> RunAsync(CacheVerbOptions options, Func<ICacheOperations, CancellationToken, Task<int>> operation)
+    /// <summary><c>mitmcache auth revoke</c>: through the running proxy's admin endpoint, or in the stopped proxy's index.</summary>
+    public static Task<int> RevokeAsync(AuthRevokeVerb verb) => RunAsync(verb.Proxy, verb.Data, async (cache, cancellationToken) =>
     {
-        var proxyText = options.Proxy ?? Environment.GetEnvironmentVariable("MITMCACHE_PROXY") ?? DefaultProxy;
+        var revoked = await cache.RevokeAsync(verb.Registry, verb.Repository, cancellationToken);
+        Console.Out.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"revoked in {cache.Source}: {{\"revoked\":{revoked}}}"));
+        return 0;
+    });
+
+    private static Task<int> RunAsync(CacheVerbOptions options, Func<ICacheOperations, CancellationToken, Task<int>> operation) =>
+        RunAsync(options.Proxy, options.Data, operation);
+
+    private static async Task<int> RunAsync(string? proxyFlag, string? dataFlag, Func<ICacheOperations, CancellationToken, Task<int>> operation)
+    {
+        var proxyText = proxyFlag ?? Environment.GetEnvironmentVariable("MITMCACHE_PROXY") ?? DefaultProxy;
         if (!Uri.TryCreate(proxyText, UriKind.Absolute, out var proxy) || proxy.Scheme != Uri.UriSchemeHttp)
         {
             Console.Error.WriteLine($"mitmcache: --proxy: '{proxyText}' is not an http:// URL");
@@ -112,22 +123,8 @@ internal static class CacheCommands
         using var cancel = CommandLineApp.CancelOnCtrlC();
         try
         {
-            ICacheOperations cache;
-            if (await AdminApiClient.ConnectAsync(proxy, cancel.Token) is { } client)
-            {
-                cache = client;
-            }
-            else
-            {
-                var data = CommandLineApp.DataDirectory(options.Data);
-                Console.Error.WriteLine($"mitmcache: no proxy answers at {proxy.GetLeftPart(UriPartial.Authority)}; opening {data}");
-                cache = DataDirectoryCache.Open(data);
-            }
-
-            using (cache)
-            {
-                return await operation(cache, cancel.Token);
-            }
+            using var cache = await OpenAsync(proxy, CommandLineApp.NamedDataDirectory(dataFlag), cancel.Token);
+            return await operation(cache, cancel.Token);
         }
         catch (CliException ex)
         {
@@ -140,6 +137,35 @@ internal static class CacheCommands
             return 130;
         }
     }
+
+    /// <summary>
+    /// The running proxy when one answers at <paramref name="proxy"/> and serves the data directory named (or none
+    /// is named); otherwise the directory, opened here. A proxy serving another directory is never acted on in its
+    /// place. Says on stderr which cache it is.
+    /// </summary>
+    private static async Task<ICacheOperations> OpenAsync(Uri proxy, string? named, CancellationToken cancellationToken)
+    {
+        var at = proxy.GetLeftPart(UriPartial.Authority);
+        if (await AdminApiClient.ConnectAsync(proxy, cancellationToken) is { } client)
+        {
+            if (named is null || SameDirectory(client.DataDirectory, named))
+            {
+                Console.Error.WriteLine($"mitmcache: the cache in {client.DataDirectory}, through the proxy at {at}");
+                return client;
+            }
+
+            Console.Error.WriteLine($"mitmcache: the proxy at {at} serves {client.DataDirectory}, not {named}; opening {named}");
+            client.Dispose();
+            return DataDirectoryCache.Open(named);
+        }
+
+        var data = CommandLineApp.DataDirectory(named).Root;
+        Console.Error.WriteLine($"mitmcache: no proxy answers at {at}; opening {data}");
+        return DataDirectoryCache.Open(data);
+    }
+
+    private static bool SameDirectory(string a, string b) =>
+        Path.TrimEndingDirectorySeparator(Path.GetFullPath(a)) == Path.TrimEndingDirectorySeparator(Path.GetFullPath(b));
 
     private static string Json<T>(T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
         JsonSerializer.Serialize(value, type) + "\n";

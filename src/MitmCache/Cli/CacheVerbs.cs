@@ -8,7 +8,7 @@ internal abstract class CacheVerbOptions
     [Option("proxy", HelpText = "The running proxy, asked first over its admin endpoints. Default http://127.0.0.1:3128 (env MITMCACHE_PROXY).")]
     public string? Proxy { get; set; }
 
-    [Option("data", HelpText = "Data directory opened directly when no proxy answers. Default ./mitmcache-data (env MITMCACHE_DATA).")]
+    [Option("data", HelpText = "The cache to act on: through the proxy when it serves this directory, else opened directly. Default: the proxy's, or ./mitmcache-data (env MITMCACHE_DATA).")]
     public string? Data { get; set; }
 
     [Option("json", HelpText = "Print the result as JSON (the admin endpoint's answer).")]
@@ -32,7 +32,7 @@ internal sealed class CacheLsVerb : CacheVerbOptions
     public string? Repository { get; set; }
 }
 
-[Verb("prune", HelpText = "Remove blobs unused for a while (--older-than) and/or least recently used ones down to a size (--max-size).")]
+[Verb("prune", HelpText = "Remove blobs unused for a while (--older-than), least recently used ones down to a size (--max-size), or both: give at least one.")]
 internal sealed class CachePruneVerb : CacheVerbOptions
 {
     [Option("older-than", HelpText = "Remove blobs not used for this long, e.g. 30d, 12h.")]

@@ -1,49 +1,97 @@
-using System.Collections;
+using System.Reflection;
 using CommandLine;
-using MitmCache.Certificates;
 using MitmCache.Configuration;
-using MitmCache.Diagnostics;
-using MitmCache.Hosting;
 
 namespace MitmCache.Cli;
 
 /// <summary>
-/// The verbs: <c>run</c>, <c>prefetch</c>, <c>ca init|export</c>, <c>cache stats|ls|prune|verify</c>, <c>auth revoke</c>.
-/// Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid configuration.
+/// The verbs: <c>run</c> (the default), <c>prefetch</c>, <c>ca init|export</c>, <c>cache stats|ls|prune|verify</c>,
+/// <c>auth revoke</c>, <c>help</c>, <c>version</c>. An unknown word is an error, never a proxy started on it.
+/// Exit codes: 0 ok (help and version too), 1 runtime failure, 2 bad usage or invalid configuration.
 /// </summary>
 internal static class CommandLineApp
 {
+    private const string Usage = """
+        Usage: mitmcache [COMMAND] [OPTIONS]
+
+          run                            run the proxy (the default when the first word is an option)
+          prefetch IMAGE...              pull images through the running proxy to warm its cache
+          cache stats|ls|prune|verify    inspect and maintain the cache
+          ca init|export                 create the root CA, or print it
+          auth revoke                    drop the grants of private images
+          help [COMMAND]                 this text, or a command's options; `help options --markdown`: the options table
+          version                        the version
+
+        `mitmcache COMMAND --help` lists a command's options.
+
+        """;
+
     public static async Task<int> RunAsync(string[] args)
     {
-        if (args.Length > 0 && args[0] == "ca")
+        if (args.Length == 0 || (args[0].StartsWith('-') && args[0] is not ("--help" or "-h" or "--version")))
         {
-            return Parse(args[1..]).ParseArguments<CaInitVerb, CaExportVerb>(args[1..]).MapResult(
-                (CaInitVerb verb) => CaInit(verb),
-                (CaExportVerb verb) => CaExport(verb),
-                _ => 2);
+            return await RunVerb.RunAsync(args);
         }
 
-        if (args.Length > 0 && args[0] == "auth")
+        var rest = args[1..];
+        switch (args[0])
         {
-            return await Parse(args[1..]).ParseArguments<AuthRevokeVerb>(args[1..]).MapResult(AuthRevokeAsync, _ => Task.FromResult(2));
+            case "run":
+                return await RunVerb.RunAsync(rest);
+            case "prefetch":
+                return ParseVerbs(args, typeof(PrefetchVerb)) is { } prefetch
+                    ? await prefetch.MapResult((PrefetchVerb verb) => PrefetchCommand.RunAsync(verb), e => Task.FromResult(ExitCode(e)))
+                    : 2;
+            case "cache":
+                return ParseVerbs(rest, typeof(CacheStatsVerb), typeof(CacheLsVerb), typeof(CachePruneVerb), typeof(CacheVerifyVerb)) is { } cache
+                    ? await cache.MapResult(
+                        (CacheStatsVerb verb) => CacheCommands.StatsAsync(verb),
+                        (CacheLsVerb verb) => CacheCommands.ListAsync(verb),
+                        (CachePruneVerb verb) => CacheCommands.PruneAsync(verb),
+                        (CacheVerifyVerb verb) => CacheCommands.VerifyAsync(verb),
+                        e => Task.FromResult(ExitCode(e)))
+                    : 2;
+            case "ca":
+                return ParseVerbs(rest, typeof(CaInitVerb), typeof(CaExportVerb)) is { } ca
+                    ? ca.MapResult((CaInitVerb verb) => CaCommands.Init(verb), (CaExportVerb verb) => CaCommands.Export(verb), ExitCode)
+                    : 2;
+            case "auth":
+                return ParseVerbs(rest, typeof(AuthRevokeVerb)) is { } auth
+                    ? await auth.MapResult((AuthRevokeVerb verb) => CacheCommands.RevokeAsync(verb), e => Task.FromResult(ExitCode(e)))
+                    : 2;
+            case "help" or "--help" or "-h":
+                return await HelpAsync(rest);
+            case "version" or "--version":
+                Console.Out.WriteLine($"mitmcache {typeof(CommandLineApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion}");
+                return 0;
+            default:
+                var near = new[] { "run", "prefetch", "cache", "ca", "auth", "help", "version" }
+                    .Where(v => OptionLayers.Distance(v, args[0]) <= 2).OrderBy(v => OptionLayers.Distance(v, args[0])).FirstOrDefault();
+                Console.Error.Write($"mitmcache: unknown command '{args[0]}'{(near is null ? "" : $"; did you mean '{near}'?")}\n\n{Usage}");
+                return 2;
         }
+    }
 
-        if (args.Length > 0 && args[0] == "cache")
+    /// <summary><c>help</c>, <c>help COMMAND</c>, <c>help options [--markdown]</c>.</summary>
+    private static async Task<int> HelpAsync(string[] args)
+    {
+        switch (args)
         {
-            return await Parse(args[1..]).ParseArguments<CacheStatsVerb, CacheLsVerb, CachePruneVerb, CacheVerifyVerb>(args[1..]).MapResult(
-                (CacheStatsVerb verb) => CacheCommands.StatsAsync(verb),
-                (CacheLsVerb verb) => CacheCommands.ListAsync(verb),
-                (CachePruneVerb verb) => CacheCommands.PruneAsync(verb),
-                (CacheVerifyVerb verb) => CacheCommands.VerifyAsync(verb),
-                _ => Task.FromResult(2));
+            case []:
+                Console.Out.Write(Usage);
+                return 0;
+            case ["options", "--markdown"]:
+                Console.Out.Write(OptionDocs.Markdown(ProxyOptions.All));
+                return 0;
+            case ["options"] or ["run"]:
+                Console.Out.Write(OptionDocs.Help(ProxyOptions.All));
+                return 0;
+            case [var command] when command is not ("help" or "version"):
+                return await RunAsync([command, "--help"]);
+            default:
+                Console.Error.Write($"mitmcache: help: unknown topic '{string.Join(' ', args)}'\n\n{Usage}");
+                return 2;
         }
-
-        // ca, cache and auth are listed here for the top-level help; they were dispatched above.
-        var result = Parse(args).ParseArguments<RunVerb, PrefetchVerb, CacheGroupVerb, CaGroupVerb, AuthGroupVerb>(args);
-        return await result.MapResult(
-            (RunVerb verb) => RunProxyAsync(verb),
-            (PrefetchVerb verb) => PrefetchCommand.RunAsync(verb),
-            _ => Task.FromResult(2));
     }
 
     /// <summary>Cancelled by the first Ctrl-C, so the command can stop cleanly; a second one (or one after dispose) terminates.</summary>
@@ -69,161 +117,45 @@ internal static class CommandLineApp
         return cancel;
     }
 
-    private static Parser Parse(string[] _) => new(settings =>
-    {
-        settings.HelpWriter = Console.Error;
-        settings.CaseInsensitiveEnumValues = true;
-        settings.AllowMultiInstance = true;
-    });
+    /// <summary>The data directory named by <c>--data</c> or <c>MITMCACHE_DATA</c>, or null when neither names one.</summary>
+    internal static string? NamedDataDirectory(string? flag) =>
+        (flag ?? Environment.GetEnvironmentVariable(ProxyOptions.Data.EnvironmentVariable)) is { } named ? Path.GetFullPath(named) : null;
 
-    private static async Task<int> RunProxyAsync(RunVerb verb)
-    {
-        var errors = new List<string>();
-        var environment = Environment.GetEnvironmentVariables();
-        var sockets = SystemdSockets.FromEnvironment(environment, errors);
-        SystemdSockets.ClearEnvironment();
-        var settings = LoadSettings(verb, environment, errors, sockets);
-        if (settings is null)
-        {
-            foreach (var error in errors)
-            {
-                Console.Error.WriteLine($"mitmcache: {error}");
-            }
-
-            return 2;
-        }
-
-        using var log = Logging.Create(settings);
-        try
-        {
-            await using var host = await ProxyHost.StartAsync(settings, log, sockets);
-            await host.WaitForShutdownAsync();
-            return 0;
-        }
-        catch (CertificateAuthorityException ex)
-        {
-            Console.Error.WriteLine($"mitmcache: {ex.Message}");
-            return 1;
-        }
-        catch (Exception ex) when (ex is Caching.CacheUnavailableException or Caching.CacheLockedException)
-        {
-            Console.Error.WriteLine($"mitmcache: {ex.Message}");
-            return 1;
-        }
-        catch (IOException ex) when (ex.InnerException is System.Net.Sockets.SocketException || ex.Message.Contains("address", StringComparison.OrdinalIgnoreCase))
-        {
-            Console.Error.WriteLine($"mitmcache: cannot listen on {settings.Listen}: {ex.Message}");
-            return 1;
-        }
-    }
+    /// <summary>The data directory named, or the default one.</summary>
+    internal static DataLayout DataDirectory(string? flag) => new(NamedDataDirectory(flag) ?? ProxyOptions.Data.Default);
 
     /// <summary>
-    /// File, then environment, then flags; then validation of the merged result. With socket activation
-    /// the sockets' addresses replace <c>--listen</c> (and <c>--metrics-listen</c> for a socket named
-    /// <c>metrics</c>) before validation, so the open-proxy check applies to where the proxy really listens.
+    /// The verbs parsed by CommandLineParser, or null when an option other than a list is given twice (reported
+    /// here, naming it: CommandLineParser would keep the last silently). A list option (<c>--permit a --permit b</c>) repeats.
     /// </summary>
-    internal static ProxySettings? LoadSettings(RunVerb verb, IDictionary environment, List<string> errors, SystemdSockets? sockets = null)
+    private static ParserResult<object>? ParseVerbs(string[] args, params Type[] verbs)
     {
-        var options = new ProxyOptions();
-        var configFile = verb.Config ?? environment["MITMCACHE_CONFIG"] as string;
-        if (configFile is not null)
+        var verb = verbs.FirstOrDefault(v => v.GetCustomAttribute<VerbAttribute>()?.Name == args.FirstOrDefault());
+        var repeated = (verb?.GetProperties() ?? [])
+            .Where(p => p.PropertyType == typeof(string) || p.PropertyType.IsValueType)
+            .Select(p => p.GetCustomAttribute<OptionAttribute>()?.LongName)
+            .Where(name => name is not null && args.Count(a => a == $"--{name}" || a.StartsWith($"--{name}=", StringComparison.Ordinal)) > 1)
+            .ToList();
+        foreach (var name in repeated)
         {
-            OptionLayers.ApplyFile(options, configFile, errors);
+            Console.Error.WriteLine($"mitmcache: --{name} is given more than once; give it once");
         }
 
-        OptionLayers.ApplyEnvironment(options, environment, errors);
-        OptionLayers.ApplyFlags(options, verb);
-        if (sockets is not null)
+        if (repeated.Count > 0)
         {
-            options.Listen = sockets.Proxy.EndPoint.ToString();
-            options.MetricsListen = sockets.Metrics?.EndPoint.ToString() ?? options.MetricsListen;
+            return null;
         }
 
-        var settings = SettingsValidator.Validate(options, errors);
-        return errors.Count == 0 ? settings : null;
+        using var parser = new Parser(settings =>
+        {
+            settings.HelpWriter = Console.Error;
+            settings.CaseInsensitiveEnumValues = true;
+            settings.AllowMultiInstance = true;
+        });
+        return parser.ParseArguments(args, verbs);
     }
 
-    internal static string DataDirectory(string? flag) =>
-        Path.GetFullPath(flag ?? Environment.GetEnvironmentVariable("MITMCACHE_DATA") ?? new ProxyOptions().Data!);
-
-    private static int CaInit(CaInitVerb verb)
-    {
-        var directory = Path.Combine(DataDirectory(verb.Data), "ca");
-        if (!verb.Force && File.Exists(Path.Combine(directory, CertificateAuthority.KeyFileName)))
-        {
-            Console.Error.WriteLine($"mitmcache: a CA already exists in {directory}; use --force to replace it (every node must then trust the new one)");
-            return 1;
-        }
-
-        try
-        {
-            using var authority = CertificateAuthority.Create(verb.Permit.ToList(), TimeProvider.System);
-            authority.Save(directory);
-            Console.Error.WriteLine($"Created root CA in {directory}");
-            Console.Error.WriteLine($"SHA-256 fingerprint: {authority.Sha256Fingerprint}");
-            return 0;
-        }
-        catch (Exception ex) when (ex is ArgumentException or CertificateAuthorityException or IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"mitmcache: {ex.Message}");
-            return 1;
-        }
-    }
-
-    /// <summary>Through the running proxy's loopback admin endpoint, else directly in the stopped proxy's index.</summary>
-    private static async Task<int> AuthRevokeAsync(AuthRevokeVerb verb)
-    {
-        var proxy = verb.Proxy ?? Environment.GetEnvironmentVariable("MITMCACHE_PROXY") ?? "http://127.0.0.1:3128";
-        var query = $"registry={Uri.EscapeDataString(verb.Registry)}" + (verb.Repository is null ? "" : $"&repository={Uri.EscapeDataString(verb.Repository)}");
-        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
-        {
-            try
-            {
-                using var response = await http.PostAsync($"{proxy.TrimEnd('/')}/admin/auth/revoke?{query}", content: null);
-                var text = await response.Content.ReadAsStringAsync();
-                Console.WriteLine(response.IsSuccessStatusCode ? $"revoked via {proxy}: {text}" : $"mitmcache: {proxy} answered {(int)response.StatusCode}: {text}");
-                return response.IsSuccessStatusCode ? 0 : 1;
-            }
-            catch (HttpRequestException)
-            {
-                // No proxy running: the index is ours to open.
-            }
-        }
-
-        var index = Path.Combine(DataDirectory(verb.Data), "index.db");
-        if (!File.Exists(index))
-        {
-            Console.Error.WriteLine($"mitmcache: no proxy at {proxy} and no index at {index}");
-            return 1;
-        }
-
-        try
-        {
-            using var cacheIndex = new Caching.CacheIndex(index);
-            var revoked = cacheIndex.DeleteGrants(verb.Registry, verb.Repository);
-            Console.WriteLine($"revoked in {index}: {{\"revoked\":{revoked}}}");
-            return 0;
-        }
-        catch (Caching.CacheLockedException ex)
-        {
-            Console.Error.WriteLine($"mitmcache: {ex.Message}; give that proxy's address with --proxy");
-            return 1;
-        }
-    }
-
-    private static int CaExport(CaExportVerb verb)
-    {
-        var directory = Path.Combine(DataDirectory(verb.Data), "ca");
-        try
-        {
-            using var authority = CertificateAuthority.Load(directory);
-            Console.Out.Write(authority.ExportPem());
-            return 0;
-        }
-        catch (CertificateAuthorityException ex)
-        {
-            Console.Error.WriteLine($"mitmcache: {ex.Message}");
-            return 1;
-        }
-    }
+    /// <summary>Asking for help or the version is a success; anything else the parser refused is bad usage.</summary>
+    private static int ExitCode(IEnumerable<Error> errors) =>
+        errors.All(e => e.Tag is ErrorType.HelpRequestedError or ErrorType.HelpVerbRequestedError or ErrorType.VersionRequestedError) ? 0 : 2;
 }

@@ -1,4 +1,3 @@
-using System.Net;
 using Microsoft.Extensions.Logging;
 using MitmCache.Caching;
 using MitmCache.Configuration;
@@ -30,21 +29,22 @@ internal sealed class DataDirectoryCache : ICacheOperations
 
     public string Source { get; }
 
-    /// <exception cref="CliException">There is no cache there, or another process has it open.</exception>
+    /// <exception cref="CliException">There is no cache there, it belongs to another user, or another process has it open.</exception>
     public static DataDirectoryCache Open(string dataDirectory)
     {
-        if (!File.Exists(Path.Combine(dataDirectory, "index.db")))
+        var settings = new ProxySettings { DataDirectory = dataDirectory };
+        var errors = new List<string>();
+        DataDirectoryAccess.Check(settings.Layout, errors);
+        if (errors.Count > 0)
         {
-            throw new CliException($"there is no cache in {dataDirectory} (no index.db)");
+            throw new CliException(string.Join("\nmitmcache: ", errors));
         }
 
-        var settings = new ProxySettings
+        if (!File.Exists(settings.Layout.Index))
         {
-            Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            DataDirectory = dataDirectory,
-            Intercept = [],
-            AllowedPorts = new HashSet<int>(),
-        };
+            throw new CliException($"there is no cache in {dataDirectory} (no {DataLayout.IndexFileName})");
+        }
+
         var log = Logging.Create(json: false, Serilog.Events.LogEventLevel.Warning);
         var loggers = new SerilogLoggerFactory(log);
         var metrics = new CacheMetrics(); // nothing reads them: live counters are the running proxy's
@@ -79,6 +79,9 @@ internal sealed class DataDirectoryCache : ICacheOperations
 
     public Task<VerifyReport> VerifyAsync(bool delete, CancellationToken cancellationToken) =>
         Task.FromResult(_admin.Verify(delete, cancellationToken));
+
+    public Task<int> RevokeAsync(string registry, string? repository, CancellationToken cancellationToken) =>
+        Task.FromResult(_cache.Index.DeleteGrants(registry, repository));
 
     public void Dispose()
     {

@@ -19,4 +19,7 @@ internal interface ICacheOperations : IDisposable
     Task<PruneReport> PruneAsync(TimeSpan? olderThan, long? maxBytes, bool dryRun, CancellationToken cancellationToken);
 
     Task<VerifyReport> VerifyAsync(bool delete, CancellationToken cancellationToken);
+
+    /// <summary>Drops every credential's grants for a registry (or one repository); returns how many.</summary>
+    Task<int> RevokeAsync(string registry, string? repository, CancellationToken cancellationToken);
 }

@@ -1,93 +1,128 @@
-using CommandLine;
+using System.Net;
+using System.Net.Sockets;
+using MitmCache.Caching;
+using MitmCache.Certificates;
+using MitmCache.Configuration;
+using MitmCache.Diagnostics;
+using MitmCache.Hosting;
 
 namespace MitmCache.Cli;
 
 /// <summary>
-/// <c>mitmcache run</c>. Property names match <see cref="Configuration.ProxyOptions"/>, so a flag that is
-/// given overrides the environment and the config file (see <see cref="Configuration.OptionLayers"/>).
-/// Defaults live in ProxyOptions, not here, so that an absent flag never hides a file or env value.
+/// <c>mitmcache run</c>. Its flags are the definitions in <see cref="ProxyOptions"/>, read with the environment
+/// and the config file by <see cref="SettingsLoader"/>. Not CommandLineParser: it would need every option
+/// declared a second time as an attributed property, and it keeps the last of a repeated flag silently.
+/// Nothing is created before the options (exit 2), the listen addresses (exit 2) and the data directory's
+/// owner (exit 1) are checked.
 /// </summary>
-[Verb("run", isDefault: true, HelpText = "Run the proxy.")]
-internal sealed class RunVerb
+internal static class RunVerb
 {
-    [Option("config", HelpText = "JSON config file (keys as camelCase option names). Env: MITMCACHE_CONFIG.")]
-    public string? Config { get; set; }
+    public static async Task<int> RunAsync(IReadOnlyList<string> args)
+    {
+        if (args.Any(a => a is "--help" or "-h"))
+        {
+            Console.Out.Write(OptionDocs.Help(ProxyOptions.All));
+            return 0;
+        }
 
-    [Option("listen", HelpText = "ADDRESS:PORT to listen on. Default 127.0.0.1:3128.")]
-    public string? Listen { get; set; }
+        var errors = new List<string>();
+        var environment = Environment.GetEnvironmentVariables();
+        var sockets = SystemdSockets.FromEnvironment(environment, errors);
+        SystemdSockets.ClearEnvironment();
+        var settings = SettingsLoader.Load(args, environment, errors, sockets is null ? null
+            : s => s with { Listen = sockets.Proxy.EndPoint, MetricsListen = sockets.Metrics?.EndPoint ?? s.MetricsListen });
+        if (settings is not null)
+        {
+            // A socket systemd passed is bound already: only addresses this process binds itself are checked.
+            if (sockets is null)
+            {
+                CheckListen(settings.Listen, ProxyOptions.Listen, errors);
+            }
 
-    [Option("metrics-listen", HelpText = "ADDRESS:PORT serving only /metrics, /healthz and /readyz (for a scraper that is not a proxy client). Default none.")]
-    public string? MetricsListen { get; set; }
+            if (settings.MetricsListen is { } metrics && sockets?.Metrics is null)
+            {
+                CheckListen(metrics, ProxyOptions.MetricsListen, errors);
+            }
+        }
 
-    [Option("data", HelpText = "Data directory (CA, cache, index). Default ./mitmcache-data.")]
-    public string? Data { get; set; }
+        if (Report(errors))
+        {
+            return 2;
+        }
 
-    [Option("intercept", Separator = ',', HelpText = "Extra hosts to intercept (exact or *.domain), repeatable, added to the built-in registries.")]
-    public IEnumerable<string> Intercept { get; set; } = [];
+        DataDirectoryAccess.Check(settings!.Layout, errors);
+        if (Report(errors))
+        {
+            return 1;
+        }
 
-    [Option("no-default-intercept", HelpText = "Intercept only the --intercept hosts, not the built-in registries.")]
-    public bool NoDefaultIntercept { get; set; }
+        using var log = Logging.Create(settings);
+        try
+        {
+            await using (var host = await ProxyHost.StartAsync(settings, log, sockets))
+            {
+                await host.WaitForShutdownAsync();
+            }
 
-    [Option("allow-port", Separator = ',', HelpText = "CONNECT ports allowed besides 443 (e.g. 5000,8443).")]
-    public IEnumerable<string> AllowPort { get; set; } = [];
+            log.Information("MitmCache stopped");
+            return 0;
+        }
+        catch (Exception ex) when (ex is CertificateAuthorityException or CacheUnavailableException or CacheLockedException)
+        {
+            Console.Error.WriteLine($"mitmcache: {ex.Message}");
+            return 1;
+        }
+        catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException or SocketException)
+        {
+            // Taken between the check above and Kestrel's bind.
+            Console.Error.WriteLine($"mitmcache: --listen {settings.Listen}: {ex.Message}");
+            return 2;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"mitmcache: cannot use the data directory {settings.DataDirectory}: {ex.Message}");
+            return 1;
+        }
+    }
 
-    [Option("upstream-ca", HelpText = "PEM bundle trusted for upstream TLS in addition to the system roots.")]
-    public string? UpstreamCa { get; set; }
+    private static bool Report(List<string> errors)
+    {
+        foreach (var error in errors)
+        {
+            Console.Error.WriteLine($"mitmcache: {error}");
+        }
 
-    [Option("connect-to", Separator = ',', HelpText = "HOST:PORT:ADDRESS:PORT2 connection override, like curl's --connect-to. Repeatable.")]
-    public IEnumerable<string> ConnectTo { get; set; } = [];
+        return errors.Count > 0;
+    }
 
-    [Option("upstream-proxy", HelpText = "Parent proxy for all upstream traffic, http://HOST:PORT.")]
-    public string? UpstreamProxy { get; set; }
+    /// <summary>Binds the address for a moment, as Kestrel will, so a busy port is an option error before the CA or the cache is touched.</summary>
+    private static void CheckListen(IPEndPoint endpoint, OptionDefinition option, List<string> errors)
+    {
+        if (endpoint.Port == 0)
+        {
+            return;
+        }
 
-    [Option("allow-client", Separator = ',', HelpText = "Client network allowed to use the proxy (CIDR), repeatable. Loopback is always allowed.")]
-    public IEnumerable<string> AllowClient { get; set; } = [];
+        using var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (endpoint.Address.Equals(IPAddress.IPv6Any))
+            {
+                socket.DualMode = true; // Kestrel's [::] takes IPv4 too
+            }
 
-    [Option("proxy-auth", HelpText = "Require Proxy-Authorization Basic USER:PASSWORD (prefer MITMCACHE_PROXY_AUTH: flags show in ps).")]
-    public string? ProxyAuth { get; set; }
-
-    [Option("log-format", HelpText = "plain (default) or json.")]
-    public string? LogFormat { get; set; }
-
-    [Option("log-level", HelpText = "verbose, debug, information (default), warning, error.")]
-    public string? LogLevel { get; set; }
-
-    [Option("max-cache-size", HelpText = "Cache size cap, e.g. 50GiB (default 20GiB). LRU eviction.")]
-    public string? MaxCacheSize { get; set; }
-
-    [Option("manifest-policy", HelpText = "Tags: upstream-first (default), ttl or offline.")]
-    public string? ManifestPolicy { get; set; }
-
-    [Option("manifest-ttl", HelpText = "With --manifest-policy ttl: serve tags without asking upstream for this long (default 5m).")]
-    public string? ManifestTtl { get; set; }
-
-    [Option("upstream-timeout", HelpText = "Wait this long for an upstream answer before serving from cache (default 10s).")]
-    public string? UpstreamTimeout { get; set; }
-
-    [Option("offline-grant-window", HelpText = "How long upstream's yes to a credential lets it pull that private repository while upstream is down (default 7d).")]
-    public string? OfflineGrantWindow { get; set; }
-
-    [Option("on-cache-failure", HelpText = "If the data directory cannot hold the cache at start-up: fail (default) or passthrough.")]
-    public string? OnCacheFailure { get; set; }
-
-    [Option("verify-on-read", HelpText = "Re-hash cached blobs as they are served: never, sample (default, 1 in 16) or always.")]
-    public string? VerifyOnRead { get; set; }
-
-    [Option("registry-credential", Separator = ',', HelpText = "HOST=USER:PASSWORD used only when a client sends no credentials. Repeatable.")]
-    public IEnumerable<string> RegistryCredential { get; set; } = [];
-
-    [Option("header-timeout", HelpText = "A client must send its CONNECT head, finish TLS and send each request's headers within this (default 10s).")]
-    public string? HeaderTimeout { get; set; }
-
-    [Option("tunnel-idle-timeout", HelpText = "Close a blind tunnel after this long without a byte either way (default 10m).")]
-    public string? TunnelIdleTimeout { get; set; }
-
-    [Option("max-connections", HelpText = "Open client connections at most; more get 503 (default 10000).")]
-    public string? MaxConnections { get; set; }
-
-    [Option("max-connections-per-client", HelpText = "Open connections from one client address at most; more get 503 (default 1000).")]
-    public string? MaxConnectionsPerClient { get; set; }
-
-    [Option("shutdown-timeout", HelpText = "On SIGTERM, stop accepting and wait this long for requests and cache fills in flight (default 25s).")]
-    public string? ShutdownTimeout { get; set; }
+            socket.Bind(endpoint);
+            socket.Listen();
+        }
+        catch (SocketException ex)
+        {
+            errors.Add($"{option.Flag} {endpoint}: " + ex.SocketErrorCode switch
+            {
+                SocketError.AddressAlreadyInUse => "the address is already in use (another process listens there)",
+                SocketError.AddressNotAvailable => "no such address on this host",
+                SocketError.AccessDenied => "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)",
+                _ => ex.Message,
+            });
+        }
+    }
 }

@@ -1,4 +1,5 @@
 using MitmCache.Caching;
+using MitmCache.Configuration;
 using MitmCache.Core.Tests.Certificates;
 using MitmCache.Registry;
 
@@ -11,17 +12,29 @@ public sealed class BlobStoreTests : IDisposable
 
     public BlobStoreTests()
     {
-        _store = new BlobStore(_directory.Path);
+        _store = new BlobStore(new DataLayout(_directory.Path));
+        _store.CreateDirectories();
     }
 
     public void Dispose() => _directory.Dispose();
 
     [Fact]
-    public void Constructor_CreatesBlobAndTempRoots()
+    public void CreateDirectories_CreatesBlobAndTempRoots()
     {
         Assert.True(Directory.Exists(_store.BlobRoot));
         Assert.True(Directory.Exists(_store.TempRoot));
         Assert.EndsWith(Path.DirectorySeparatorChar.ToString(), _store.BlobRoot, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Constructor_CreatesNothing_AndAStoreWithoutFoldersSweepsAndListsNothing()
+    {
+        using var empty = new TempDirectory();
+        var store = new BlobStore(new DataLayout(empty.Path));
+
+        Assert.Equal(0, store.SweepTemp());
+        Assert.Empty(store.EnumerateBlobs());
+        Assert.Empty(Directory.EnumerateFileSystemEntries(empty.Path));
     }
 
     [Fact]

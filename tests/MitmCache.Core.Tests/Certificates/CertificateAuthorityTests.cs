@@ -1,3 +1,4 @@
+using System.Runtime.Versioning;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using MitmCache.Certificates;
@@ -103,14 +104,10 @@ public sealed class CertificateAuthorityTests : IDisposable
         Assert.True(CertificateTestHelpers.Validate(leaf, ca.PublicCertificate).Valid);
     }
 
-    [Fact]
+    [UnixFact]
+    [UnsupportedOSPlatform("windows")]
     public void Save_Always_KeyIs0600AndCertificateIs0644AndNoTempFilesRemain()
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-
         using var ca = CertificateAuthority.Create([], _time);
         ca.Save(_temp.Path);
 
@@ -122,14 +119,10 @@ public sealed class CertificateAuthorityTests : IDisposable
         Assert.StartsWith("-----BEGIN PRIVATE KEY-----\n", File.ReadAllText(_temp.Combine("root.key")), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [UnixFact]
+    [UnsupportedOSPlatform("windows")]
     public void Save_DirectoryMissing_CreatesItAs0700()
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-
         var directory = _temp.Combine("data", "ca");
         using var ca = CertificateAuthority.Create([], _time);
         ca.Save(directory);
@@ -137,14 +130,10 @@ public sealed class CertificateAuthorityTests : IDisposable
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(directory));
     }
 
-    [Fact]
+    [UnixFact]
+    [UnsupportedOSPlatform("windows")]
     public void Save_FilesExist_ReplacesThemAndKeyStays0600()
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-
         using var first = CertificateAuthority.Create([], _time);
         first.Save(_temp.Path);
         using var second = CertificateAuthority.Create([], _time);
@@ -155,18 +144,14 @@ public sealed class CertificateAuthorityTests : IDisposable
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_temp.Combine("root.key")));
     }
 
-    [Theory]
+    [UnixTheory]
+    [UnsupportedOSPlatform("windows")]
     [InlineData(UnixFileMode.GroupRead)]
     [InlineData(UnixFileMode.OtherRead)]
     [InlineData(UnixFileMode.GroupWrite)]
     [InlineData(UnixFileMode.OtherWrite)]
     public void Load_KeyAccessibleToOthers_ThrowsNamingChmod600(UnixFileMode extra)
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-
         using var ca = CertificateAuthority.Create([], _time);
         ca.Save(_temp.Path);
         var keyPath = _temp.Combine("root.key");
@@ -178,14 +163,10 @@ public sealed class CertificateAuthorityTests : IDisposable
         Assert.Contains($"chmod 600 {keyPath}", e.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [UnixFact]
+    [UnsupportedOSPlatform("windows")]
     public void Load_Key0644_MessageShowsMode()
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-
         using var ca = CertificateAuthority.Create([], _time);
         ca.Save(_temp.Path);
         var keyPath = _temp.Combine("root.key");
@@ -198,14 +179,10 @@ public sealed class CertificateAuthorityTests : IDisposable
             e.Message);
     }
 
-    [Fact]
+    [UnixFact]
+    [UnsupportedOSPlatform("windows")]
     public void Load_KeyFixedWithChmod600_Loads()
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-
         using var ca = CertificateAuthority.Create([], _time);
         ca.Save(_temp.Path);
         var keyPath = _temp.Combine("root.key");

@@ -17,19 +17,82 @@ public sealed class OptionLayersTests : IDisposable
         return path;
     }
 
+    private static Dictionary<OptionDefinition, GivenValue> Flags(List<string> errors, params string[] args) =>
+        OptionLayers.ReadFlags(args, ProxyOptions.All, errors);
+
+    private static ProxySettings? Load(List<string> errors, IDictionary environment, params string[] flags) =>
+        SettingsLoader.Load(flags, environment, errors);
+
     [Theory]
-    [InlineData("Listen", "MITMCACHE_LISTEN")]
-    [InlineData("MaxCacheSize", "MITMCACHE_MAX_CACHE_SIZE")]
-    [InlineData("NoDefaultIntercept", "MITMCACHE_NO_DEFAULT_INTERCEPT")]
-    [InlineData("UpstreamCa", "MITMCACHE_UPSTREAM_CA")]
-    [InlineData("AllowPort", "MITMCACHE_ALLOW_PORT")]
-    public void EnvironmentName_PropertyName_ScreamingSnakeWithPrefix(string property, string expected)
+    [InlineData("listen", "MITMCACHE_LISTEN", "listen")]
+    [InlineData("max-cache-size", "MITMCACHE_MAX_CACHE_SIZE", "maxCacheSize")]
+    [InlineData("no-default-intercept", "MITMCACHE_NO_DEFAULT_INTERCEPT", "noDefaultIntercept")]
+    [InlineData("max-connections-per-client", "MITMCACHE_MAX_CONNECTIONS_PER_CLIENT", "maxConnectionsPerClient")]
+    public void Names_FromTheOneName_FlagEnvironmentAndFileKey(string name, string variable, string key)
     {
-        Assert.Equal(expected, OptionLayers.EnvironmentName(property));
+        var option = Assert.Single(ProxyOptions.All, o => o.Name == name);
+
+        Assert.Equal("--" + name, option.Flag);
+        Assert.Equal(variable, option.EnvironmentVariable);
+        Assert.Equal(key, option.FileKey);
     }
 
     [Fact]
-    public void ApplyFile_KnownKeysInCamelAndKebabCase_Applied()
+    public void ReadFlags_ValueFormsSwitchesAndLists_Read()
+    {
+        var errors = new List<string>();
+
+        var given = Flags(errors, "--listen", "127.0.0.1:4000", "--max-cache-size=5GiB", "--no-default-intercept",
+            "--intercept", "a.test,b.test", "--intercept=c.test");
+
+        Assert.Empty(errors);
+        Assert.Equal(["127.0.0.1:4000"], given[ProxyOptions.Listen].Values);
+        Assert.Equal(["5GiB"], given[ProxyOptions.MaxCacheSize].Values);
+        Assert.Equal(["true"], given[ProxyOptions.NoDefaultIntercept].Values);
+        Assert.Equal(["a.test", "b.test", "c.test"], given[ProxyOptions.Intercept].Values);
+        Assert.Equal("--intercept", given[ProxyOptions.Intercept].Source);
+    }
+
+    [Theory]
+    [InlineData("--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2")]
+    [InlineData("--listen", "127.0.0.1:1", "--listen=127.0.0.1:1")]
+    [InlineData("--no-default-intercept", "--no-default-intercept")]
+    [InlineData("--upstream-proxy", "http://a:1", "--upstream-proxy", "http://b:1")]
+    public void ReadFlags_SingleValuedOptionTwice_ErrorNamingIt(params string[] args)
+    {
+        var errors = new List<string>();
+
+        var given = Flags(errors, args);
+
+        Assert.Contains($"{args[0].Split('=')[0]} is given 2 times", Assert.Single(errors), StringComparison.Ordinal);
+        Assert.Empty(given);
+    }
+
+    [Fact]
+    public void ReadFlags_SecretTwice_ErrorWithoutTheValues()
+    {
+        var errors = new List<string>();
+
+        Flags(errors, "--proxy-auth", "u:first-secret", "--proxy-auth", "u:second-secret");
+
+        Assert.DoesNotContain("secret", Assert.Single(errors), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ReadFlags_UnknownOptionStrayWordAndMissingValue_EachReported()
+    {
+        var errors = new List<string>();
+
+        Flags(errors, "--lisen", "x", "--max-cache-size");
+
+        Assert.Equal(3, errors.Count);
+        Assert.Equal("unknown option '--lisen'; did you mean --listen?", errors[0]);
+        Assert.StartsWith("unexpected argument 'x'", errors[1], StringComparison.Ordinal);
+        Assert.StartsWith("--max-cache-size: a value is required", errors[2], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ReadFile_KnownKeysInCamelKebabAndOtherCase_Read()
     {
         var path = WriteConfig("""
             {
@@ -41,125 +104,101 @@ public sealed class OptionLayersTests : IDisposable
               "noDefaultIntercept": true,
               "manifestTtl": 30,
               "proxyAuth": null,
+              "allowClient": "10.0.0.0/8,192.168.0.0/16",
             }
             """);
-        var options = new ProxyOptions { ProxyAuth = "was:set" };
         var errors = new List<string>();
 
-        OptionLayers.ApplyFile(options, path, errors);
+        var given = OptionLayers.ReadFile(path, ProxyOptions.All, errors);
 
         Assert.Empty(errors);
-        Assert.Equal("127.0.0.1:4000", options.Listen);
-        Assert.Equal("5GiB", options.MaxCacheSize);
-        Assert.Equal(["registry.test", "*.example.com"], options.Intercept!);
-        Assert.Equal(["5000", "8443"], options.AllowPort!);
-        Assert.True(options.NoDefaultIntercept);
-        Assert.Equal("30", options.ManifestTtl);
-        Assert.Null(options.ProxyAuth);
-        Assert.Equal("mitmcache-data", options.Data); // not named: default kept
+        Assert.Equal(["127.0.0.1:4000"], given[ProxyOptions.Listen].Values);
+        Assert.Equal(["5GiB"], given[ProxyOptions.MaxCacheSize].Values);
+        Assert.Equal(["registry.test", "*.example.com"], given[ProxyOptions.Intercept].Values);
+        Assert.Equal(["5000", "8443"], given[ProxyOptions.AllowPort].Values);
+        Assert.Equal(["true"], given[ProxyOptions.NoDefaultIntercept].Values);
+        Assert.Equal(["30"], given[ProxyOptions.ManifestTtl].Values);
+        Assert.Equal(["10.0.0.0/8", "192.168.0.0/16"], given[ProxyOptions.AllowClient].Values);
+        Assert.False(given.ContainsKey(ProxyOptions.ProxyAuth)); // null: not given
+        Assert.Equal($"config file '{path}'", given[ProxyOptions.Listen].Source);
     }
 
     [Fact]
-    public void ApplyFile_UnknownKeys_EachReportedAndKnownKeysStillApplied()
+    public void ReadFile_UnknownKeysRepeatedOptionsAndConfigItself_EachReportedAndTheRestRead()
     {
-        var path = WriteConfig("""{ "listen": "127.0.0.1:4000", "lisen": "typo", "cacheSize": "1G" }""");
-        var options = new ProxyOptions();
+        var path = WriteConfig("""{ "listen": "127.0.0.1:4000", "lisen": "typo", "cacheSize": "1G", "maxCacheSize": "1G", "max-cache-size": "2G", "config": "other.json" }""");
         var errors = new List<string>();
 
-        OptionLayers.ApplyFile(options, path, errors);
+        var given = OptionLayers.ReadFile(path, ProxyOptions.All, errors);
 
-        Assert.Equal(2, errors.Count);
+        Assert.Equal(4, errors.Count);
         Assert.Contains(errors, e => e.Contains("unknown option 'lisen'", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Contains("unknown option 'cacheSize'", StringComparison.Ordinal));
-        Assert.Equal("127.0.0.1:4000", options.Listen);
+        Assert.Contains(errors, e => e.Contains("option 'max-cache-size' is given more than once", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("unknown option 'config'", StringComparison.Ordinal));
+        Assert.Equal(["127.0.0.1:4000"], given[ProxyOptions.Listen].Values);
+        Assert.False(given.ContainsKey(ProxyOptions.MaxCacheSize));
     }
 
     [Theory]
-    [InlineData("""{ "intercept": 5 }""", "intercept")]
-    [InlineData("""{ "noDefaultIntercept": "maybe" }""", "noDefaultIntercept")]
+    [InlineData("""{ "intercept": {"a": 1} }""", "intercept")]
+    [InlineData("""{ "listen": ["127.0.0.1:1", "127.0.0.1:2"] }""", "listen")]
     [InlineData("""{ "listen": { "port": 3128 } }""", "listen")]
-    public void ApplyFile_WrongValueType_ReportedWithOptionName(string json, string option)
+    [InlineData("""{ "allowPort": [[5000]] }""", "allowPort")]
+    public void ReadFile_WrongValueShape_ReportedWithOptionName(string json, string option)
     {
         var errors = new List<string>();
 
-        OptionLayers.ApplyFile(new ProxyOptions(), WriteConfig(json), errors);
+        OptionLayers.ReadFile(WriteConfig(json), ProxyOptions.All, errors);
 
         Assert.Contains($"option '{option}'", Assert.Single(errors), StringComparison.Ordinal);
     }
 
     [Theory]
-    [InlineData("[1, 2]")]
-    [InlineData("\"listen\"")]
-    public void ApplyFile_TopLevelNotObject_Reported(string json)
+    [InlineData("[1, 2]", "must be a JSON object")]
+    [InlineData("\"listen\"", "must be a JSON object")]
+    [InlineData("{ \"listen\": ", "config file")]
+    public void ReadFile_NotAnObjectOrInvalid_ReportedNotThrown(string json, string expected)
     {
         var errors = new List<string>();
 
-        OptionLayers.ApplyFile(new ProxyOptions(), WriteConfig(json), errors);
+        OptionLayers.ReadFile(WriteConfig(json), ProxyOptions.All, errors);
 
-        Assert.Contains("must be a JSON object", Assert.Single(errors), StringComparison.Ordinal);
+        Assert.Contains(expected, Assert.Single(errors), StringComparison.Ordinal);
     }
 
     [Fact]
-    public void ApplyFile_InvalidJson_ReportedNotThrown()
-    {
-        var errors = new List<string>();
-
-        OptionLayers.ApplyFile(new ProxyOptions(), WriteConfig("{ \"listen\": "), errors);
-
-        Assert.Single(errors);
-    }
-
-    [Fact]
-    public void ApplyFile_MissingFile_ReportedNotThrown()
+    public void ReadFile_MissingFile_ReportedNotThrown()
     {
         var path = _directory.Combine("missing.json");
         var errors = new List<string>();
 
-        OptionLayers.ApplyFile(new ProxyOptions(), path, errors);
+        OptionLayers.ReadFile(path, ProxyOptions.All, errors);
 
         Assert.Contains(path, Assert.Single(errors), StringComparison.Ordinal);
     }
 
     [Fact]
-    public void ApplyEnvironment_PrefixedVariables_AppliedAndListsSplit()
+    public void ReadEnvironment_PrefixedVariables_ReadAndListsSplit()
     {
         var environment = new Hashtable
         {
             ["MITMCACHE_LISTEN"] = "[::1]:4000",
             ["MITMCACHE_ALLOW_PORT"] = "5000, 8443 9443",
             ["MITMCACHE_INTERCEPT"] = "registry.test,\n*.example.com,",
-            ["MITMCACHE_NO_DEFAULT_INTERCEPT"] = "yes",
             ["LISTEN"] = "ignored:1",
             ["mitmcache_data"] = "ignored-because-case-differs",
         };
-        var options = new ProxyOptions();
         var errors = new List<string>();
 
-        OptionLayers.ApplyEnvironment(options, environment, errors);
+        var given = OptionLayers.ReadEnvironment(environment, ProxyOptions.All, errors);
 
         Assert.Empty(errors);
-        Assert.Equal("[::1]:4000", options.Listen);
-        Assert.Equal(["5000", "8443", "9443"], options.AllowPort!);
-        Assert.Equal(["registry.test", "*.example.com"], options.Intercept!);
-        Assert.True(options.NoDefaultIntercept);
-        Assert.Equal("mitmcache-data", options.Data);
-    }
-
-    [Fact]
-    public void ApplyEnvironmentAndFile_ConnectionLimits_ReachTheirOptions()
-    {
-        var file = WriteConfig("""{"maxConnections": 20000, "max-connections-per-client": "50", "headerTimeout": "3s"}""");
-        var options = new ProxyOptions();
-        var errors = new List<string>();
-
-        OptionLayers.ApplyFile(options, file, errors);
-        OptionLayers.ApplyEnvironment(options, new Hashtable { ["MITMCACHE_TUNNEL_IDLE_TIMEOUT"] = "30m", ["MITMCACHE_MAX_CONNECTIONS_PER_CLIENT"] = "60" }, errors);
-
-        Assert.Empty(errors);
-        Assert.Equal("20000", options.MaxConnections);
-        Assert.Equal("60", options.MaxConnectionsPerClient);
-        Assert.Equal("3s", options.HeaderTimeout);
-        Assert.Equal("30m", options.TunnelIdleTimeout);
+        Assert.Equal(["[::1]:4000"], given[ProxyOptions.Listen].Values);
+        Assert.Equal(["5000", "8443", "9443"], given[ProxyOptions.AllowPort].Values);
+        Assert.Equal(["registry.test", "*.example.com"], given[ProxyOptions.Intercept].Values);
+        Assert.Equal("MITMCACHE_LISTEN", given[ProxyOptions.Listen].Source);
+        Assert.Equal(3, given.Count);
     }
 
     [Theory]
@@ -170,51 +209,27 @@ public sealed class OptionLayersTests : IDisposable
     [InlineData("on", true)]
     [InlineData("off", false)]
     [InlineData("no", false)]
-    public void ApplyEnvironment_BooleanSpellings_Parsed(string raw, bool expected)
+    [InlineData("yes", true)]
+    public void Environment_BooleanSpellings_Parsed(string raw, bool expected)
     {
-        var options = new ProxyOptions();
         var errors = new List<string>();
 
-        OptionLayers.ApplyEnvironment(options, new Hashtable { ["MITMCACHE_NO_DEFAULT_INTERCEPT"] = raw }, errors);
+        var settings = Load(errors, new Hashtable { ["MITMCACHE_NO_DEFAULT_INTERCEPT"] = raw });
 
         Assert.Empty(errors);
-        Assert.Equal(expected, options.NoDefaultIntercept);
+        Assert.Equal(expected, settings!.Intercept.Count == 0);
     }
 
     [Fact]
-    public void ApplyEnvironment_BadBoolean_ReportedWithVariableName()
+    public void Environment_BadValue_ReportedWithOptionAndVariable()
     {
-        var options = new ProxyOptions();
         var errors = new List<string>();
 
-        OptionLayers.ApplyEnvironment(options, new Hashtable { ["MITMCACHE_NO_DEFAULT_INTERCEPT"] = "maybe" }, errors);
+        Assert.Null(Load(errors, new Hashtable { ["MITMCACHE_NO_DEFAULT_INTERCEPT"] = "maybe", ["MITMCACHE_PROXY_AUTH"] = "secret-without-user" }));
 
-        Assert.StartsWith("MITMCACHE_NO_DEFAULT_INTERCEPT", Assert.Single(errors), StringComparison.Ordinal);
-        Assert.Null(options.NoDefaultIntercept);
-    }
-
-    [Fact]
-    public void ApplyFlags_NullEmptyAndFalseValues_DoNotOverride()
-    {
-        var options = new ProxyOptions { Listen = "127.0.0.1:4000", Intercept = ["from.file"], NoDefaultIntercept = true };
-
-        OptionLayers.ApplyFlags(options, new Flags());
-
-        Assert.Equal("127.0.0.1:4000", options.Listen);
-        Assert.Equal(["from.file"], options.Intercept);
-        Assert.True(options.NoDefaultIntercept);
-    }
-
-    [Fact]
-    public void ApplyFlags_GivenValues_Override()
-    {
-        var options = new ProxyOptions();
-
-        OptionLayers.ApplyFlags(options, new Flags { Listen = "[::1]:5000", Intercept = ["registry.test"], NoDefaultIntercept = true, Verbose = true });
-
-        Assert.Equal("[::1]:5000", options.Listen);
-        Assert.Equal(["registry.test"], options.Intercept!);
-        Assert.True(options.NoDefaultIntercept);
+        Assert.Equal(2, errors.Count);
+        Assert.Equal("--no-default-intercept 'maybe' (from MITMCACHE_NO_DEFAULT_INTERCEPT): expected true or false", errors[0]);
+        Assert.Equal("--proxy-auth (from MITMCACHE_PROXY_AUTH): expected USER:PASSWORD (value not shown)", errors[1]);
     }
 
     [Fact]
@@ -226,43 +241,45 @@ public sealed class OptionLayersTests : IDisposable
               "data": "from-file",
               "maxCacheSize": "2GiB",
               "intercept": ["file.test"],
-              "manifestPolicy": "ttl"
+              "manifestPolicy": "ttl",
+              "allowPort": [5000]
             }
             """);
         var environment = new Hashtable
         {
+            ["MITMCACHE_CONFIG"] = path,
             ["MITMCACHE_LISTEN"] = "127.0.0.1:1002",
             ["MITMCACHE_INTERCEPT"] = "env.test",
             ["MITMCACHE_MANIFEST_POLICY"] = "offline",
+            ["MITMCACHE_ALLOW_PORT"] = "",
         };
-        var flags = new Flags { Listen = "127.0.0.1:1003", Intercept = [] };
-        var options = new ProxyOptions();
         var errors = new List<string>();
 
-        OptionLayers.ApplyFile(options, path, errors);
-        OptionLayers.ApplyEnvironment(options, environment, errors);
-        OptionLayers.ApplyFlags(options, flags);
-        var settings = SettingsValidator.Validate(options, errors);
+        var settings = Load(errors, environment, "--listen", "127.0.0.1:1003");
 
         Assert.Empty(errors);
         Assert.NotNull(settings);
         Assert.Equal(1003, settings.Listen.Port); // flags > env > file
-        Assert.Contains("env.test", settings.Intercept); // env > file; empty flag list does not override
+        Assert.Contains("env.test", settings.Intercept); // env > file, the list as a whole
         Assert.DoesNotContain("file.test", settings.Intercept);
         Assert.Equal(ManifestPolicy.Offline, settings.ManifestPolicy); // env > file
         Assert.Equal(2L << 30, settings.MaxCacheBytes); // file > default
         Assert.Equal(Path.GetFullPath("from-file"), settings.DataDirectory);
+        Assert.Equal([443], settings.AllowedPorts); // an empty list in the environment clears the file's
     }
 
-    /// <summary>Stands in for the CLI's parsed flags: only the property names have to match <see cref="ProxyOptions"/>.</summary>
-    private sealed class Flags
+    [Fact]
+    public void Layers_ConfigFlagWinsOverConfigVariable_AndEachSourceNamesOptionsOnce()
     {
-        public string? Listen { get; init; }
+        var flagFile = WriteConfig("""{ "maxCacheSize": "3GiB" }""");
+        var envFile = WriteConfig("""{ "maxCacheSize": "4GiB" }""");
+        var errors = new List<string>();
 
-        public IEnumerable<string> Intercept { get; init; } = [];
+        var settings = Load(errors, new Hashtable { ["MITMCACHE_CONFIG"] = envFile, ["MITMCACHE_MAX_CONNECTIONS"] = "5" },
+            "--config", flagFile, "--max-connections", "6");
 
-        public bool NoDefaultIntercept { get; init; }
-
-        public bool Verbose { get; init; } // no such option: ignored
+        Assert.Empty(errors);
+        Assert.Equal(3L << 30, settings!.MaxCacheBytes);
+        Assert.Equal(6, settings.MaxConnections); // a flag over the environment is precedence, not a repeat
     }
 }

@@ -148,7 +148,7 @@ public sealed class AccessGrantsTests : IDisposable
         var ca = Path.Combine(_dir, "ca");
 
         var key = AccessGrants.LoadOrCreateKey(ca);
-        var path = Path.Combine(ca, AccessGrants.KeyFileName);
+        var path = new MitmCache.Configuration.CaFiles(ca).GrantsKey;
 
         Assert.Equal(32, key.Length);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));

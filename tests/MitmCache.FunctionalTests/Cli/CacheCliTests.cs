@@ -24,9 +24,9 @@ public sealed class CacheCliTests
         await PullAsync(world, "library/other:v2", "other-cold");
         await PullAsync(world, "library/app:v1", "app-warm");
         var proxy = world.Proxy.Url;
-        var nowhere = world.Dir.Combine("no-such-data"); // proves the answers come from the proxy
+        var data = world.Proxy.Settings.DataDirectory; // the proxy's own, whose index it holds locked
 
-        var stats = await RunJsonAsync<CacheStats>("cache", "stats", "--json", "--proxy", proxy, "--data", nowhere);
+        var stats = await RunJsonAsync<CacheStats>("cache", "stats", "--json", "--proxy", proxy, "--data", data);
         var allBlobs = app.Blobs.Concat(other.Blobs).ToList();
         Assert.Equal(allBlobs.Sum(b => (long)b.Bytes.Length) + app.Manifest.Length + other.Manifest.Length, stats.TotalBytes);
         Assert.Equal(allBlobs.Count, stats.Blobs);
@@ -186,6 +186,54 @@ public sealed class CacheCliTests
         var usage = await MitmCacheCli.RunAsync("cache", "prune", "--proxy", world.Proxy.Url);
         Assert.Equal(2, usage.ExitCode);
         Assert.Contains("--older-than, --max-size or both", usage.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CacheVerbs_DataDirectoryOfAnotherProxy_ActOnThatDirectoryAndSaySo()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false);
+        var image = await world.PushImageAsync("library/elsewhere", "v1", (60_000, 95), (20_000, 96));
+        await PullAsync(world, "library/elsewhere:v1", "cold");
+        var data = world.Proxy.Settings.DataDirectory;
+        await world.Proxy.StopAsync();
+        using var otherDir = TempDir.Create("mitmcache-other");
+        using var other = await ProxyProcess.StartAsync(otherDir.Combine("data"), FreePort.Get()); // an empty cache elsewhere
+
+        var dryRun = await MitmCacheCli.RunAsync(["cache", "prune", "--dry-run", "--older-than", "0s", "--data", data, "--proxy", other.Url], null);
+        var list = await MitmCacheCli.RunAsync(["cache", "ls", "--data", data], new Dictionary<string, string?> { ["MITMCACHE_PROXY"] = other.Url });
+
+        Assert.True(dryRun.Succeeded, dryRun.ToString());
+        Assert.Contains($"Would remove {image.Blobs.Count() + 1} blobs", dryRun.StdOut, StringComparison.Ordinal);
+        Assert.Contains(data, dryRun.StdErr, StringComparison.Ordinal);
+        Assert.True(list.Succeeded, list.ToString());
+        Assert.Contains($"{world.Authority}/library/elsewhere", list.StdOut, StringComparison.Ordinal);
+        Assert.Contains(data, list.StdErr, StringComparison.Ordinal);
+        Assert.Equal(image.Blobs.Count() + 1, Directory.EnumerateFiles(Path.Combine(data, "blobs"), "*", SearchOption.AllDirectories).Count());
+    }
+
+    [Fact]
+    public async Task AuthRevoke_GuardedLikeTheCacheEndpoints()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false);
+        using var http = new HttpClient();
+        var revoke = $"{world.Proxy.Url}/admin/auth/revoke?registry={world.Authority}";
+
+        // A web page on the node: a DNS name rebound to 127.0.0.1, a fetch() with an Origin, a cross-site form.
+        using var rebound = new HttpRequestMessage(HttpMethod.Post, revoke);
+        rebound.Headers.Host = "attacker.example";
+        rebound.Headers.Add("X-MitmCache-Admin", "1");
+        Assert.Equal(System.Net.HttpStatusCode.Forbidden, (await http.SendAsync(rebound)).StatusCode);
+        using var browser = new HttpRequestMessage(HttpMethod.Post, revoke);
+        browser.Headers.Add("Origin", "https://attacker.example");
+        browser.Headers.Add("X-MitmCache-Admin", "1");
+        Assert.Equal(System.Net.HttpStatusCode.Forbidden, (await http.SendAsync(browser)).StatusCode);
+        using var form = await http.PostAsync(revoke, new StringContent(""));
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, form.StatusCode);
+        Assert.Contains("X-MitmCache-Admin", await form.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        var cli = await MitmCacheCli.RunAsync("auth", "revoke", "--registry", world.Authority, "--proxy", world.Proxy.Url);
+        Assert.True(cli.Succeeded, cli.ToString());
+        Assert.Contains("\"revoked\":0", cli.StdOut, StringComparison.Ordinal);
     }
 
     private static async Task PullAsync(RegistryWorld world, string image, string directory)

@@ -176,6 +176,35 @@ public sealed class DataDirectoryFaultTests
     }
 
     [Fact]
+    public async Task ReadOnlyDataDirectoryWithOnlyTheCa_PassThroughStarts()
+    {
+        using var mount = await TmpfsMount.CreateAsync("16m");
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false, s => s with { DataDirectory = mount.Path });
+        await world.PushImageAsync("library/bare", "v1", (100_000, 125));
+        var settings = world.Proxy.Settings;
+        await world.Proxy.DisposeAsync();
+        foreach (var entry in new DirectoryInfo(mount.Path).EnumerateFileSystemInfos().Where(e => e.Name != "ca"))
+        {
+            if (entry is DirectoryInfo directory)
+            {
+                directory.Delete(recursive: true);
+            }
+            else
+            {
+                entry.Delete();
+            }
+        }
+
+        await mount.RemountAsync("ro");
+
+        await using var passthrough = await ProxyUnderTest.StartAsync(settings with { OnCacheFailure = MitmCache.Configuration.CacheFailureMode.Passthrough });
+        var pull = await Skopeo.CopyToOciAsync($"{world.Authority}/library/bare:v1", world.Dir.Combine("oci"), passthrough.Url, passthrough.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(pull.Succeeded, pull.StdErr + "\n" + passthrough.Log.Tail());
+        using var http = new HttpClient();
+        Assert.Contains("pass-through", await http.GetStringAsync($"{passthrough.Url}/readyz"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task CorruptedIndex_MovedAsideAndRebuiltFromBlobFiles()
     {
         await using var world = await RegistryWorld.StartAsync(tokenAuth: false);

@@ -5,14 +5,17 @@ using Serilog.Events;
 
 namespace MitmCache.Core.Tests.Configuration;
 
-public class SettingsValidatorTests
+public class SettingsLoaderTests
 {
+    /// <summary>The options as flags only (no environment, no file), through the whole loader.</summary>
+    internal static ProxySettings? Load(List<string> errors, params string[] flags) => SettingsLoader.Load(flags, new System.Collections.Hashtable(), errors);
+
     [Fact]
-    public void Validate_Defaults_ReturnsDocumentedSettings()
+    public void Load_Defaults_ReturnsDocumentedSettings()
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions(), errors);
+        var settings = Load(errors);
 
         Assert.Empty(errors);
         Assert.NotNull(settings);
@@ -41,11 +44,11 @@ public class SettingsValidatorTests
     [InlineData("127.0.0.1:3128", "0.0.0.0:3128", false)]
     [InlineData("127.0.0.1:3128", "metrics", false)]
     [InlineData("127.0.0.1:3128", "127.0.0.1:70000", false)]
-    public void Validate_MetricsListen_ParsedOrRefusedWithTheFlagName(string listen, string metricsListen, bool valid)
+    public void Load_MetricsListen_ParsedOrRefusedWithTheFlagName(string listen, string metricsListen, bool valid)
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { Listen = listen, MetricsListen = metricsListen }, errors);
+        var settings = Load(errors, "--listen", listen, "--metrics-listen", metricsListen);
 
         if (valid)
         {
@@ -60,30 +63,27 @@ public class SettingsValidatorTests
     }
 
     [Fact]
-    public void Validate_SeveralBadOptions_ReportsEveryProblemAtOnce()
+    public void Load_SeveralBadOptions_ReportsEveryProblemAtOnce()
     {
-        var options = new ProxyOptions
-        {
-            Listen = "nowhere",
-            Data = " ",
-            Intercept = ["bad host!"],
-            AllowPort = ["0"],
-            UpstreamCa = Path.Combine(Path.GetTempPath(), "mitmcache-missing-" + Guid.NewGuid().ToString("N") + ".pem"),
-            ConnectTo = ["registry.test"],
-            UpstreamProxy = "socks5://proxy:1080",
-            AllowClient = ["everyone"],
-            ProxyAuth = "user-without-password",
-            LogFormat = "xml",
-            LogLevel = "loud",
-            MaxCacheSize = "1KiB",
-            ManifestPolicy = "sometimes",
-            ManifestTtl = "soon",
-            UpstreamTimeout = "0s",
-            RegistryCredential = ["ghcr.io"],
-        };
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(options, errors);
+        var settings = Load(errors,
+            "--listen", "nowhere",
+            "--data", " ",
+            "--intercept", "bad host!",
+            "--allow-port", "0",
+            "--upstream-ca", Path.Combine(Path.GetTempPath(), "mitmcache-missing-" + Guid.NewGuid().ToString("N") + ".pem"),
+            "--connect-to", "registry.test",
+            "--upstream-proxy", "socks5://proxy:1080",
+            "--allow-client", "everyone",
+            "--proxy-auth", "user-without-password",
+            "--log-format", "xml",
+            "--log-level", "loud",
+            "--max-cache-size", "1KiB",
+            "--manifest-policy", "sometimes",
+            "--manifest-ttl", "soon",
+            "--upstream-timeout", "0s",
+            "--registry-credential", "ghcr.io");
 
         Assert.Null(settings);
         string[] flags =
@@ -100,12 +100,12 @@ public class SettingsValidatorTests
     }
 
     [Fact]
-    public void Validate_EarlierErrorsInList_ReturnsSettingsWhenOptionsAreValid()
+    public void Load_EarlierErrorsInList_ReturnsSettingsWhenOptionsAreValid()
     {
         // The caller collects file and environment problems in the same list; only new ones fail validation.
         var errors = new List<string> { "config file 'x.json': unknown option 'foo'" };
 
-        var settings = SettingsValidator.Validate(new ProxyOptions(), errors);
+        var settings = Load(errors);
 
         Assert.NotNull(settings);
         Assert.Single(errors);
@@ -116,11 +116,11 @@ public class SettingsValidatorTests
     [InlineData(":3128")]
     [InlineData("[::]:3128")]
     [InlineData("192.168.1.10:3128")]
-    public void Validate_NonLoopbackListenWithoutAccessControl_Refused(string listen)
+    public void Load_NonLoopbackListenWithoutAccessControl_Refused(string listen)
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { Listen = listen }, errors);
+        var settings = Load(errors, "--listen", listen);
 
         Assert.Null(settings);
         var error = Assert.Single(errors);
@@ -130,22 +130,22 @@ public class SettingsValidatorTests
     }
 
     [Fact]
-    public void Validate_NonLoopbackListenWithAllowClient_Accepted()
+    public void Load_NonLoopbackListenWithAllowClient_Accepted()
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { Listen = "0.0.0.0:3128", AllowClient = ["10.0.0.0/8"] }, errors);
+        var settings = Load(errors, "--listen", "0.0.0.0:3128", "--allow-client", "10.0.0.0/8");
 
         Assert.Empty(errors);
         Assert.Equal(IPNetwork.Parse("10.0.0.0/8"), Assert.Single(settings!.AllowedClients));
     }
 
     [Fact]
-    public void Validate_NonLoopbackListenWithProxyAuth_Accepted()
+    public void Load_NonLoopbackListenWithProxyAuth_Accepted()
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { Listen = ":3128", ProxyAuth = "user:secret" }, errors);
+        var settings = Load(errors, "--listen", ":3128", "--proxy-auth", "user:secret");
 
         Assert.Empty(errors);
         Assert.Equal("user:secret", settings!.ProxyAuth);
@@ -155,41 +155,41 @@ public class SettingsValidatorTests
     [InlineData("127.0.0.1:3128")]
     [InlineData("127.0.0.2:3128")]
     [InlineData("[::1]:3128")]
-    public void Validate_LoopbackListen_NeedsNoAccessControl(string listen)
+    public void Load_LoopbackListen_NeedsNoAccessControl(string listen)
     {
         var errors = new List<string>();
 
-        Assert.NotNull(SettingsValidator.Validate(new ProxyOptions { Listen = listen }, errors));
+        Assert.NotNull(Load(errors, "--listen", listen));
         Assert.Empty(errors);
     }
 
     [Fact]
-    public void Validate_InterceptPatterns_NormalizedAndAddedToDefaultsOnce()
+    public void Load_InterceptPatterns_NormalizedAndAddedToDefaultsOnce()
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { Intercept = [" Registry.Test ", "*.Example.com", "GHCR.io", "registry.test"] }, errors);
+        var settings = Load(errors, "--intercept", " Registry.Test", "--intercept", "*.Example.com", "--intercept", "GHCR.io", "--intercept", "registry.test");
 
         Assert.Empty(errors);
         Assert.Equal([.. ProxySettings.DefaultIntercept, "registry.test", "*.example.com"], settings!.Intercept);
     }
 
     [Fact]
-    public void Validate_NoDefaultIntercept_KeepsOnlyGivenPatterns()
+    public void Load_NoDefaultIntercept_KeepsOnlyGivenPatterns()
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { NoDefaultIntercept = true, Intercept = ["registry.test"] }, errors);
+        var settings = Load(errors, "--no-default-intercept", "--intercept", "registry.test");
 
         Assert.Equal(["registry.test"], settings!.Intercept);
     }
 
     [Fact]
-    public void Validate_AllowPort_AddedTo443()
+    public void Load_AllowPort_AddedTo443()
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { AllowPort = ["5000", "8443", "443"] }, errors);
+        var settings = Load(errors, "--allow-port", "5000", "--allow-port", "8443", "--allow-port", "443");
 
         Assert.Equal([443, 5000, 8443], settings!.AllowedPorts.Order());
     }
@@ -199,21 +199,20 @@ public class SettingsValidatorTests
     [InlineData("65536")]
     [InlineData("-1")]
     [InlineData("http")]
-    [InlineData("")]
-    public void Validate_BadAllowPort_Reported(string port)
+    public void Load_BadAllowPort_Reported(string port)
     {
         var errors = new List<string>();
 
-        Assert.Null(SettingsValidator.Validate(new ProxyOptions { AllowPort = [port] }, errors));
+        Assert.Null(Load(errors, "--allow-port", port));
         Assert.StartsWith("--allow-port", Assert.Single(errors), StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Validate_AllowClientSingleAddresses_BecomeHostNetworks()
+    public void Load_AllowClientSingleAddresses_BecomeHostNetworks()
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { AllowClient = ["10.1.2.3", "fd00::1", "fd00::/8"] }, errors);
+        var settings = Load(errors, "--allow-client", "10.1.2.3", "--allow-client", "fd00::1", "--allow-client", "fd00::/8");
 
         Assert.Empty(errors);
         Assert.Equal([IPNetwork.Parse("10.1.2.3/32"), IPNetwork.Parse("fd00::1/128"), IPNetwork.Parse("fd00::/8")], settings!.AllowedClients);
@@ -223,21 +222,21 @@ public class SettingsValidatorTests
     [InlineData("user:")]
     [InlineData(":secret")]
     [InlineData("user")]
-    public void Validate_BadProxyAuth_ReportedWithoutTheValue(string auth)
+    public void Load_BadProxyAuth_ReportedWithoutTheValue(string auth)
     {
         var errors = new List<string>();
 
-        Assert.Null(SettingsValidator.Validate(new ProxyOptions { ProxyAuth = auth }, errors));
+        Assert.Null(Load(errors, "--proxy-auth", auth));
         var error = Assert.Single(errors);
-        Assert.Equal("--proxy-auth: expected USER:PASSWORD", error);
+        Assert.Equal("--proxy-auth: expected USER:PASSWORD (value not shown)", error);
     }
 
     [Fact]
-    public void Validate_RegistryCredentials_KeyedByLowerCaseHost()
+    public void Load_RegistryCredentials_KeyedByLowerCaseHost()
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { RegistryCredential = ["GHCR.io=user:tok:en", "registry.test:5000=a:b"] }, errors);
+        var settings = Load(errors, "--registry-credential", "GHCR.io=user:tok:en", "--registry-credential", "registry.test:5000=a:b");
 
         Assert.Empty(errors);
         Assert.Equal("user:tok:en", settings!.RegistryCredentials["ghcr.io"]);
@@ -249,11 +248,11 @@ public class SettingsValidatorTests
     [InlineData("ghcr.io=user")]
     [InlineData("ghcr.io=:secret")]
     [InlineData("=user:secret")]
-    public void Validate_BadRegistryCredential_ReportedWithoutTheSecret(string credential)
+    public void Load_BadRegistryCredential_ReportedWithoutTheSecret(string credential)
     {
         var errors = new List<string>();
 
-        Assert.Null(SettingsValidator.Validate(new ProxyOptions { RegistryCredential = [credential] }, errors));
+        Assert.Null(Load(errors, "--registry-credential", credential));
         var error = Assert.Single(errors);
         Assert.DoesNotContain("secret", error, StringComparison.Ordinal);
     }
@@ -264,46 +263,68 @@ public class SettingsValidatorTests
     [InlineData("https://proxy.internal:3128", false)]
     [InlineData("http://proxy.internal:3128/path", false)]
     [InlineData("proxy.internal:3128", false)]
-    public void Validate_UpstreamProxy_OnlyPlainHttpRoot(string proxy, bool valid)
+    public void Load_UpstreamProxy_OnlyPlainHttpRoot(string proxy, bool valid)
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { UpstreamProxy = proxy }, errors);
+        var settings = Load(errors, "--upstream-proxy", proxy);
 
         Assert.Equal(valid, settings is not null);
         Assert.Equal(valid, errors.Count == 0);
     }
 
     [Fact]
-    public void Validate_ExistingUpstreamCa_FullPathKept()
+    public void Load_ExistingUpstreamCa_FullPathKept()
     {
         using var directory = new TempDirectory();
         var file = directory.Combine("ca.pem");
-        File.WriteAllText(file, "not checked here");
+        using (var authority = MitmCache.Certificates.CertificateAuthority.Create([], TimeProvider.System))
+        {
+            File.WriteAllText(file, authority.ExportPem());
+        }
+
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { UpstreamCa = file }, errors);
+        var settings = Load(errors, "--upstream-ca", file);
 
         Assert.Equal(file, settings!.UpstreamCaFile);
+    }
+
+    [Fact]
+    public void Load_UpstreamCaThatIsADirectoryOrHoldsNoCertificate_ReportedWithTheReason()
+    {
+        using var directory = new TempDirectory();
+        var key = directory.Combine("key.pem");
+        File.WriteAllText(key, "-----BEGIN PRIVATE KEY-----\nMAo=\n-----END PRIVATE KEY-----\n");
+        var errors = new List<string>();
+
+        Assert.Null(Load(errors, "--upstream-ca", directory.Path));
+        Assert.Null(Load(errors, "--upstream-ca", key));
+        Assert.Null(Load(errors, "--upstream-ca", directory.Combine("missing.pem")));
+
+        Assert.Equal(3, errors.Count);
+        Assert.Contains("is a directory", errors[0], StringComparison.Ordinal);
+        Assert.Contains("no certificate", errors[1], StringComparison.Ordinal);
+        Assert.Contains("not found", errors[2], StringComparison.Ordinal);
     }
 
     [Theory]
     [InlineData("ttl", ManifestPolicy.Ttl)]
     [InlineData("OFFLINE", ManifestPolicy.Offline)]
     [InlineData("upstream-first", ManifestPolicy.UpstreamFirst)]
-    public void Validate_ManifestPolicy_ParsedCaseInsensitively(string text, ManifestPolicy expected)
+    public void Load_ManifestPolicy_ParsedCaseInsensitively(string text, ManifestPolicy expected)
     {
         var errors = new List<string>();
 
-        Assert.Equal(expected, SettingsValidator.Validate(new ProxyOptions { ManifestPolicy = text }, errors)!.ManifestPolicy);
+        Assert.Equal(expected, Load(errors, "--manifest-policy", text)!.ManifestPolicy);
     }
 
     [Fact]
-    public void Validate_JsonLogsAndLevel_Parsed()
+    public void Load_JsonLogsAndLevel_Parsed()
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { LogFormat = "JSON", LogLevel = "debug" }, errors);
+        var settings = Load(errors, "--log-format", "JSON", "--log-level", "debug");
 
         Assert.True(settings!.JsonLogs);
         Assert.Equal(LogEventLevel.Debug, settings.LogLevel);
@@ -312,29 +333,29 @@ public class SettingsValidatorTests
     [Theory]
     [InlineData("42")]
     [InlineData("-1")]
-    public void Validate_UndefinedNumericLogLevel_Reported(string level)
+    public void Load_UndefinedNumericLogLevel_Reported(string level)
     {
         var errors = new List<string>();
 
-        Assert.Null(SettingsValidator.Validate(new ProxyOptions { LogLevel = level }, errors));
+        Assert.Null(Load(errors, "--log-level", level));
         Assert.StartsWith("--log-level", Assert.Single(errors), StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Validate_MaxCacheSizeOfOneMiB_AcceptedAsMinimum()
+    public void Load_MaxCacheSizeOfOneMiB_AcceptedAsMinimum()
     {
         var errors = new List<string>();
 
-        Assert.Equal(1L << 20, SettingsValidator.Validate(new ProxyOptions { MaxCacheSize = "1MiB" }, errors)!.MaxCacheBytes);
-        Assert.Null(SettingsValidator.Validate(new ProxyOptions { MaxCacheSize = "1048575" }, errors));
+        Assert.Equal(1L << 20, Load(errors, "--max-cache-size", "1MiB")!.MaxCacheBytes);
+        Assert.Null(Load(errors, "--max-cache-size", "1048575"));
     }
 
     [Fact]
-    public void Validate_ConnectionLimitsAndTimeouts_DocumentedDefaults()
+    public void Load_ConnectionLimitsAndTimeouts_DocumentedDefaults()
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions(), errors)!;
+        var settings = Load(errors)!;
 
         Assert.Equal(TimeSpan.FromSeconds(10), settings.HeaderTimeout);
         Assert.Equal(TimeSpan.FromMinutes(10), settings.TunnelIdleTimeout);
@@ -346,11 +367,11 @@ public class SettingsValidatorTests
     [Theory]
     [InlineData("0", 0)] // cut requests in flight at once
     [InlineData("90s", 90)]
-    public void Validate_ShutdownTimeout_Parsed(string text, int seconds)
+    public void Load_ShutdownTimeout_Parsed(string text, int seconds)
     {
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(new ProxyOptions { ShutdownTimeout = text }, errors)!;
+        var settings = Load(errors, "--shutdown-timeout", text)!;
 
         Assert.Empty(errors);
         Assert.Equal(TimeSpan.FromSeconds(seconds), settings.ShutdownTimeout);
@@ -360,21 +381,20 @@ public class SettingsValidatorTests
     [InlineData("soon")]
     [InlineData("-5s")]
     [InlineData("")]
-    public void Validate_BadShutdownTimeout_ReportedWithFlag(string text)
+    public void Load_BadShutdownTimeout_ReportedWithFlag(string text)
     {
         var errors = new List<string>();
 
-        Assert.Null(SettingsValidator.Validate(new ProxyOptions { ShutdownTimeout = text }, errors));
+        Assert.Null(Load(errors, "--shutdown-timeout", text));
         Assert.StartsWith("--shutdown-timeout", Assert.Single(errors), StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Validate_ConnectionLimitsAndTimeouts_Parsed()
+    public void Load_ConnectionLimitsAndTimeouts_Parsed()
     {
-        var options = new ProxyOptions { HeaderTimeout = "1500ms", TunnelIdleTimeout = "2h", MaxConnections = "500", MaxConnectionsPerClient = "1" };
         var errors = new List<string>();
 
-        var settings = SettingsValidator.Validate(options, errors)!;
+        var settings = Load(errors, "--header-timeout", "1500ms", "--tunnel-idle-timeout", "2h", "--max-connections", "500", "--max-connections-per-client", "1")!;
 
         Assert.Empty(errors);
         Assert.Equal(TimeSpan.FromMilliseconds(1500), settings.HeaderTimeout);
@@ -394,12 +414,11 @@ public class SettingsValidatorTests
     [InlineData("10s", "10m", "99999999999", "1", "--max-connections ")]
     [InlineData("10s", "10m", "10", "0", "--max-connections-per-client")]
     [InlineData("10s", "10m", "10", "1.5", "--max-connections-per-client")]
-    public void Validate_BadConnectionLimitOrTimeout_ReportedWithFlag(string header, string idle, string max, string perClient, string flag)
+    public void Load_BadConnectionLimitOrTimeout_ReportedWithFlag(string header, string idle, string max, string perClient, string flag)
     {
-        var options = new ProxyOptions { HeaderTimeout = header, TunnelIdleTimeout = idle, MaxConnections = max, MaxConnectionsPerClient = perClient };
         var errors = new List<string>();
 
-        Assert.Null(SettingsValidator.Validate(options, errors));
+        Assert.Null(Load(errors, "--header-timeout", header, "--tunnel-idle-timeout", idle, "--max-connections", max, "--max-connections-per-client", perClient));
         Assert.StartsWith(flag, Assert.Single(errors), StringComparison.Ordinal);
     }
 
@@ -413,7 +432,7 @@ public class SettingsValidatorTests
     [InlineData(":443:[::1]:5000", "", 443, "::1", 5000)]
     public void TryParseConnectTo_Valid_ReturnsRule(string text, string host, int? port, string address, int targetPort)
     {
-        Assert.True(SettingsValidator.TryParseConnectTo(text, out var rule));
+        Assert.True(ConnectToRule.TryParse(text, out var rule));
         Assert.Equal(new ConnectToRule(host, port, address, targetPort), rule);
     }
 
@@ -432,7 +451,7 @@ public class SettingsValidatorTests
     [InlineData("registry.test:443:[::1]")]
     public void TryParseConnectTo_Invalid_ReturnsFalse(string text)
     {
-        Assert.False(SettingsValidator.TryParseConnectTo(text, out _));
+        Assert.False(ConnectToRule.TryParse(text, out _));
     }
 
     [Theory]
