@@ -33,6 +33,7 @@ public sealed class ProxyHost : IAsyncDisposable
     private readonly SystemdService? _systemd;
     private readonly TimeProvider _time;
     private long _stoppingSince;
+    private int _disposed;
 
     private ProxyHost(WebApplication app, Serilog.ILogger log, SystemdService? systemd, TimeProvider time)
     {
@@ -259,6 +260,11 @@ public sealed class ProxyHost : IAsyncDisposable
     /// </summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _app.StopAsync();
         var timeout = _app.Services.GetRequiredService<ProxySettings>().ShutdownTimeout;
         var since = Interlocked.Read(ref _stoppingSince);
