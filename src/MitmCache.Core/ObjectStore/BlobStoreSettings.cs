@@ -43,6 +43,9 @@ internal sealed partial record BlobStoreSettings
     /// <summary>Part size of a multipart upload (S3 needs at least 5 MiB for every part but the last).</summary>
     public long PartSize { get; init; } = 16L << 20;
 
+    /// <summary>Parts of one multipart upload sent at once (each streams from the file: memory stays a few buffers a part).</summary>
+    public int PartsInParallel { get; init; } = 4;
+
     /// <summary>Uploads waiting at most; more are refused and counted (the blob stays local only).</summary>
     public int UploadQueueCapacity { get; init; } = 10_000;
 

@@ -15,8 +15,12 @@ internal sealed class Deadline : IDisposable
         _source = CancellationTokenSource.CreateLinkedTokenSource(callerToken);
         _stall = stall;
         CallerToken = callerToken;
+        Limit = first;
         _source.CancelAfter(first);
     }
+
+    /// <summary>The limit in force: the first one until a byte moves, then the stall timeout.</summary>
+    public TimeSpan Limit { get; private set; }
 
     public CancellationToken Token => _source.Token;
 
@@ -30,6 +34,7 @@ internal sealed class Deadline : IDisposable
     {
         try
         {
+            Limit = _stall;
             _source.CancelAfter(_stall);
         }
         catch (ObjectDisposedException)

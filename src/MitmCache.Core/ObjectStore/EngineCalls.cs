@@ -51,7 +51,7 @@ internal sealed class EngineCalls(BlobStoreSettings settings, CircuitBreaker bre
             breaker.Abandoned(pass);
             throw;
         }
-        catch (Exception ex) when (EngineFailure.Classify(ex, deadline, settings.Bucket, settings.RequestTimeout) is { } failure)
+        catch (Exception ex) when (EngineFailure.Classify(ex, deadline, settings.Bucket) is { } failure)
         {
             Failed(pass, operation, key, failure);
             return EngineResult<T>.Unavailable;

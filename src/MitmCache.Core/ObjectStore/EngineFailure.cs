@@ -12,12 +12,12 @@ namespace MitmCache.ObjectStore;
 internal sealed record EngineFailure(string Reason, string Detail, bool IsEngine)
 {
     /// <summary>Null for what is not an engine failure (a programming error goes up).</summary>
-    public static EngineFailure? Classify(Exception ex, Deadline deadline, string bucket, TimeSpan requestTimeout)
+    public static EngineFailure? Classify(Exception ex, Deadline deadline, string bucket)
     {
         if (deadline.Expired)
         {
             // Whatever shape the cancellation took on its way out of the SDK (a cancelled task, a wrapped one).
-            return new("timeout", $"no answer within {requestTimeout.TotalSeconds:0.###} s", true);
+            return new("timeout", $"no answer within {deadline.Limit.TotalSeconds:0.###} s", true);
         }
 
         if (ex is AmazonServiceException { StatusCode: var status and not 0 } service)

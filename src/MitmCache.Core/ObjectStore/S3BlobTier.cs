@@ -279,34 +279,48 @@ internal sealed class S3BlobTier : IDisposable
         }
 
         var completed = false;
+        var count = (int)((length + Settings.PartSize - 1) / Settings.PartSize);
+        var parts = new PartETag?[count];
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(ct);
         try
         {
-            var parts = new List<PartETag>();
-            for (long offset = 0; offset < length; offset += Settings.PartSize)
+            // A few parts at a time: each is its own request streamed from its own window of the file.
+            var options = new ParallelOptions { MaxDegreeOfParallelism = Settings.PartsInParallel, CancellationToken = failed.Token };
+            await Parallel.ForEachAsync(Enumerable.Range(0, count), options, async (index, token) =>
             {
-                var (number, size, from) = (parts.Count + 1, Math.Min(Settings.PartSize, length - offset), offset);
+                var (offset, number) = (index * Settings.PartSize, index + 1);
+                var size = Math.Min(Settings.PartSize, length - offset);
                 var part = await _calls.RunAsync("multipart", key, async d =>
                 {
-                    await using var body = new FileWindowStream(file, from, size, d, _metrics);
+                    await using var body = new FileWindowStream(file, offset, size, d, _metrics);
                     return await _client.UploadPartAsync(new UploadPartRequest
                     {
                         BucketName = Settings.Bucket, Key = key, UploadId = uploadId, PartNumber = number, InputStream = body, PartSize = size,
                     }, d.Token);
-                }, ct);
+                }, token);
                 if (part.Value is null)
                 {
-                    return 0;
+                    await failed.CancelAsync(); // the other parts stop; the upload is aborted below
+                    return;
                 }
 
-                parts.Add(new PartETag(number, part.Value.ETag));
+                parts[index] = new PartETag(number, part.Value.ETag);
+            });
+            if (parts.Any(p => p is null))
+            {
+                return 0; // the failed part was the last to run, so nothing was left to cancel
             }
 
             var complete = await _calls.RunAsync("multipart", key, d => _client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
             {
-                BucketName = Settings.Bucket, Key = key, UploadId = uploadId, PartETags = parts,
+                BucketName = Settings.Bucket, Key = key, UploadId = uploadId, PartETags = [.. parts.Select(p => p!)],
             }, d.Token), ct);
             completed = complete.Outcome == TierOutcome.Found;
-            return completed ? parts.Count : 0;
+            return completed ? count : 0;
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return 0; // a part failed (and was counted); the others were stopped
         }
         finally
         {

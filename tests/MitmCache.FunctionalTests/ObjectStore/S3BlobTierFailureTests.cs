@@ -23,19 +23,14 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : IAsyncLi
     public async Task ReadBody_GatewayKilledMidRead_FailsWithIOExceptionAndOpensTheBreaker()
     {
         using var harness = TierHarness.Create(Engine);
-        var (digest, _) = await UploadAsync(harness, "killed-read", 48L << 20);
+        var digest = await harness.UploadNewAsync(_dir.Combine("killed-read"), 48L << 20, seed: 1);
         await using var read = await harness.Tier.OpenReadAsync(digest, 0, default);
         var buffer = new byte[1 << 20];
         await read.Body!.ReadExactlyAsync(buffer);
 
         Engine.KillGateway();
         var clock = Stopwatch.StartNew();
-        var error = await Assert.ThrowsAsync<IOException>(async () =>
-        {
-            while (await read.Body.ReadAsync(buffer) > 0)
-            {
-            }
-        });
+        var error = await Assert.ThrowsAsync<IOException>(() => TierHarness.DrainAsync(read.Body));
 
         Assert.True(clock.Elapsed < harness.Settings.StallTimeout * 2, $"the read failed after {clock.Elapsed}");
         Assert.Contains("reading", error.Message, StringComparison.Ordinal);
@@ -50,7 +45,7 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : IAsyncLi
     public async Task ReadBody_GatewayFrozenMidRead_FailsAfterTheStallTimeout()
     {
         using var harness = TierHarness.Create(Engine);
-        var (digest, _) = await UploadAsync(harness, "frozen-read", 48L << 20);
+        var digest = await harness.UploadNewAsync(_dir.Combine("frozen-read"), 48L << 20, seed: 2);
         await using var read = await harness.Tier.OpenReadAsync(digest, 0, default);
         var buffer = new byte[1 << 20];
         await read.Body!.ReadExactlyAsync(buffer);
@@ -59,12 +54,7 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : IAsyncLi
         try
         {
             var clock = Stopwatch.StartNew();
-            await Assert.ThrowsAsync<IOException>(async () =>
-            {
-                while (await read.Body.ReadAsync(buffer) > 0)
-                {
-                }
-            });
+            await Assert.ThrowsAsync<IOException>(() => TierHarness.DrainAsync(read.Body));
 
             Assert.True(clock.Elapsed < harness.Settings.StallTimeout * 3, $"the read failed after {clock.Elapsed}");
             Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_errors", ("operation", "get"), ("reason", "timeout")));
@@ -128,7 +118,7 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : IAsyncLi
     public async Task Breaker_GatewayBack_OneProbeClosesItAndCallsWorkAgain()
     {
         using var harness = TierHarness.Create(Engine);
-        var (digest, _) = await UploadAsync(harness, "back", 10_000);
+        var digest = await harness.UploadNewAsync(_dir.Combine("back"), 10_000, seed: 3);
         Engine.KillGateway();
         Assert.Equal(TierOutcome.Unavailable, (await harness.Tier.HeadAsync(digest, default)).Outcome);
         Assert.Equal(BreakerState.Open, harness.Tier.Breaker.State);
@@ -142,14 +132,6 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : IAsyncLi
         Assert.Contains(harness.Log.Lines, l => l.Contains("answers again", StringComparison.Ordinal));
         using var copy = new MemoryStream();
         Assert.Equal(TierOutcome.Found, await harness.Tier.CopyVerifiedAsync(digest, copy, default));
-    }
-
-    private async Task<(MitmCache.Registry.Digest Digest, string Path)> UploadAsync(TierHarness harness, string name, long size)
-    {
-        var path = _dir.Combine(name);
-        var digest = TierHarness.WriteBlob(path, size, seed: name.Length);
-        Assert.Equal(UploadOutcome.Uploaded, await harness.Tier.UploadAsync(digest, path, "application/octet-stream", default));
-        return (digest, path);
     }
 
     public async Task DisposeAsync()

@@ -50,8 +50,8 @@ internal sealed class TierHarness : IDisposable
             ?? throw new InvalidOperationException(string.Join("; ", errors));
         settings = settings with
         {
-            RequestTimeout = TimeSpan.FromSeconds(1),
-            StallTimeout = TimeSpan.FromSeconds(1),
+            RequestTimeout = TimeSpan.FromSeconds(2),
+            StallTimeout = TimeSpan.FromSeconds(3), // parts in parallel on a loaded 2-core machine: an engine that answers, slowly
             BreakerOpen = TimeSpan.FromMilliseconds(300),
             BreakerMaxOpen = TimeSpan.FromSeconds(1),
             UploadRetryMin = TimeSpan.FromMilliseconds(100),
@@ -82,6 +82,23 @@ internal sealed class TierHarness : IDisposable
         }
 
         return Digest.TryParse($"sha256:{Convert.ToHexStringLower(hash.GetHashAndReset())}", out var digest) ? digest : throw new InvalidOperationException();
+    }
+
+    /// <summary>Writes a seeded blob to <paramref name="path"/> and uploads it through the tier; returns its digest.</summary>
+    public async Task<Digest> UploadNewAsync(string path, long size, int seed)
+    {
+        var digest = WriteBlob(path, size, seed);
+        Assert.Equal(UploadOutcome.Uploaded, await Tier.UploadAsync(digest, path, "application/octet-stream", default));
+        return digest;
+    }
+
+    /// <summary>Reads the rest of <paramref name="body"/> and throws away what it reads.</summary>
+    public static async Task DrainAsync(Stream body)
+    {
+        var buffer = new byte[1 << 16];
+        while (await body.ReadAsync(buffer) > 0)
+        {
+        }
     }
 
     /// <summary>The object's bytes, read with the engine's own client (not the tier).</summary>
