@@ -17,6 +17,7 @@ internal sealed class BlobUploader : IAsyncDisposable
     private const int Batch = 32;
     private static readonly TimeSpan s_idleCheck = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan s_indexRetry = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan s_breakerPoll = TimeSpan.FromMilliseconds(100);
 
     private readonly S3BlobTier _tier;
     private readonly UploadQueue _queue;
@@ -105,18 +106,17 @@ internal sealed class BlobUploader : IAsyncDisposable
     /// <summary>Works through what is due; returns how long to wait before the next pass.</summary>
     private async Task<TimeSpan> PassAsync(CancellationToken ct)
     {
-        var now = _time.GetUtcNow();
-        if (_tier.Breaker.RetryAt > now)
+        if (_tier.Breaker.State == BreakerState.Open)
         {
-            return _tier.Breaker.RetryAt - now; // open: nothing is tried until the probe time
+            return WaitForBreaker(); // nothing is tried until the probe time
         }
 
-        var due = _queue.Due(now.UtcDateTime, Batch);
+        var due = _queue.Due(_time.GetUtcNow().UtcDateTime, Batch);
         foreach (var record in due)
         {
             if (!await UploadAsync(record, ct) && _tier.Breaker.State != BreakerState.Closed)
             {
-                return TimeSpan.FromMilliseconds(1); // the engine failed: the next pass waits for the breaker
+                return WaitForBreaker(); // the engine failed, or someone else's probe is in flight
             }
         }
 
@@ -126,6 +126,13 @@ internal sealed class BlobUploader : IAsyncDisposable
         }
 
         return _queue.NextDue() is { } next ? Clamp(next - _time.GetUtcNow().UtcDateTime) : s_idleCheck;
+    }
+
+    /// <summary>Until the breaker's probe time, and at least a moment, so that a probe someone else has in flight (a fill's) is not met with a busy loop.</summary>
+    private TimeSpan WaitForBreaker()
+    {
+        var untilProbe = _tier.Breaker.RetryAt - _time.GetUtcNow();
+        return untilProbe > s_breakerPoll ? untilProbe : s_breakerPoll;
     }
 
     /// <summary>One record: false when the engine was unavailable for it.</summary>

@@ -6,7 +6,8 @@ namespace MitmCache.ObjectStore;
 /// caller verifies the digest as it reads: an object whose bytes do not match its name must be reported with
 /// <see cref="S3BlobTier.DeleteCorruptAsync"/> and never served. A body that breaks off or stalls throws
 /// <see cref="IOException"/> (and opens the breaker); the caller goes on from upstream, with a Range from
-/// where it got to.
+/// where it got to. Read it promptly (a fill reads as fast as its disk writes): a body left unread for the
+/// stall timeout counts as a stalled engine.
 /// </summary>
 internal sealed class TierRead : IAsyncDisposable, IDisposable
 {
