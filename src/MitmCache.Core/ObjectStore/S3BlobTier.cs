@@ -1,12 +1,9 @@
-using System.Buffers;
-using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
 using Microsoft.Extensions.Logging;
-using Microsoft.Win32.SafeHandles;
 using MitmCache.Diagnostics;
 using MitmCache.Registry;
 using MitmCache.Upstream;
@@ -24,11 +21,11 @@ namespace MitmCache.ObjectStore;
 internal sealed class S3BlobTier : IDisposable
 {
     private const int TagObjectLimit = 64 * 1024;
-    private const int HashBufferSize = 1 << 20;
     private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web);
 
     private readonly AmazonS3Client _client;
     private readonly EngineCalls _calls;
+    private readonly ObjectWriter _writer;
     private readonly BlobStoreMetrics _metrics;
     private readonly ILogger _logger;
 
@@ -39,6 +36,7 @@ internal sealed class S3BlobTier : IDisposable
         Breaker = new CircuitBreaker(settings.BreakerOpen, settings.BreakerMaxOpen, time);
         _client = S3ClientFactory.Create(settings, credentials);
         _calls = new EngineCalls(settings, Breaker, metrics, logger);
+        _writer = new ObjectWriter(_client, _calls, settings, metrics, logger);
         _metrics = metrics;
         _logger = logger;
         metrics.ObserveBreaker(() => Breaker.State);
@@ -144,45 +142,11 @@ internal sealed class S3BlobTier : IDisposable
     }
 
     /// <summary>
-    /// Uploads a committed local file: hashed first (bytes that do not match their name never reach the bucket),
-    /// then one PUT up to <see cref="BlobStoreSettings.MultipartThreshold"/>, parts of <see cref="BlobStoreSettings.PartSize"/>
-    /// above it, each streamed from the file a buffer at a time.
+    /// Uploads a committed local file (<see cref="ObjectWriter"/>): hashed first, so bytes that do not match their
+    /// name never reach the bucket; one PUT, or parts above <see cref="BlobStoreSettings.MultipartThreshold"/>.
     /// </summary>
-    public async Task<UploadOutcome> UploadAsync(Digest digest, string path, string mediaType, CancellationToken ct)
-    {
-        SafeFileHandle file;
-        try
-        {
-            file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
-        }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return UploadOutcome.SourceMissing;
-        }
-
-        using (file)
-        {
-            var clock = Stopwatch.StartNew();
-            var length = RandomAccess.GetLength(file);
-            if (!await MatchesAsync(file, length, digest, ct))
-            {
-                _logger.BlobStoreSourceCorrupt(digest.ToString());
-                return UploadOutcome.SourceCorrupt;
-            }
-
-            var key = Layout.BlobKey(digest);
-            var parts = length <= Settings.MultipartThreshold
-                ? await PutAsync(file, length, key, mediaType, ct)
-                : await PutMultipartAsync(file, length, key, mediaType, ct);
-            if (parts == 0)
-            {
-                return UploadOutcome.Unavailable;
-            }
-
-            _logger.BlobStoreUploaded(digest.ToString(), length, parts, clock.ElapsedMilliseconds);
-            return UploadOutcome.Uploaded;
-        }
-    }
+    public Task<UploadOutcome> UploadAsync(Digest digest, string path, string mediaType, CancellationToken ct) =>
+        _writer.UploadAsync(digest, Layout.BlobKey(digest), path, mediaType, ct);
 
     /// <summary>Deletes a blob or manifest (found corrupt, or for tests). Deleting what is not there succeeds.</summary>
     public async Task<TierOutcome> DeleteAsync(Digest digest, CancellationToken ct)
@@ -257,119 +221,6 @@ internal sealed class S3BlobTier : IDisposable
     }
 
     public void Dispose() => _client.Dispose();
-
-    private async Task<int> PutAsync(SafeFileHandle file, long length, string key, string mediaType, CancellationToken ct)
-    {
-        var result = await _calls.RunAsync("put", key, async d =>
-        {
-            await using var body = new FileWindowStream(file, 0, length, d, _metrics);
-            var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, InputStream = body, ContentType = mediaType, AutoCloseStream = false };
-            return await _client.PutObjectAsync(request, d.Token);
-        }, ct);
-        return result.Outcome == TierOutcome.Found ? 1 : 0;
-    }
-
-    private async Task<int> PutMultipartAsync(SafeFileHandle file, long length, string key, string mediaType, CancellationToken ct)
-    {
-        var start = await _calls.RunAsync("multipart", key, d => _client.InitiateMultipartUploadAsync(
-            new InitiateMultipartUploadRequest { BucketName = Settings.Bucket, Key = key, ContentType = mediaType }, d.Token), ct);
-        if (start.Value?.UploadId is not { } uploadId)
-        {
-            return 0;
-        }
-
-        var completed = false;
-        var count = (int)((length + Settings.PartSize - 1) / Settings.PartSize);
-        var parts = new PartETag?[count];
-        using var failed = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        try
-        {
-            // A few parts at a time: each is its own request streamed from its own window of the file.
-            var options = new ParallelOptions { MaxDegreeOfParallelism = Settings.PartsInParallel, CancellationToken = failed.Token };
-            await Parallel.ForEachAsync(Enumerable.Range(0, count), options, async (index, token) =>
-            {
-                var (offset, number) = (index * Settings.PartSize, index + 1);
-                var size = Math.Min(Settings.PartSize, length - offset);
-                var part = await _calls.RunAsync("multipart", key, async d =>
-                {
-                    await using var body = new FileWindowStream(file, offset, size, d, _metrics);
-                    return await _client.UploadPartAsync(new UploadPartRequest
-                    {
-                        BucketName = Settings.Bucket, Key = key, UploadId = uploadId, PartNumber = number, InputStream = body, PartSize = size,
-                    }, d.Token);
-                }, token);
-                if (part.Value is null)
-                {
-                    await failed.CancelAsync(); // the other parts stop; the upload is aborted below
-                    return;
-                }
-
-                parts[index] = new PartETag(number, part.Value.ETag);
-            });
-            if (parts.Any(p => p is null))
-            {
-                return 0; // the failed part was the last to run, so nothing was left to cancel
-            }
-
-            var complete = await _calls.RunAsync("multipart", key, d => _client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
-            {
-                BucketName = Settings.Bucket, Key = key, UploadId = uploadId, PartETags = [.. parts.Select(p => p!)],
-            }, d.Token), ct);
-            completed = complete.Outcome == TierOutcome.Found;
-            return completed ? count : 0;
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            return 0; // a part failed (and was counted); the others were stopped
-        }
-        finally
-        {
-            if (!completed)
-            {
-                await AbortQuietlyAsync(key, uploadId);
-            }
-        }
-    }
-
-    /// <summary>Best effort, outside the breaker: parts left by a failed upload cost space until the bucket's lifecycle rule removes them.</summary>
-    private async Task AbortQuietlyAsync(string key, string uploadId)
-    {
-        using var timeout = new CancellationTokenSource(Settings.RequestTimeout);
-        try
-        {
-            await _client.AbortMultipartUploadAsync(Settings.Bucket, key, uploadId, timeout.Token);
-        }
-        catch (Exception ex) when (ex is AmazonClientException or HttpRequestException or IOException or OperationCanceledException)
-        {
-            _logger.BlobStoreCallFailed("multipart_abort", key, ex.GetType().Name);
-        }
-    }
-
-    private static async Task<bool> MatchesAsync(SafeFileHandle file, long length, Digest digest, CancellationToken ct)
-    {
-        using var hash = digest.CreateHash();
-        var buffer = ArrayPool<byte>.Shared.Rent(HashBufferSize);
-        try
-        {
-            for (long offset = 0; offset < length;)
-            {
-                var read = await RandomAccess.ReadAsync(file, buffer.AsMemory(0, (int)Math.Min(HashBufferSize, length - offset)), offset, ct);
-                if (read == 0)
-                {
-                    return false;
-                }
-
-                hash.AppendData(buffer, 0, read);
-                offset += read;
-            }
-
-            return digest.Matches(hash.GetHashAndReset());
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
 
     /// <summary>The object's size from <c>Content-Range: bytes 100-199/200</c>; null when there is none.</summary>
     private static long? TotalFromContentRange(string? contentRange) =>
