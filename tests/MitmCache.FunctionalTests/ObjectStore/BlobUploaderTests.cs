@@ -14,23 +14,17 @@ namespace MitmCache.FunctionalTests.ObjectStore;
 /// never reach a log line or the index file.
 /// </summary>
 [Collection(CephFailureCollection.Name)]
-public sealed class BlobUploaderTests(CephEngineFixture fixture) : IAsyncLifetime
+public sealed class BlobUploaderTests(CephEngineFixture fixture) : GatewayTests(fixture, "s3-uploader")
 {
-    private readonly TempDir _dir = TempDir.Create("s3-uploader");
-
-    private CephRgw Engine => fixture.Engine;
-
-    public Task InitializeAsync() => Engine.StartGatewayAsync();
-
     [Fact]
     public async Task Uploader_EngineDownAtStartAndUploaderRestarted_UploadsEveryQueuedBlobOnceTheEngineIsBack()
     {
         using var harness = TierHarness.Create(Engine, s => s with { MultipartThreshold = 5 << 20, PartSize = 5 << 20 });
-        var store = new BlobStore(_dir.Combine("data"));
+        var store = new BlobStore(Dir.Combine("data"));
         var blobs = new[] { 1_000L, 70_000, (6L << 20) + 1, 3 }
             .Select((size, i) => (Size: size, Digest: WriteCommitted(store, size, seed: 100 + i)))
             .ToList();
-        var indexPath = _dir.Combine("data", "index.db");
+        var indexPath = Dir.Combine("data", "index.db");
 
         Engine.KillGateway();
         using (var index = new CacheIndex(indexPath))
@@ -73,12 +67,12 @@ public sealed class BlobUploaderTests(CephEngineFixture fixture) : IAsyncLifetim
     {
         using var other = TierHarness.Create(Engine);
         using var harness = TierHarness.Create(Engine, s => s with { Prefix = other.Settings.Prefix, UploadQueueCapacity = 2 });
-        var store = new BlobStore(_dir.Combine("data"));
+        var store = new BlobStore(Dir.Combine("data"));
         var present = WriteCommitted(store, 5_000, seed: 1);
         var missing = WriteCommitted(store, 6_000, seed: 2);
         Assert.Equal(UploadOutcome.Uploaded, await other.Tier.UploadAsync(present, store.PathOf(present), "application/octet-stream", default));
 
-        using var index = new CacheIndex(_dir.Combine("data", "index.db"));
+        using var index = new CacheIndex(Dir.Combine("data", "index.db"));
         var queue = new UploadQueue(index, harness.Settings.UploadQueueCapacity);
         await using var uploader = new BlobUploader(harness.Tier, queue, store, harness.BlobStoreMetrics, TimeProvider.System, harness.CreateLogger<BlobUploader>());
         uploader.Enqueue(present, "application/octet-stream");
@@ -98,9 +92,9 @@ public sealed class BlobUploaderTests(CephEngineFixture fixture) : IAsyncLifetim
     {
         using var harness = TierHarness.Create(Engine);
         using var forged = TierHarness.Create(Engine, credentials: new BasicAWSCredentials(Engine.AccessKey, "wrong" + Engine.SecretKey[5..]));
-        var store = new BlobStore(_dir.Combine("data"));
+        var store = new BlobStore(Dir.Combine("data"));
         var digest = WriteCommitted(store, 9_000, seed: 9);
-        var indexPath = _dir.Combine("data", "index.db");
+        var indexPath = Dir.Combine("data", "index.db");
         using (var index = new CacheIndex(indexPath))
         {
             var queue = new UploadQueue(index, 10);
@@ -120,7 +114,7 @@ public sealed class BlobUploaderTests(CephEngineFixture fixture) : IAsyncLifetim
         var log = harness.Log.Text + forged.Log.Text;
         Assert.True(harness.Log.Lines.Count > 3 && forged.Log.Lines.Count > 1, log);
         Assert.Contains("the keys are wrong", forged.Log.Text, StringComparison.Ordinal);
-        var files = Directory.GetFiles(_dir.Combine("data"), "index*");
+        var files = Directory.GetFiles(Dir.Combine("data"), "index*");
         Assert.NotEmpty(files);
         foreach (var secret in secrets)
         {
@@ -142,10 +136,4 @@ public sealed class BlobUploaderTests(CephEngineFixture fixture) : IAsyncLifetim
     }
 
     private static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
-
-    public async Task DisposeAsync()
-    {
-        await Engine.StartGatewayAsync();
-        _dir.Dispose();
-    }
 }

@@ -11,26 +11,17 @@ namespace MitmCache.FunctionalTests.ObjectStore;
 /// probe closes it again once the engine answers. Each test leaves the gateway running.
 /// </summary>
 [Collection(CephFailureCollection.Name)]
-public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : IAsyncLifetime
+public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : GatewayTests(fixture, "s3-failure")
 {
-    private readonly TempDir _dir = TempDir.Create("s3-failure");
-
-    private CephRgw Engine => fixture.Engine;
-
-    public Task InitializeAsync() => Engine.StartGatewayAsync();
-
     [Fact]
     public async Task ReadBody_GatewayKilledMidRead_FailsWithIOExceptionAndOpensTheBreaker()
     {
         using var harness = TierHarness.Create(Engine);
-        var digest = await harness.UploadNewAsync(_dir.Combine("killed-read"), 48L << 20, seed: 1);
-        await using var read = await harness.Tier.OpenReadAsync(digest, 0, default);
-        var buffer = new byte[1 << 20];
-        await read.Body!.ReadExactlyAsync(buffer);
+        await using var read = await StartReadingAsync(harness, "killed-read");
 
         Engine.KillGateway();
         var clock = Stopwatch.StartNew();
-        var error = await Assert.ThrowsAsync<IOException>(() => TierHarness.DrainAsync(read.Body));
+        var error = await Assert.ThrowsAsync<IOException>(() => TierHarness.DrainAsync(read.Body!));
 
         Assert.True(clock.Elapsed < harness.Settings.StallTimeout * 2, $"the read failed after {clock.Elapsed}");
         Assert.Contains("reading", error.Message, StringComparison.Ordinal);
@@ -45,16 +36,13 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : IAsyncLi
     public async Task ReadBody_GatewayFrozenMidRead_FailsAfterTheStallTimeout()
     {
         using var harness = TierHarness.Create(Engine);
-        var digest = await harness.UploadNewAsync(_dir.Combine("frozen-read"), 48L << 20, seed: 2);
-        await using var read = await harness.Tier.OpenReadAsync(digest, 0, default);
-        var buffer = new byte[1 << 20];
-        await read.Body!.ReadExactlyAsync(buffer);
+        await using var read = await StartReadingAsync(harness, "frozen-read");
 
         await Engine.FreezeGatewayAsync();
         try
         {
             var clock = Stopwatch.StartNew();
-            await Assert.ThrowsAsync<IOException>(() => TierHarness.DrainAsync(read.Body));
+            await Assert.ThrowsAsync<IOException>(() => TierHarness.DrainAsync(read.Body!));
 
             Assert.True(clock.Elapsed < harness.Settings.StallTimeout * 3, $"the read failed after {clock.Elapsed}");
             Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_errors", ("operation", "get"), ("reason", "timeout")));
@@ -70,7 +58,7 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : IAsyncLi
     public async Task Calls_GatewayFrozen_FirstTimesOutThenTheBreakerAnswersAtOnce()
     {
         using var harness = TierHarness.Create(Engine, s => s with { BreakerOpen = TimeSpan.FromSeconds(30) });
-        var digest = TierHarness.WriteBlob(_dir.Combine("frozen"), 1000, seed: 7);
+        var digest = TierHarness.WriteBlob(Dir.Combine("frozen"), 1000, seed: 7);
         await Engine.FreezeGatewayAsync();
         try
         {
@@ -79,7 +67,7 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : IAsyncLi
             first.Stop();
             var second = Stopwatch.StartNew();
             await using var read = await harness.Tier.OpenReadAsync(digest, 0, default);
-            var upload = await harness.Tier.UploadAsync(digest, _dir.Combine("frozen"), "application/octet-stream", default);
+            var upload = await harness.Tier.UploadAsync(digest, Dir.Combine("frozen"), "application/octet-stream", default);
             second.Stop();
 
             Assert.True(first.Elapsed < harness.Settings.RequestTimeout * 2, $"the first call took {first.Elapsed}");
@@ -98,7 +86,7 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : IAsyncLi
     public async Task UploadAsync_GatewayKilledMidUpload_IsUnavailableAndLeavesNoObject()
     {
         using var harness = TierHarness.Create(Engine, s => s with { MultipartThreshold = 8 << 20, PartSize = 8 << 20 });
-        var path = _dir.Combine("killed-upload");
+        var path = Dir.Combine("killed-upload");
         var digest = TierHarness.WriteBlob(path, 96L << 20, seed: 8);
 
         var upload = harness.Tier.UploadAsync(digest, path, "application/octet-stream", default);
@@ -118,7 +106,7 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : IAsyncLi
     public async Task Breaker_GatewayBack_OneProbeClosesItAndCallsWorkAgain()
     {
         using var harness = TierHarness.Create(Engine);
-        var digest = await harness.UploadNewAsync(_dir.Combine("back"), 10_000, seed: 3);
+        var digest = await harness.UploadNewAsync(Dir.Combine("back"), 10_000, seed: 3);
         Engine.KillGateway();
         Assert.Equal(TierOutcome.Unavailable, (await harness.Tier.HeadAsync(digest, default)).Outcome);
         Assert.Equal(BreakerState.Open, harness.Tier.Breaker.State);
@@ -134,9 +122,12 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : IAsyncLi
         Assert.Equal(TierOutcome.Found, await harness.Tier.CopyVerifiedAsync(digest, copy, default));
     }
 
-    public async Task DisposeAsync()
+    /// <summary>A 48 MiB object opened and its first MiB read: more than the sockets buffer, so the engine is still sending.</summary>
+    private async Task<TierRead> StartReadingAsync(TierHarness harness, string name)
     {
-        await Engine.StartGatewayAsync(); // thawed or restarted: the next test starts with an engine that answers
-        _dir.Dispose();
+        var digest = await harness.UploadNewAsync(Dir.Combine(name), 48L << 20, seed: name.Length);
+        var read = await harness.Tier.OpenReadAsync(digest, 0, default);
+        await read.Body!.ReadExactlyAsync(new byte[1 << 20]);
+        return read;
     }
 }
