@@ -22,6 +22,7 @@ internal static class Program
         (4, "concurrency", ConcurrencyScenario.RunAsync),
         (3, "image pull", ImagePullScenario.RunAsync),
         (7, "index scale", IndexScaleScenario.RunAsync),
+        (9, "blob store", BlobStoreScenario.RunAsync),
     ];
 
     public static async Task<int> Main(string[] args)

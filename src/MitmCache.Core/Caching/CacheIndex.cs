@@ -454,6 +454,10 @@ internal sealed class CacheIndex : IDisposable
 
     public int DeleteExpiredGrants(DateTime now) => Use(s => s.Grants.DeleteMany(g => g.Expires <= now));
 
+    // Blob store uploads: the rules are UploadQueue's, the index only keeps them.
+
+    public T UseUploads<T>(Func<ILiteCollection<ObjectStore.UploadRecord>, T> operation) => Use(s => operation(s.Uploads));
+
     public void Checkpoint() => Use(s => s.Checkpoint());
 
     /// <summary>

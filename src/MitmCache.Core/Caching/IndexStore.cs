@@ -1,4 +1,5 @@
 using LiteDB;
+using MitmCache.ObjectStore;
 
 namespace MitmCache.Caching;
 
@@ -21,6 +22,8 @@ internal sealed class IndexStore : IDisposable
             Repositories = _database.GetCollection<RepositoryRecord>("repositories");
             Challenges = _database.GetCollection<ChallengeRecord>("challenges");
             Grants = _database.GetCollection<GrantRecord>("grants");
+            Uploads = _database.GetCollection<UploadRecord>("blob_uploads");
+            Uploads.EnsureIndex(u => u.NextAttemptAt);
             Grants.EnsureIndex(g => g.Registry);
             Blobs.EnsureIndex(b => b.LastAccess);
             Links.EnsureIndex(l => l.Digest);
@@ -45,6 +48,9 @@ internal sealed class IndexStore : IDisposable
     public ILiteCollection<ChallengeRecord> Challenges { get; }
 
     public ILiteCollection<GrantRecord> Grants { get; }
+
+    /// <summary>Uploads to the blob store still to do (<see cref="UploadQueue"/>).</summary>
+    public ILiteCollection<UploadRecord> Uploads { get; }
 
     public void Checkpoint() => _database.Checkpoint();
 
