@@ -38,9 +38,11 @@ public sealed class ProxyHost : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     /// <exception cref="CertificateAuthorityException">The CA could not be loaded or created.</exception>
-    public static async Task<ProxyHost> StartAsync(ProxySettings settings, Serilog.ILogger log, CancellationToken cancellationToken = default)
+    /// <param name="time">The clock for certificates, TTLs and retry intervals; tests pass a fake one.</param>
+    public static async Task<ProxyHost> StartAsync(ProxySettings settings, Serilog.ILogger log, TimeProvider? time = null,
+        CancellationToken cancellationToken = default)
     {
-        var time = TimeProvider.System;
+        time ??= TimeProvider.System;
         BlobStore.CreatePrivateDirectory(settings.DataDirectory);
         var authority = CertificateAuthority.LoadOrCreate(settings.CaDirectory, time, out var created);
         log.Information(created ? "Created root CA {Fingerprint} in {Directory}" : "Loaded root CA {Fingerprint} from {Directory}",
@@ -72,8 +74,12 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton(sp => UpstreamHttp.CreateInvoker(sp.GetRequiredService<UpstreamConnector>(), settings));
         services.AddSingleton<HttpForwarder>();
         services.AddSingleton<RegistryUpstream>();
+        services.AddMetrics();
+        services.AddSingleton<ProxyMeter>();
+        services.AddSingleton(sp => sp.GetRequiredService<ProxyMeter>().Meter);
         services.AddSingleton<ProxyMetrics>();
         services.AddSingleton<CacheMetrics>();
+        services.AddSingleton<ProxyGauges>();
         services.AddSingleton<BlobCache>();
         services.AddSingleton<AccessTokens>();
         services.AddSingleton(sp => new AccessGrants(GrantKey(settings), sp.GetRequiredService<BlobCache>().Index, sp.GetRequiredService<AccessTokens>(),
@@ -85,7 +91,6 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton<BlobEndpoint>();
         services.AddSingleton<ManifestEndpoint>();
         services.AddSingleton<RegistryHandler>();
-        services.AddSingleton<MetricsWriter>();
         services.AddSingleton(sp => new CacheAdmin(sp.GetRequiredService<BlobCache>(), sp.GetRequiredService<CacheMetrics>(), settings,
             live: true, sp.GetRequiredService<ILogger<CacheAdmin>>()));
         services.AddSingleton<AdminEndpoints>();
@@ -145,6 +150,7 @@ public sealed class ProxyHost : IAsyncDisposable
 
         // Open the cache (and repair it) before accepting connections.
         _ = app.Services.GetRequiredService<BlobCache>();
+        _ = app.Services.GetRequiredService<ProxyGauges>();
         _ = app.Services.GetRequiredService<TokenEndpoint>();
         await app.StartAsync(cancellationToken);
 
