@@ -55,7 +55,7 @@ internal sealed class BlobCache : IDisposable
         var indexPath = Path.Combine(settings.DataDirectory, "index.db");
         try
         {
-            Index = CacheIndex.OpenOrRebuild(indexPath, time.GetUtcNow(), out var movedAside);
+            Index = CacheIndex.OpenOrRebuild(indexPath, time, out var movedAside);
             if (movedAside is not null)
             {
                 logger.IndexRebuilt(movedAside);
