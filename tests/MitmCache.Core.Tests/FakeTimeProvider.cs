@@ -1,8 +1,9 @@
 namespace MitmCache.Core.Tests;
 
 /// <summary>
-/// A clock that moves only when told to. Only <see cref="GetUtcNow"/> is faked: timers and
-/// timestamps still come from the system clock.
+/// A clock that moves only when told to: <see cref="GetUtcNow"/> and <see cref="GetTimestamp"/> both
+/// follow <see cref="Advance"/>. Timers still run on the system clock, so a whole proxy can run on it
+/// (the functional tests link this file).
 /// </summary>
 public sealed class FakeTimeProvider : TimeProvider
 {
@@ -20,7 +21,11 @@ public sealed class FakeTimeProvider : TimeProvider
 
     public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
 
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
     public override DateTimeOffset GetUtcNow() => new(Interlocked.Read(ref _utcTicks), TimeSpan.Zero);
+
+    public override long GetTimestamp() => Interlocked.Read(ref _utcTicks);
 
     public void Advance(TimeSpan delta)
     {

@@ -114,6 +114,33 @@ public sealed partial class RegistryServer : IAsyncDisposable
         return count;
     }
 
+    /// <summary>
+    /// Sends a request of its own straight to the registry and waits for its access line. The registry
+    /// writes a line when a request's handler returns, so a request answered before this call is in
+    /// <see cref="AccessLog"/> when it returns: a count taken then is final for everything that came
+    /// before (say, through a proxy whose work is done), where a pause would only make it likely.
+    /// </summary>
+    /// <exception cref="TimeoutException">The marker's line did not come within 10 seconds.</exception>
+    public async Task SyncAccessLogAsync(CancellationToken ct = default)
+    {
+        var marker = $"/v2/mitmcache-test-marker/{Guid.NewGuid():N}";
+        using (var http = CreateClient(TimeSpan.FromSeconds(10)))
+        {
+            using var response = await http.GetAsync(new Uri(BaseUri, marker), ct);
+        }
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!_accessLog.Any(e => e.Target == marker))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"the registry did not log {marker}");
+            }
+
+            await Task.Delay(20, ct);
+        }
+    }
+
     /// <summary>Access log entries (method, request target, status) in arrival order.</summary>
     public IReadOnlyList<(string Method, string Target, int Status)> AccessLog => _accessLog.ToArray();
 

@@ -6,6 +6,7 @@ using Microsoft.Win32.SafeHandles;
 using MitmCache.Configuration;
 using MitmCache.Diagnostics;
 using MitmCache.Registry;
+using MitmCache.Upstream;
 
 namespace MitmCache.Caching;
 
@@ -54,7 +55,7 @@ internal sealed class BlobCache : IDisposable
         try
         {
             _store.CreateDirectories();
-            Index = CacheIndex.OpenOrRebuild(settings.Layout.Index, time.GetUtcNow(), out var movedAside);
+            Index = CacheIndex.OpenOrRebuild(settings.Layout.Index, time, out var movedAside);
             if (movedAside is not null)
             {
                 logger.IndexRebuilt(movedAside);
@@ -530,24 +531,11 @@ internal sealed class BlobCache : IDisposable
         mediaType = "application/octet-stream";
         try
         {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 64 * 1024, FileOptions.SequentialScan);
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, StreamCopier.BufferSize, FileOptions.SequentialScan);
             using var hash = digest.CreateHash();
-            var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
-            try
-            {
-                int read;
-                while ((read = stream.Read(buffer, 0, 64 * 1024)) > 0)
-                {
-                    hash.AppendData(buffer, 0, read);
-                    size += read;
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-
-            if (!digest.Matches(hash.GetHashAndReset()))
+            var copy = StreamCopier.Copy(stream, new HashingSink(hash));
+            size = copy.Bytes;
+            if (copy.Failure != CopyFailure.None || !digest.Matches(hash.GetHashAndReset()))
             {
                 return false;
             }

@@ -197,34 +197,14 @@ internal sealed class CacheAdmin
 
     private LiveCounters LiveCounters()
     {
-        long requests = 0, fromCache = 0, fromUpstream = 0;
-        foreach (var ((_, kind, result), count) in _metrics.Requests)
-        {
-            requests += count;
-            if (kind is not ("blob" or "manifest"))
-            {
-                continue;
-            }
-
-            switch (CacheMetrics.SourceOf(result))
-            {
-                case "cache":
-                    fromCache += count;
-                    break;
-                case "upstream":
-                    fromUpstream += count;
-                    break;
-            }
-        }
-
-        var served = _metrics.ServedBytes;
+        long fromCache = _metrics.AnsweredFromCache, fromUpstream = _metrics.AnsweredFromUpstream;
         return new LiveCounters(
-            requests,
+            _metrics.Requests,
             fromCache,
             fromUpstream,
             fromCache + fromUpstream == 0 ? null : (double)fromCache / (fromCache + fromUpstream),
-            served.GetValueOrDefault("cache"),
-            served.GetValueOrDefault("upstream"),
+            _metrics.ServedFromCache,
+            _metrics.ServedFromUpstream,
             _cache.InFlightCount,
             _metrics.Evictions);
     }

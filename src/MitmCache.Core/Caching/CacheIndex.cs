@@ -25,6 +25,7 @@ internal sealed class CacheIndex : IDisposable
 
     private readonly ConnectionString _connection;
     private readonly FileStream? _lock;
+    private readonly TimeProvider _time;
     private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.NoRecursion);
     private readonly ConcurrentDictionary<string, (DateTime At, long Hits)> _pendingAccess = new();
 
@@ -41,16 +42,18 @@ internal sealed class CacheIndex : IDisposable
     private (ExceptionDispatchInfo Error, long At)? _reopenFailure;
     private bool _disposed;
 
+    /// <param name="time">The clock of <see cref="ReopenInterval"/>; the system's by default.</param>
     /// <exception cref="CacheLockedException">Another process has this index open.</exception>
-    public CacheIndex(string path)
-        : this(new ConnectionString { Filename = path, Connection = ConnectionType.Direct }, Lock(Configuration.DataLayout.LockOf(path)))
+    public CacheIndex(string path, TimeProvider? time = null)
+        : this(new ConnectionString { Filename = path, Connection = ConnectionType.Direct }, Lock(Configuration.DataLayout.LockOf(path)), time ?? TimeProvider.System)
     {
     }
 
-    private CacheIndex(ConnectionString connection, FileStream? fileLock)
+    private CacheIndex(ConnectionString connection, FileStream? fileLock, TimeProvider time)
     {
         _connection = connection;
         _lock = fileLock;
+        _time = time;
         try
         {
             _store = new IndexStore(connection);
@@ -66,7 +69,7 @@ internal sealed class CacheIndex : IDisposable
     public int Reopens { get; private set; }
 
     /// <summary>An index that lives in memory only: the pass-through mode for an unusable data directory.</summary>
-    public static CacheIndex InMemory() => new(new ConnectionString { Filename = ":memory:" }, fileLock: null);
+    public static CacheIndex InMemory() => new(new ConnectionString { Filename = ":memory:" }, fileLock: null, TimeProvider.System);
 
     /// <summary>
     /// Opens the index and reads every document once. A file LiteDB cannot read (torn, scribbled,
@@ -74,12 +77,12 @@ internal sealed class CacheIndex : IDisposable
     /// rebuilds it from the blob files. Returns the path the broken file was moved to, or null.
     /// Permission and locking errors are not corruption and are thrown.
     /// </summary>
-    public static CacheIndex OpenOrRebuild(string path, DateTimeOffset now, out string? movedAside)
+    public static CacheIndex OpenOrRebuild(string path, TimeProvider time, out string? movedAside)
     {
         movedAside = null;
         try
         {
-            var index = new CacheIndex(path);
+            var index = new CacheIndex(path, time);
             try
             {
                 index.Validate();
@@ -93,7 +96,7 @@ internal sealed class CacheIndex : IDisposable
         }
         catch (Exception ex) when (IsCorruption(ex))
         {
-            movedAside = Configuration.DataLayout.CorruptCopyOf(path, now);
+            movedAside = Configuration.DataLayout.CorruptCopyOf(path, time.GetUtcNow());
             File.Move(path, movedAside, overwrite: true);
             var log = Configuration.DataLayout.LogOf(path);
             if (File.Exists(log))
@@ -101,7 +104,7 @@ internal sealed class CacheIndex : IDisposable
                 File.Move(log, movedAside + "-log", overwrite: true);
             }
 
-            return new CacheIndex(path);
+            return new CacheIndex(path, time);
         }
     }
 
@@ -222,7 +225,7 @@ internal sealed class CacheIndex : IDisposable
                 return;
             }
 
-            if (_reopenFailure is { } last && Environment.TickCount64 - last.At < ReopenInterval.TotalMilliseconds)
+            if (_reopenFailure is { } last && _time.GetElapsedTime(last.At) < ReopenInterval)
             {
                 last.Error.Throw();
             }
@@ -235,7 +238,7 @@ internal sealed class CacheIndex : IDisposable
             }
             catch (Exception ex) when (IsEngineFailure(ex) || IsCorruption(ex))
             {
-                _reopenFailure = (ExceptionDispatchInfo.Capture(ex), Environment.TickCount64);
+                _reopenFailure = (ExceptionDispatchInfo.Capture(ex), _time.GetTimestamp());
                 throw;
             }
         }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using Microsoft.AspNetCore.Http;
 using MitmCache.Caching;
 using MitmCache.Certificates;
@@ -8,7 +7,7 @@ using MitmCache.Diagnostics;
 namespace MitmCache.Hosting;
 
 /// <summary>The proxy's own endpoints on the proxy port: health, readiness, the root CA, metrics and the admin calls.</summary>
-internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, MetricsWriter metrics, AdminEndpoints admin, TimeProvider time)
+internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, ProxyMeter metrics, AdminEndpoints admin, TimeProvider time)
 {
     /// <summary>The connection item that marks the <c>--metrics-listen</c> listener.</summary>
     public const string MonitoringListener = "mitmcache.monitoring";
@@ -64,10 +63,7 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
                 await response.WriteAsync(authority.ExportPem());
                 return;
             case "/metrics" when get:
-                response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-                var text = new StringBuilder();
-                metrics.Write(text);
-                await response.WriteAsync(text.ToString());
+                await metrics.ScrapeAsync(context);
                 return;
             default:
                 response.StatusCode = 404;

@@ -31,16 +31,16 @@ public sealed class ProxyHost : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly Serilog.ILogger _log;
     private readonly SystemdService? _systemd;
-    private readonly TimeProvider _time;
+    // The drain is bounded in real time, whatever clock the cache and certificates run on (tests pass a fake one).
+    private static readonly TimeProvider s_wallClock = TimeProvider.System;
     private long _stoppingSince;
     private int _disposed;
 
-    private ProxyHost(WebApplication app, Serilog.ILogger log, SystemdService? systemd, TimeProvider time)
+    private ProxyHost(WebApplication app, Serilog.ILogger log, SystemdService? systemd)
     {
         _app = app;
         _log = log;
         _systemd = systemd;
-        _time = time;
     }
 
     /// <summary>The address actually bound (useful with port 0).</summary>
@@ -52,14 +52,17 @@ public sealed class ProxyHost : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     /// <exception cref="CertificateAuthorityException">The CA could not be loaded or created.</exception>
-    public static Task<ProxyHost> StartAsync(ProxySettings settings, Serilog.ILogger log, CancellationToken cancellationToken = default) =>
-        StartAsync(settings, log, sockets: null, cancellationToken);
+    /// <param name="time">The clock for certificates, TTLs and retry intervals; tests pass a fake one.</param>
+    public static Task<ProxyHost> StartAsync(ProxySettings settings, Serilog.ILogger log, TimeProvider? time = null, CancellationToken cancellationToken = default) =>
+        StartAsync(settings, log, sockets: null, time, cancellationToken);
 
     /// <param name="sockets">The sockets systemd passed, served instead of binding <see cref="ProxySettings.Listen"/> (and <see cref="ProxySettings.MetricsListen"/> when one is named <c>metrics</c>).</param>
+    /// <param name="time">The clock for certificates, TTLs and retry intervals; tests pass a fake one.</param>
     /// <exception cref="CertificateAuthorityException">The CA could not be loaded or created.</exception>
-    internal static async Task<ProxyHost> StartAsync(ProxySettings settings, Serilog.ILogger log, SystemdSockets? sockets, CancellationToken cancellationToken = default)
+    internal static async Task<ProxyHost> StartAsync(ProxySettings settings, Serilog.ILogger log, SystemdSockets? sockets, TimeProvider? time = null,
+        CancellationToken cancellationToken = default)
     {
-        var time = TimeProvider.System;
+        time ??= TimeProvider.System;
         BlobStore.CreatePrivateDirectory(settings.DataDirectory);
         var authority = CertificateAuthority.LoadOrCreate(settings.Layout.Ca.Directory, time, out var created);
         log.Information(created ? "Created root CA {Fingerprint} in {Directory}" : "Loaded root CA {Fingerprint} from {Directory}",
@@ -91,8 +94,12 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton(sp => UpstreamHttp.CreateInvoker(sp.GetRequiredService<UpstreamConnector>(), settings));
         services.AddSingleton<HttpForwarder>();
         services.AddSingleton<RegistryUpstream>();
+        services.AddMetrics();
+        services.AddSingleton<ProxyMeter>();
+        services.AddSingleton(sp => sp.GetRequiredService<ProxyMeter>().Meter);
         services.AddSingleton<ProxyMetrics>();
         services.AddSingleton<CacheMetrics>();
+        services.AddSingleton<ProxyGauges>();
         services.AddSingleton<BlobCache>();
         services.AddSingleton<AccessTokens>();
         services.AddSingleton(sp => new AccessGrants(GrantKey(settings), sp.GetRequiredService<BlobCache>().Index, sp.GetRequiredService<AccessTokens>(),
@@ -104,7 +111,6 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton<BlobEndpoint>();
         services.AddSingleton<ManifestEndpoint>();
         services.AddSingleton<RegistryHandler>();
-        services.AddSingleton<MetricsWriter>();
         services.AddSingleton(sp => new CacheAdmin(sp.GetRequiredService<BlobCache>(), sp.GetRequiredService<CacheMetrics>(), settings,
             live: true, sp.GetRequiredService<ILogger<CacheAdmin>>()));
         services.AddSingleton<AdminEndpoints>();
@@ -187,11 +193,12 @@ public sealed class ProxyHost : IAsyncDisposable
         });
         app.Run(router.HandleAsync);
         var systemd = SystemdService.FromEnvironment(Environment.GetEnvironmentVariables(), new SystemdNotifier());
-        var host = new ProxyHost(app, log, systemd, time);
+        var host = new ProxyHost(app, log, systemd);
         app.Lifetime.ApplicationStopping.Register(host.OnStopping);
 
         // Open the cache (and repair it) before accepting connections.
         _ = app.Services.GetRequiredService<BlobCache>();
+        _ = app.Services.GetRequiredService<ProxyGauges>();
         _ = app.Services.GetRequiredService<TokenEndpoint>();
         await app.StartAsync(cancellationToken);
 
@@ -220,7 +227,7 @@ public sealed class ProxyHost : IAsyncDisposable
 
     private void OnStopping()
     {
-        Interlocked.Exchange(ref _stoppingSince, _time.GetTimestamp());
+        Interlocked.Exchange(ref _stoppingSince, s_wallClock.GetTimestamp());
         var settings = _app.Services.GetRequiredService<ProxySettings>();
         _log.Information("Shutting down: accepting no new connections; requests and cache fills in flight have {Timeout} to end",
             settings.ShutdownTimeout);
@@ -268,12 +275,12 @@ public sealed class ProxyHost : IAsyncDisposable
         await _app.StopAsync();
         var timeout = _app.Services.GetRequiredService<ProxySettings>().ShutdownTimeout;
         var since = Interlocked.Read(ref _stoppingSince);
-        var left = timeout - (since == 0 ? TimeSpan.Zero : _time.GetElapsedTime(since));
+        var left = timeout - (since == 0 ? TimeSpan.Zero : s_wallClock.GetElapsedTime(since));
         var cache = _app.Services.GetRequiredService<BlobCache>();
         if (cache.InFlightCount > 0 && left > TimeSpan.Zero)
         {
             var fills = cache.FillsEnded();
-            if (await Task.WhenAny(fills, Task.Delay(left, _time)) != fills)
+            if (await Task.WhenAny(fills, Task.Delay(left, s_wallClock)) != fills)
             {
                 _log.Warning("{Count} cache fills still running after --shutdown-timeout {Timeout}: discarded", cache.InFlightCount, timeout);
             }
@@ -287,7 +294,7 @@ public sealed class ProxyHost : IAsyncDisposable
         await _app.DisposeAsync();
         if (since != 0)
         {
-            _log.Information("Stopped after {Elapsed:0.0} s", _time.GetElapsedTime(since).TotalSeconds);
+            _log.Information("Stopped after {Elapsed:0.0} s", s_wallClock.GetElapsedTime(since).TotalSeconds);
         }
     }
 }

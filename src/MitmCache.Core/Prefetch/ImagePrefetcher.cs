@@ -1,7 +1,8 @@
-using System.Buffers;
 using System.Net;
+using System.Runtime.ExceptionServices;
 using System.Text.Json;
 using MitmCache.Registry;
+using MitmCache.Upstream;
 
 namespace MitmCache.Prefetch;
 
@@ -143,42 +144,24 @@ internal sealed class ImagePrefetcher(RegistryClient client, PlatformFilter plat
 
         Digest.TryParse(blob.Digest, out var digest);
         using var hash = digest.CreateHash();
-        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
-        long total = 0;
-        try
+        long received = 0;
+        CopyResult copy;
+        await using (var body = await response.Content.ReadAsStreamAsync(cancellationToken))
         {
-            using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-            while (true)
-            {
-                stall.CancelAfter(s_stallTimeout);
-                int read;
-                try
-                {
-                    read = await body.ReadAsync(buffer, stall.Token);
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                    throw new PrefetchException($"{blob.Kind} {blob.Digest}: nothing received for {s_stallTimeout.TotalSeconds:0} s after {total} bytes");
-                }
-                catch (Exception ex) when (ex is IOException or HttpRequestException)
-                {
-                    throw new PrefetchException($"{blob.Kind} {blob.Digest}: the download broke after {total} bytes: {ex.Message}");
-                }
-
-                if (read == 0)
-                {
-                    break;
-                }
-
-                hash.AppendData(buffer, 0, read);
-                total += read;
-                progress.BlobProgress(blob.Digest, total);
-            }
+            copy = await StreamCopier.CopyAsync(body, new HashingSink(hash), cancellationToken,
+                bytes => progress.BlobProgress(blob.Digest, received += bytes), s_stallTimeout);
         }
-        finally
+
+        var total = copy.Bytes;
+        switch (copy.Failure)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            case CopyFailure.Canceled:
+                ExceptionDispatchInfo.Throw(copy.Error!);
+                break;
+            case CopyFailure.Read when copy.Error is TimeoutException:
+                throw new PrefetchException($"{blob.Kind} {blob.Digest}: nothing received for {s_stallTimeout.TotalSeconds:0} s after {total} bytes");
+            case CopyFailure.Read:
+                throw new PrefetchException($"{blob.Kind} {blob.Digest}: the download broke after {total} bytes: {copy.Error!.Message}");
         }
 
         if ((blob.Size >= 0 && total != blob.Size) || !digest.Matches(hash.GetHashAndReset()))

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.IO.Pipelines;
 using System.Net;
 using System.Text;
@@ -5,6 +6,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using MitmCache.Caching;
 using MitmCache.Core.Tests.Certificates;
 using MitmCache.Core.Tests.Configuration;
+using MitmCache.Core.Tests.Diagnostics;
 using MitmCache.Diagnostics;
 using MitmCache.Registry;
 
@@ -22,6 +24,7 @@ public sealed class BlobCacheTests : IDisposable
     private readonly TempDirectory _directory = new();
     private readonly FakeTimeProvider _time = new();
     private CacheMetrics _metrics = new();
+    private MeterTotals? _totals;
     private BlobCache _cache;
 
     public BlobCacheTests()
@@ -32,6 +35,7 @@ public sealed class BlobCacheTests : IDisposable
     public void Dispose()
     {
         _cache.Dispose();
+        _totals?.Dispose();
         _directory.Dispose();
     }
 
@@ -39,7 +43,10 @@ public sealed class BlobCacheTests : IDisposable
 
     private BlobCache Open(long cap)
     {
-        _metrics = new CacheMetrics();
+        var meter = new Meter(ProxyMeter.Name);
+        _totals?.Dispose();
+        _totals = new MeterTotals(meter);
+        _metrics = new CacheMetrics(meter);
         return new BlobCache(TestSettings.Create(_directory.Path, cap), _time, _metrics, NullLogger<BlobCache>.Instance);
     }
 
@@ -446,8 +453,8 @@ public sealed class BlobCacheTests : IDisposable
         Assert.Equal(fill.FinalPath, blob.Path);
         Assert.Empty(Directory.EnumerateFiles(TempRoot));
         Assert.Equal(0, _cache.InFlightCount);
-        Assert.Equal(body.Length, _metrics.BytesFromUpstream);
-        Assert.Equal(1, _metrics.FillsStarted);
+        Assert.Equal(body.Length, _totals!.Sum("mitmcache_upstream_bytes_total"));
+        Assert.Equal(1, _totals.Sum("mitmcache_fills_total"));
     }
 
     [Fact]
@@ -462,7 +469,7 @@ public sealed class BlobCacheTests : IDisposable
 
         Assert.Equal(FillOutcome.DigestMismatch, outcome);
         AssertNothingKept(digest, fill);
-        Assert.Equal(1, _metrics.UpstreamErrors["digestmismatch"]);
+        Assert.Equal(1, _totals!.Sum("mitmcache_upstream_errors_total", ("class", "digestmismatch")));
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using Microsoft.Win32.SafeHandles;
 using MitmCache.Caching;
 using MitmCache.Core.Tests.Certificates;
@@ -41,7 +42,7 @@ public sealed class BlobReaderTests : IDisposable
         var output = new RecordingStream();
 
         var copy = BlobReader.CopyAsync(_read, 0, _data.Length, output, _fill, CancellationToken.None);
-        await AppendInChunksAsync(_data.Length, 7_777);
+        await AppendFollowedAsync(output, 7_777, 0, _data.Length);
         _fill.Complete(FillOutcome.Committed);
         var (outcome, bytes) = await copy.WaitAsync(s_timeout);
 
@@ -58,8 +59,9 @@ public sealed class BlobReaderTests : IDisposable
 
         var copy = BlobReader.CopyAsync(_read, 0, _data.Length, output, _fill, CancellationToken.None);
         await output.WaitForCountAsync(_data.Length - 1);
-        await Task.Delay(100);
 
+        // The file is read in chunks of far more than a byte, so a reader that sent the last byte could
+        // not have stopped on the one before it.
         Assert.Equal(_data.Length - 1, output.Count);
         Assert.False(copy.IsCompleted);
 
@@ -129,10 +131,9 @@ public sealed class BlobReaderTests : IDisposable
         var output = new RecordingStream();
 
         var copy = BlobReader.CopyAsync(_read, start, length, output, _fill, CancellationToken.None);
-        await AppendInChunksAsync(_data.Length, 10_000);
-        await output.WaitForCountAsync(length - 1);
-        await Task.Delay(50);
-        Assert.False(copy.IsCompleted); // the range's last byte waits for the digest check too
+        await AppendFollowedAsync(output, 10_000, start, length);
+        Assert.Equal(length - 1, output.Count); // the range's last byte waits for the digest check too
+        Assert.False(copy.IsCompleted);
 
         _fill.Complete(FillOutcome.Committed);
         var (outcome, bytes) = await copy.WaitAsync(s_timeout);
@@ -148,7 +149,7 @@ public sealed class BlobReaderTests : IDisposable
         var output = new RecordingStream();
 
         var copy = BlobReader.CopyAsync(_read, 0, long.MaxValue, output, _fill, CancellationToken.None);
-        await AppendInChunksAsync(_data.Length, 65_536);
+        await AppendFollowedAsync(output, 65_536, 0, long.MaxValue);
         _fill.Complete(FillOutcome.Committed);
         var (outcome, bytes) = await copy.WaitAsync(s_timeout);
 
@@ -160,13 +161,15 @@ public sealed class BlobReaderTests : IDisposable
     [Fact]
     public async Task CopyAsync_CanceledWhileWaitingForBytes_ReturnsClientGone()
     {
-        var output = new RecordingStream();
+        // A pipe, read here: its reader sees bytes only once the flush that carried them has passed its
+        // cancellation check, so the cancel below lands on the reader's wait for more bytes, never on the flush.
+        var output = new Pipe();
         Append(1_000);
         using var cancellation = new CancellationTokenSource();
 
-        var copy = BlobReader.CopyAsync(_read, 0, _data.Length, output, _fill, cancellation.Token);
-        await output.WaitForCountAsync(1_000);
-        await Task.Delay(200); // let the flush of those bytes return, so the reader is waiting for more
+        var copy = BlobReader.CopyAsync(_read, 0, _data.Length, output.Writer, _fill, cancellation.Token);
+        var received = await output.Reader.ReadAtLeastAsync(1_000).AsTask().WaitAsync(s_timeout);
+        Assert.Equal(1_000, received.Buffer.Length);
         cancellation.Cancel();
         var (outcome, bytes) = await copy.WaitAsync(s_timeout);
 
@@ -255,12 +258,17 @@ public sealed class BlobReaderTests : IDisposable
         _fill.Advance(count);
     }
 
-    private async Task AppendInChunksAsync(int total, int chunk)
+    /// <summary>
+    /// Appends the whole blob in chunks, and after each waits until the reader has sent all it may of it
+    /// (the bytes of its range so far, but the last of a known length): the reader follows the fill chunk by chunk, each read
+    /// after the first waiting for bytes that were not there yet.
+    /// </summary>
+    private async Task AppendFollowedAsync(RecordingStream output, int chunk, long start, long length)
     {
-        while (_appended < total)
+        while (_appended < _data.Length)
         {
-            Append((int)Math.Min(chunk, total - _appended));
-            await Task.Delay(1);
+            Append((int)Math.Min(chunk, _data.Length - _appended));
+            await output.WaitForCountAsync(Math.Max(0, Math.Min(_appended - start, length - 1)));
         }
     }
 

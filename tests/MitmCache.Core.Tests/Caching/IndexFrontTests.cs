@@ -35,9 +35,10 @@ public sealed class IndexFrontTests
     }
 
     [Fact]
-    public async Task Write_WhileALookupIsLoadingTheOldValue_TheWriteWins()
+    public async Task Write_WhileALookupIsLoadingTheOldValue_WaitsForItAndWins()
     {
         var front = new IndexFront<string>(capacity: 10);
+        front.Write("warm", "up", () => { }); // compiled: below, the writer thread can block on nothing but the key's lock
         using var loading = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
         var lookup = Task.Run(() => front.Find("k", () =>
@@ -47,11 +48,17 @@ public sealed class IndexFrontTests
             return "old"; // read from the index before the write below
         }));
         loading.Wait();
-        var write = Task.Run(() => front.Write("k", "new", () => { }));
-        await Task.Delay(50); // the write is now waiting for the lookup's lock
-        release.Set();
-        await Task.WhenAll(lookup, write);
+        var wroteDuringLoad = false;
+        var writer = new Thread(() => front.Write("k", "new", () => wroteDuringLoad = !release.IsSet));
+        writer.Start();
 
+        // Release the lookup only once the writer is blocked (on the lookup's lock) or done (a write that does not wait).
+        Assert.True(SpinWait.SpinUntil(() => (writer.ThreadState & (ThreadState.WaitSleepJoin | ThreadState.Stopped)) != 0, TimeSpan.FromSeconds(10)));
+        release.Set();
+        await lookup;
+        Assert.True(writer.Join(TimeSpan.FromSeconds(10)));
+
+        Assert.False(wroteDuringLoad, "the write ran while the lookup was loading the old value");
         Assert.Equal("new", front.Find("k", () => "loaded"));
     }
 

@@ -8,6 +8,7 @@ internal sealed class RecordingStream : Stream
 {
     private readonly MemoryStream _received = new();
     private readonly Lock _gate = new();
+    private TaskCompletionSource _written = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public bool FailWrites { get; set; }
 
@@ -30,14 +31,31 @@ internal sealed class RecordingStream : Stream
         }
     }
 
-    /// <summary>Polls until at least <paramref name="count"/> bytes arrived; fails the test after 10 seconds.</summary>
+    /// <summary>Waits until at least <paramref name="count"/> bytes arrived; fails the test after 10 seconds.</summary>
     public async Task WaitForCountAsync(long count)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (Count < count)
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (true)
         {
-            Assert.True(DateTime.UtcNow < deadline, $"received {Count} of {count} bytes before the deadline");
-            await Task.Delay(5);
+            Task written;
+            lock (_gate)
+            {
+                if (_received.Length >= count)
+                {
+                    return;
+                }
+
+                written = _written.Task;
+            }
+
+            try
+            {
+                await written.WaitAsync(deadline.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"received {Count} of {count} bytes before the deadline");
+            }
         }
     }
 
@@ -64,10 +82,15 @@ internal sealed class RecordingStream : Stream
             throw new IOException("the client reset the connection");
         }
 
+        TaskCompletionSource written;
         lock (_gate)
         {
             _received.Write(buffer);
+            written = _written;
+            _written = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
+
+        written.SetResult();
     }
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)

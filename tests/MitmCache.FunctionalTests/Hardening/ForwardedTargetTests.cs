@@ -149,7 +149,10 @@ public sealed class ForwardedTargetTests : IAsyncLifetime
         RawResponse? next = null;
         if (clientSendsTheRest)
         {
-            await Task.Delay(300);
+            // The rest comes once the proxy's handler has returned (it logs the request then), so Kestrel's
+            // end-of-request drain is the one that reads it: the path that dropped the connection.
+            Assert.True(await _world.Proxy.Log.WaitForAsync(l => l.Contains("\"Method\":\"PUT\"", StringComparison.Ordinal)
+                && l.Contains("\"Reference\":\"v9\"", StringComparison.Ordinal)), _world.Proxy.Log.Tail());
             await connection.SendAsync("12345678");
             next = await connection.RoundTripAsync($"GET /v2/ HTTP/1.1\r\nHost: {_world.Registry.Authority}\r\n\r\n", TimeSpan.FromSeconds(10));
         }

@@ -44,11 +44,7 @@ public sealed class LimitOptionsCliTests
 
         Assert.Equal(503, refused?.Status);
         Assert.Contains("--max-connections-per-client 2", refused!.BodyText, StringComparison.Ordinal);
-        for (var i = 0; i < 50 && !proxy.Output.Contains("Refused a connection", StringComparison.Ordinal); i++)
-        {
-            await Task.Delay(100); // the log reaches us through a pipe
-        }
-
+        await Poll.UntilAsync(() => proxy.Output.Contains("Refused a connection", StringComparison.Ordinal), TimeSpan.FromSeconds(5)); // through a pipe
         Assert.Contains("Refused a connection", proxy.Output, StringComparison.Ordinal);
     }
 }

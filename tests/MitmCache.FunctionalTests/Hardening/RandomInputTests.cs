@@ -94,11 +94,7 @@ public sealed class RandomInputTests(ITestOutputHelper output)
         }
 
         var limiter = world.Proxy.Get<ConnectionLimiter>();
-        for (var i = 0; i < 100 && limiter.Open > 0; i++)
-        {
-            await Task.Delay(100);
-        }
-
+        await Poll.UntilAsync(() => limiter.Open == 0, TimeSpan.FromSeconds(10));
         Assert.Equal(0, limiter.Open);
         var errors = world.Proxy.Log.Lines
             .Where(l => l.Contains("\"@l\":\"Error\"", StringComparison.Ordinal) || l.Contains("\"@l\":\"Fatal\"", StringComparison.Ordinal))

@@ -54,7 +54,8 @@ public sealed class SlowReaderTests(ITestOutputHelper output)
             }
         })).ToList();
 
-        await Task.Delay(500);
+        // The fast client comes once all twenty are reading: the fill is then held by slow readers.
+        Assert.True(await Poll.UntilAsync(() => Enumerable.Range(0, slowBytes.Length).All(i => Interlocked.Read(ref slowBytes[i]) > 0), TimeSpan.FromSeconds(30)), "the slow readers did not start");
         var clock = Stopwatch.StartNew();
         using (var fast = ProxyClients.Create(proxy.Url, proxy.CaBundlePath))
         {

@@ -126,7 +126,7 @@ public sealed class SoakTests(ITestOutputHelper output)
         await sampler;
         await flapper;
         registries.ForEach(r => r.Fault = UpstreamFault.None);
-        await Task.Delay(2000); // idle pooled connections settle
+        await Poll.UntilAsync(() => FdCount(proxy.Pid, port) <= fdBefore + 2, TimeSpan.FromSeconds(10)); // closed client connections go
         var fdAfter = FdCount(proxy.Pid, port);
         var upstreamSockets = UpstreamSockets(proxy.Pid, registries.Select(r => r.Port).ToHashSet());
         output.WriteLine($"fds before: {kindsBefore}; after: {FdKinds(proxy.Pid)}");

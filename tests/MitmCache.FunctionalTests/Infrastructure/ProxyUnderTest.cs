@@ -8,12 +8,14 @@ namespace MitmCache.FunctionalTests.Infrastructure;
 public sealed class ProxyUnderTest : IAsyncDisposable
 {
     private readonly Serilog.Core.Logger _logger;
+    private readonly TimeProvider? _time;
     private ProxyHost? _host;
 
-    private ProxyUnderTest(ProxySettings settings, Serilog.Core.Logger logger, CollectingSink sink)
+    private ProxyUnderTest(ProxySettings settings, Serilog.Core.Logger logger, CollectingSink sink, TimeProvider? time)
     {
         Settings = settings;
         _logger = logger;
+        _time = time;
         Log = sink;
     }
 
@@ -35,7 +37,10 @@ public sealed class ProxyUnderTest : IAsyncDisposable
     internal IServiceProvider Services => _host!.Services;
 
     /// <param name="minimumLevel">Debug by default; load tests pass Warning to keep the collected log small.</param>
-    public static async Task<ProxyUnderTest> StartAsync(ProxySettings settings, Serilog.Events.LogEventLevel minimumLevel = Serilog.Events.LogEventLevel.Debug)
+    /// <param name="time">The proxy's clock (a <c>FakeTimeProvider</c> started at the real time, so that
+    /// leaves stay valid for real clients); the system's by default.</param>
+    public static async Task<ProxyUnderTest> StartAsync(ProxySettings settings, Serilog.Events.LogEventLevel minimumLevel = Serilog.Events.LogEventLevel.Debug,
+        TimeProvider? time = null)
     {
         var sink = new CollectingSink();
         var logger = new LoggerConfiguration().MinimumLevel.Is(minimumLevel)
@@ -43,7 +48,7 @@ public sealed class ProxyUnderTest : IAsyncDisposable
             .Enrich.FromLogContext()
             .WriteTo.Sink(sink)
             .CreateLogger();
-        var proxy = new ProxyUnderTest(settings, logger, sink);
+        var proxy = new ProxyUnderTest(settings, logger, sink, time);
         await proxy.StartHostAsync();
         return proxy;
     }
@@ -70,9 +75,16 @@ public sealed class ProxyUnderTest : IAsyncDisposable
 
     public T Get<T>() where T : notnull => (T)_host!.Services.GetService(typeof(T))!;
 
+    /// <summary><c>GET /metrics</c>, parsed.</summary>
+    public async Task<PrometheusText> ScrapeMetricsAsync()
+    {
+        using var http = new HttpClient();
+        return PrometheusText.Parse(await http.GetStringAsync($"{Url}/metrics"));
+    }
+
     private async Task StartHostAsync()
     {
-        _host = await ProxyHost.StartAsync(Settings with { Listen = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, Port) }, _logger);
+        _host = await ProxyHost.StartAsync(Settings with { Listen = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, Port) }, _logger, _time);
         Port = _host.Address.Port;
     }
 

@@ -37,12 +37,14 @@ public sealed class RegistryWorld : IAsyncDisposable
     /// <param name="users">Token server users (user → password); admin is always there for pushes.</param>
     /// <param name="acl">Token server ACL; default: everyone pulls everything.</param>
     /// <param name="tokenPath">The token realm's path: Docker Hub's <c>/token</c>, or under <c>/v2/</c> as on quay.io and gcr.io.</param>
+    /// <param name="time">The proxy's clock; the system's by default.</param>
     public static async Task<RegistryWorld> StartAsync(
         bool tokenAuth,
         Func<ProxySettings, ProxySettings>? configure = null,
         IReadOnlyDictionary<string, string>? users = null,
         Func<string?, string, string[], string[]>? acl = null,
-        string tokenPath = "/token")
+        string tokenPath = "/token",
+        TimeProvider? time = null)
     {
         var dir = TempDir.Create("mitmcache-world");
         var world = new RegistryWorld(dir, TestPki.Create(dir.Combine("pki")));
@@ -58,7 +60,7 @@ public sealed class RegistryWorld : IAsyncDisposable
 
         world.Registry = await RegistryServer.StartAsync(world.Pki, registryDir, options, CancellationToken.None);
         var settings = world.DefaultProxySettings();
-        world.Proxy = await ProxyUnderTest.StartAsync(configure?.Invoke(settings) ?? settings);
+        world.Proxy = await ProxyUnderTest.StartAsync(configure?.Invoke(settings) ?? settings, time: time);
         return world;
     }
 

@@ -25,14 +25,20 @@ public sealed partial class MetricsTests
         var registry = ("registry", world.Authority);
         using var http = new HttpClient();
         string? contentType = null;
+        var text = "";
         PrometheusText metrics = null!;
         await Poll.UntilAsync(async () =>
         {
-            (contentType, metrics) = await ScrapeAsync(http, world.Proxy.Url);
+            (contentType, text) = await ScrapeAsync(http, world.Proxy.Url);
+            metrics = PrometheusText.Parse(text);
             return BothPullsCounted(metrics, registry);
         }, TimeSpan.FromSeconds(10));
 
         Assert.Equal("text/plain; version=0.0.4; charset=utf-8", contentType);
+
+        // Every family, with its type (the README's Metrics table): a new instrument is added here too.
+        Assert.Equal(s_families, metrics.Types.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => (t.Key, t.Value)));
+        Assert.DoesNotContain("{}", text, StringComparison.Ordinal); // a series without labels is `name value`, as it always was
 
         // Conventions: every family documented and typed, mitmcache_ names, _total only on counters, _bytes as the unit.
         foreach (var sample in metrics.Samples)
@@ -90,10 +96,32 @@ public sealed partial class MetricsTests
         Assert.Equal(1, metrics.Value("mitmcache_certificates_cached"));
     }
 
-    private static async Task<(string? ContentType, PrometheusText Metrics)> ScrapeAsync(HttpClient http, string proxyUrl)
+    private static readonly (string Name, string Type)[] s_families =
+    [
+        ("mitmcache_cache_entries", "gauge"),
+        ("mitmcache_cache_max_size_bytes", "gauge"),
+        ("mitmcache_cache_read_bytes_total", "counter"),
+        ("mitmcache_cache_size_bytes", "gauge"),
+        ("mitmcache_certificates_cached", "gauge"),
+        ("mitmcache_certificates_minted_total", "counter"),
+        ("mitmcache_client_connections", "gauge"),
+        ("mitmcache_client_connections_rejected_total", "counter"),
+        ("mitmcache_connections_total", "counter"),
+        ("mitmcache_evicted_bytes_total", "counter"),
+        ("mitmcache_evictions_total", "counter"),
+        ("mitmcache_fills_completed_total", "counter"),
+        ("mitmcache_fills_in_flight", "gauge"),
+        ("mitmcache_fills_total", "counter"),
+        ("mitmcache_requests_total", "counter"),
+        ("mitmcache_served_bytes_total", "counter"),
+        ("mitmcache_upstream_bytes_total", "counter"),
+        ("mitmcache_upstream_errors_total", "counter"),
+    ];
+
+    private static async Task<(string? ContentType, string Text)> ScrapeAsync(HttpClient http, string proxyUrl)
     {
         using var response = await http.GetAsync($"{proxyUrl}/metrics");
-        return (response.Content.Headers.ContentType?.ToString(), PrometheusText.Parse(await response.Content.ReadAsStringAsync()));
+        return (response.Content.Headers.ContentType?.ToString(), await response.Content.ReadAsStringAsync());
     }
 
     private static bool BothPullsCounted(PrometheusText metrics, (string, string) registry) =>

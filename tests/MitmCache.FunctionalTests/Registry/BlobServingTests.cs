@@ -25,9 +25,17 @@ public sealed class BlobServingTests
         clients.ForEach(c => c.Dispose());
 
         Assert.All(results, r => Assert.True(r.Complete && r.Body!.SequenceEqual(bytes), $"status {r.Status}, complete {r.Complete}"));
-        await world.Registry.WaitForRequestsAsync("GET", $"/blobs/{digest}", 1);
-        await Task.Delay(300);
+
+        // The proxy counts each request when its response has ended: once all 20 are in, every upstream
+        // GET they made was answered, and the registry's marker line comes after any of them.
+        var registry = ("registry", world.Authority);
+        PrometheusText metrics = null!;
+        Assert.True(await Poll.UntilAsync(async () => (metrics = await world.Proxy.ScrapeMetricsAsync()).Sum("mitmcache_requests_total", registry, ("kind", "blob")) >= 20,
+            TimeSpan.FromSeconds(10)), "the proxy did not count 20 blob requests");
+        await world.Registry.SyncAccessLogAsync();
         Assert.Equal(1, world.Registry.CountRequests("GET", $"/blobs/{digest}"));
+        Assert.Equal(1, metrics.Value("mitmcache_fills_total"));
+        Assert.Equal(1, metrics.Value("mitmcache_requests_total", registry, ("kind", "blob"), ("result", "miss")));
     }
 
     [Fact]
@@ -82,8 +90,7 @@ public sealed class BlobServingTests
         using var reading = await slowReader.GetAsync(urls[0], HttpCompletionOption.ResponseHeadersRead);
         await using var body = await reading.Content.ReadAsStreamAsync();
         var first = new byte[1000];
-        await body.ReadExactlyAsync(first);
-        await Task.Delay(50);
+        await body.ReadExactlyAsync(first); // the proxy has the file open and is sending it
 
         Assert.Equal(image.Layers[1].Bytes, await client.GetByteArrayAsync(urls[1]));
         Assert.Equal(image.Layers[2].Bytes, await client.GetByteArrayAsync(urls[2]));

@@ -41,7 +41,7 @@ public sealed class CrashRecoveryTests
                 var client = CreateClient(proxy);
                 var pulls = freshDigests.Select(d => UpstreamFaultTests.TryGetBytesAsync(client, Url(upstream, d))).ToList();
                 await WaitForFillsAsync(data);
-                await Task.Delay(random.Next(300));
+                await Task.Delay(random.Next(300)); // not a wait for anything: the kill lands at a random point of the fills
                 proxy.Kill();
                 await Task.WhenAll(pulls);
             }
@@ -123,11 +123,7 @@ public sealed class CrashRecoveryTests
     private static async Task WaitForFillsAsync(string data)
     {
         // Generous: a fresh proxy process on a machine busy with the rest of the suite takes a while.
-        for (var i = 0; i < 1000 && !Directory.EnumerateFiles(Path.Combine(data, "tmp")).Any(); i++)
-        {
-            await Task.Delay(20);
-        }
-
+        await Poll.UntilAsync(() => Directory.EnumerateFiles(Path.Combine(data, "tmp")).Any(), TimeSpan.FromSeconds(20));
         Assert.NotEmpty(Directory.EnumerateFiles(Path.Combine(data, "tmp")));
     }
 
