@@ -38,6 +38,13 @@ public sealed class ProxyOptions
     /// <summary>Parent HTTP proxy for all upstream traffic, <c>http://host:port</c>.</summary>
     public string? UpstreamProxy { get; set; }
 
+    /// <summary>
+    /// Internal networks (CIDR) an upstream's redirect may send the proxy to, e.g. a registry whose storage
+    /// is on a private address. Default none: redirects to loopback and private ranges are refused
+    /// (addresses named by <see cref="ConnectTo"/> are the operator's own choice and always allowed).
+    /// </summary>
+    public string[]? AllowUpstreamNetwork { get; set; }
+
     /// <summary>Client networks allowed to use the proxy (CIDR). Loopback is always allowed.</summary>
     public string[]? AllowClient { get; set; }
 

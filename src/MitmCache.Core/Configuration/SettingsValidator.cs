@@ -95,18 +95,8 @@ public static class SettingsValidator
             }
         }
 
-        var clients = new List<IPNetwork>();
-        foreach (var text in options.AllowClient ?? [])
-        {
-            if (IPNetwork.TryParse(text, out var network) || (IPAddress.TryParse(text, out var single) && (network = new IPNetwork(single, single.GetAddressBytes().Length * 8)) != default))
-            {
-                clients.Add(network);
-            }
-            else
-            {
-                errors.Add($"--allow-client '{text}': expected a CIDR such as 10.0.0.0/8");
-            }
-        }
+        var clients = Networks("--allow-client", options.AllowClient, errors);
+        var upstreamNetworks = Networks("--allow-upstream-network", options.AllowUpstreamNetwork, errors);
 
         if (options.ProxyAuth is { } auth && (auth.IndexOf(':') <= 0 || auth.EndsWith(':')))
         {
@@ -244,6 +234,7 @@ public static class SettingsValidator
             ConnectTo = connectTo,
             UpstreamProxy = upstreamProxy,
             AllowedClients = clients,
+            AllowedUpstreamNetworks = upstreamNetworks,
             ProxyAuth = options.ProxyAuth,
             JsonLogs = jsonLogs,
             LogLevel = level,
@@ -260,6 +251,25 @@ public static class SettingsValidator
             MaxConnections = maxConnections,
             MaxConnectionsPerClient = maxPerClient,
         };
+    }
+
+    /// <summary>CIDRs such as <c>10.0.0.0/8</c>, or single addresses.</summary>
+    private static List<IPNetwork> Networks(string option, string[]? values, List<string> errors)
+    {
+        var networks = new List<IPNetwork>();
+        foreach (var text in values ?? [])
+        {
+            if (IPNetwork.TryParse(text, out var network) || (IPAddress.TryParse(text, out var single) && (network = new IPNetwork(single, single.GetAddressBytes().Length * 8)) != default))
+            {
+                networks.Add(network);
+            }
+            else
+            {
+                errors.Add($"{option} '{text}': expected a CIDR such as 10.0.0.0/8");
+            }
+        }
+
+        return networks;
     }
 
     private static bool IsAny(IPAddress address) => address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);

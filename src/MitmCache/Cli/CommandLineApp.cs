@@ -162,7 +162,7 @@ internal static class CommandLineApp
     {
         var proxy = verb.Proxy ?? Environment.GetEnvironmentVariable("MITMCACHE_PROXY") ?? "http://127.0.0.1:3128";
         var query = $"registry={Uri.EscapeDataString(verb.Registry)}" + (verb.Repository is null ? "" : $"&repository={Uri.EscapeDataString(verb.Repository)}");
-        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
+        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10), MaxResponseContentBufferSize = 1 << 20 })
         {
             try
             {

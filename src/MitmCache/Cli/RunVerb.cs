@@ -40,6 +40,9 @@ internal sealed class RunVerb
     [Option("upstream-proxy", HelpText = "Parent proxy for all upstream traffic, http://HOST:PORT.")]
     public string? UpstreamProxy { get; set; }
 
+    [Option("allow-upstream-network", Separator = ',', HelpText = "Internal network (CIDR) an upstream's redirect may lead to, repeatable (e.g. a registry's storage on 10.0.0.0/8). Default none: redirects to loopback and private addresses are refused.")]
+    public IEnumerable<string> AllowUpstreamNetwork { get; set; } = [];
+
     [Option("allow-client", Separator = ',', HelpText = "Client network allowed to use the proxy (CIDR), repeatable. Loopback is always allowed.")]
     public IEnumerable<string> AllowClient { get; set; } = [];
 

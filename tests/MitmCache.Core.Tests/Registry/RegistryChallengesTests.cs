@@ -21,6 +21,7 @@ public sealed class RegistryChallengesTests : IDisposable
     private readonly TokenEndpoint _tokens;
     private readonly RegistryChallenges _challenges;
     private readonly HttpMessageInvoker _invoker = new(new HttpClientHandler());
+    private readonly RegistryUpstream _upstream;
 
     public RegistryChallengesTests()
     {
@@ -28,12 +29,14 @@ public sealed class RegistryChallengesTests : IDisposable
         _cache = new BlobCache(settings, _time, new CacheMetrics(), NullLogger<BlobCache>.Instance);
         var accessTokens = new AccessTokens(_time);
         var grants = new AccessGrants(RandomNumberGenerator.GetBytes(32), _cache.Index, accessTokens, _time, TimeSpan.FromDays(7));
-        _tokens = new TokenEndpoint(new RegistryUpstream(_invoker, settings), accessTokens, grants, _cache, _time, NullLogger<TokenEndpoint>.Instance);
-        _challenges = new RegistryChallenges(_cache, _tokens);
+        _upstream = new RegistryUpstream(_invoker, new UpstreamConnector(settings), settings, NullLogger<RegistryUpstream>.Instance);
+        _tokens = new TokenEndpoint(_upstream, accessTokens, grants, _cache, _time, NullLogger<TokenEndpoint>.Instance);
+        _challenges = new RegistryChallenges(_cache, _tokens, NullLogger<RegistryChallenges>.Instance);
     }
 
     public void Dispose()
     {
+        _upstream.Dispose();
         _invoker.Dispose();
         _cache.Dispose();
         _directory.Dispose();
@@ -64,7 +67,7 @@ public sealed class RegistryChallengesTests : IDisposable
         Assert.NotNull(remembered);
         Assert.Equal("Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\"", remembered.WwwAuthenticate);
         Assert.Equal("https://auth.docker.io/token", remembered.Realm);
-        Assert.Equal(Registry, _tokens.RegistryFor(AuthHost, "/token"));
+        Assert.Equal([Registry], _tokens.RegistriesFor(AuthHost, "/token"));
     }
 
     [Fact]
@@ -93,7 +96,7 @@ public sealed class RegistryChallengesTests : IDisposable
         _challenges.LearnFromRefusal(Registry, refusal);
 
         Assert.Null(_cache.Index.FindChallenge(Registry));
-        Assert.Null(_tokens.RegistryFor(AuthHost, "/token"));
+        Assert.Null(_tokens.RegistriesFor(AuthHost, "/token"));
     }
 
     [Fact]

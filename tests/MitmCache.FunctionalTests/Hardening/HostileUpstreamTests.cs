@@ -96,7 +96,9 @@ public sealed class HostileUpstreamTests
         {
             using var ping = await client.GetAsync($"https://{evil.Authority}/v2/");
             Assert.Equal(HttpStatusCode.Unauthorized, ping.StatusCode);
-            using var manifest = await client.GetAsync($"https://{world.Authority}/v2/library/app/manifests/v1");
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"https://{world.Authority}/v2/library/app/manifests/v1");
+            request.Headers.Accept.ParseAdd(MediaTypes.OciManifest);
+            using var manifest = await client.SendAsync(request);
             Assert.Equal(HttpStatusCode.OK, manifest.StatusCode);
             Assert.Equal("miss", Assert.Single(manifest.Headers.GetValues("X-MitmCache")));
         }
