@@ -4,9 +4,9 @@ namespace MitmCache.Registry;
 
 /// <summary>
 /// Whether an upstream body is the manifest it claims to be, before it is stored as one: a JSON object
-/// of the media type its <c>Content-Type</c> names (or, without a manifest Content-Type, its own
-/// <c>mediaType</c> field), with the fields that type requires (OCI image-spec manifest.md and
-/// image-index.md; Docker manifest v2 schema 2 and schema 1). A body fetched by tag is verified by
+/// of the media type its <c>Content-Type</c> names (or, with a generic Content-Type, its own
+/// <c>mediaType</c> field; the two must not disagree), with the schema version and the list that type is
+/// made of (OCI image-spec manifest.md and image-index.md; Docker manifest v2 schema 2 and schema 1). A body fetched by tag is verified by
 /// nothing else, so an error page, a redirect's target or an index posing as a manifest stops here.
 /// </summary>
 internal static class ManifestFormat
@@ -35,8 +35,10 @@ internal static class ManifestFormat
             }
 
             var own = root.TryGetProperty("mediaType", out var field) && field.ValueKind == JsonValueKind.String ? field.GetString() : null;
+            // Only a generic Content-Type (none, JSON, bytes) leaves the claim to the body's own mediaType.
+            var generic = contentType is null || Essence(contentType) is "application/json" or "application/octet-stream";
             var claimed = MediaTypes.IsManifest(contentType) ? Essence(contentType!)
-                : MediaTypes.IsManifest(own) ? own!
+                : generic && MediaTypes.IsManifest(own) ? own!
                 : null;
             if (claimed is null)
             {

@@ -42,8 +42,10 @@ internal static class TokenCredential
         {
             var form = QueryHelpers.ParseQuery(Encoding.UTF8.GetString(body));
             var grant = form.TryGetValue("grant_type", out var type) ? type.ToString() : "";
-            if (grant == "password" && form.Remove("username", out var user) && form.Remove("password", out var password))
+            if (grant == "password" && form.ContainsKey("username") && form.ContainsKey("password"))
             {
+                form.Remove("username", out var user);
+                form.Remove("password", out var password);
                 parts.Add(Basic($"{user}:{password}"));
             }
             else if (grant == "refresh_token" && form.Remove("refresh_token", out var refresh))

@@ -219,6 +219,28 @@ public class SettingsValidatorTests
         Assert.Equal([IPNetwork.Parse("10.1.2.3/32"), IPNetwork.Parse("fd00::1/128"), IPNetwork.Parse("fd00::/8")], settings!.AllowedClients);
     }
 
+    [Fact]
+    public void Validate_AllowUpstreamNetwork_ParsedAndNoneByDefault()
+    {
+        var errors = new List<string>();
+
+        var settings = SettingsValidator.Validate(new ProxyOptions { AllowUpstreamNetwork = ["10.20.0.0/16", "fd00::5"] }, errors);
+        var defaults = SettingsValidator.Validate(new ProxyOptions(), errors);
+
+        Assert.Empty(errors);
+        Assert.Equal([IPNetwork.Parse("10.20.0.0/16"), IPNetwork.Parse("fd00::5/128")], settings!.AllowedUpstreamNetworks);
+        Assert.Empty(defaults!.AllowedUpstreamNetworks);
+    }
+
+    [Fact]
+    public void Validate_BadAllowUpstreamNetwork_NamedInTheError()
+    {
+        var errors = new List<string>();
+
+        Assert.Null(SettingsValidator.Validate(new ProxyOptions { AllowUpstreamNetwork = ["10.0.0.0/33"] }, errors));
+        Assert.StartsWith("--allow-upstream-network '10.0.0.0/33'", Assert.Single(errors), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("user:")]
     [InlineData(":secret")]

@@ -103,6 +103,19 @@ public class AccessTokensTests
     }
 
     [Fact]
+    public void FindLocal_MintedForTheRealmsRegistries_GoodOnlyThere()
+    {
+        var token = _tokens.MintLocal(s_pull, credentialKey: "ABCDEF", ["registry.test", "mirror.test:5000"], TimeSpan.FromMinutes(5));
+
+        var local = _tokens.FindLocal("Bearer " + token)!;
+
+        Assert.True(local.IsFor("registry.test"));
+        Assert.True(local.IsFor("MIRROR.test:5000"));
+        Assert.False(local.IsFor("evil.test"));
+        Assert.False(local.IsFor("registry.test:5000"));
+    }
+
+    [Fact]
     public void FindLocal_UnknownOrForeignToken_Null()
     {
         _tokens.MintLocal(s_pull, credentialKey: null, s_registries, TimeSpan.FromMinutes(5));

@@ -59,6 +59,59 @@ public sealed class HostileUpstreamTests
         await tlsApp.DisposeAsync();
     }
 
+    /// <summary>A redirect to another host (a CDN) never carries the client's credential there.</summary>
+    [Fact]
+    public async Task RedirectToAnotherHost_ClientsCredentialStaysBehind()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false);
+        var blob = RandomNumberGenerator.GetBytes(4096);
+        var digest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(blob));
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using var cdn = await HostileRegistry.StartAsync(world.Pki, "cdn.evil.test");
+        cdn.On("/", context =>
+        {
+            seen.Enqueue(context.Request.Headers.Authorization.ToString());
+            return HostileRegistry.Body(blob, "application/octet-stream")(context);
+        });
+        await using var evil = await HostileRegistry.StartAsync(world.Pki, "evil.test");
+        evil.On("/v2/x/blobs/", HostileRegistry.RedirectTo(r => $"https://{cdn.Authority}{r.Path}"));
+        await world.ReplaceProxyAsync(s => RegistryWorld.Reach(RegistryWorld.Reach(s, evil.Host, evil.Port), cdn.Host, cdn.Port));
+
+        using var client = ProxyClients.Create(world.Proxy);
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"https://{evil.Authority}/v2/x/blobs/{digest}");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "client-secret-token");
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(blob, await response.Content.ReadAsByteArrayAsync());
+        Assert.Equal([""], seen);
+    }
+
+    /// <summary>A site whose registry keeps its storage on an internal address says so with --allow-upstream-network.</summary>
+    [Fact]
+    public async Task RedirectToAnAllowedInternalNetwork_Followed()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false);
+        var (storage, storagePort) = await LoopbackKestrel.StartAsync(world.Pki.IssueServerCertificate("localhost"), 0, async context =>
+        {
+            context.Response.ContentType = MediaTypes.OciManifest;
+            await context.Response.Body.WriteAsync(s_secret);
+        }, CancellationToken.None);
+        await using var evil = await HostileRegistry.StartAsync(world.Pki, "evil.test");
+        evil.On("/v2/x/", HostileRegistry.RedirectTo(_ => $"https://127.0.0.1:{storagePort}/manifest")).On("/v2/", HostileRegistry.Body("{}"u8.ToArray(), "application/json"));
+        await world.ReplaceProxyAsync(s => RegistryWorld.Reach(s, evil.Host, evil.Port) with
+        {
+            AllowedPorts = new HashSet<int>(s.AllowedPorts) { evil.Port, storagePort },
+            AllowedUpstreamNetworks = [System.Net.IPNetwork.Parse("127.0.0.0/8")],
+        });
+
+        var inspect = await Skopeo.InspectAsync($"{evil.Authority}/x:latest", world.Proxy.Url, world.Proxy.CaBundlePath, null, CancellationToken.None);
+
+        Assert.True(inspect.Succeeded, inspect.StdErr + "\n" + world.Proxy.Log.Tail());
+        Assert.Equal(System.Text.Encoding.UTF8.GetString(s_secret), inspect.StdOut.Trim());
+        await storage.DisposeAsync();
+    }
+
     [Theory]
     [InlineData("{\"hello\":\"world\"}")]
     [InlineData("<html><body>captive portal</body></html>")]
@@ -81,6 +134,36 @@ public sealed class HostileUpstreamTests
         Assert.Contains("MANIFEST_INVALID", answer, StringComparison.Ordinal);
         Assert.Null(world.Proxy.Get<BlobCache>().TryGet(Digest.Compute(bytes)));
         Assert.Empty(world.Proxy.Get<BlobCache>().Index.FindTags(evil.Authority, "x", "latest"));
+    }
+
+    /// <summary>
+    /// evil.test answers alice's private layer digest with other bytes of the same length before alice ever pulls it:
+    /// a fill that fails its digest links nothing, so once alice has cached the layer, evil.test's path still cannot serve it.
+    /// </summary>
+    [Fact]
+    public async Task FillThatFailsItsDigest_LinksNothing()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true,
+            acl: (user, repository, requested) => user is "alice" or TokenServer.AdminUser ? requested : [],
+            users: new Dictionary<string, string> { ["alice"] = AlicePassword });
+        var app = await world.PushImageAsync("private/app", "v1", (20_000, 961), (10_000, 962));
+        var layer = app.Layers[1];
+        await using var evil = await HostileRegistry.StartAsync(world.Pki, "evil.test");
+        evil.On("/v2/x/blobs/", HostileRegistry.Body(RandomNumberGenerator.GetBytes(layer.Bytes.Length), "application/octet-stream"))
+            .On("/v2/", HostileRegistry.Body("{}"u8.ToArray(), "application/json"));
+        await world.ReplaceProxyAsync(s => RegistryWorld.Reach(s, evil.Host, evil.Port));
+        var url = $"https://{evil.Authority}/v2/x/blobs/{layer.Digest}";
+        using var client = ProxyClients.Create(world.Proxy);
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => client.GetByteArrayAsync(url)); // broken, never a clean end
+
+        var pulled = await Skopeo.CopyToOciAsync($"{world.Authority}/private/app:v1", world.Dir.Combine("alice"), world.Proxy.Url, world.Proxy.CaBundlePath, $"alice:{AlicePassword}", false, CancellationToken.None);
+        Assert.True(pulled.Succeeded, pulled.StdErr);
+        await world.KillUpstreamsAsync();
+        await evil.StopAsync();
+
+        using var after = await client.GetAsync(url);
+        var body = await after.Content.ReadAsByteArrayAsync();
+        Assert.False(after.StatusCode == HttpStatusCode.OK || body.AsSpan().IndexOf(layer.Bytes.AsSpan(0, 1024)) >= 0, $"evil.test served alice's layer: {after.StatusCode}");
     }
 
     /// <summary>evil.test's challenge names registry.test's manifest path as its token realm: that path stays a manifest, across a restart and offline.</summary>

@@ -68,4 +68,30 @@ public sealed class ParentProxyTests
         Assert.Contains(evil.Authority, parent.Targets); // the registry itself still goes through the parent
         Assert.DoesNotContain(parent.Targets, t => t.Contains("169.254", StringComparison.Ordinal) || t.Contains("ffff", StringComparison.OrdinalIgnoreCase) || t.Contains("meta", StringComparison.Ordinal));
     }
+
+    /// <summary>An IPv6 redirect target (allowed here) reaches the parent as <c>[::1]:PORT</c>, bracketed once.</summary>
+    [Fact]
+    public async Task Ipv6RedirectTarget_SentToTheParentBracketedOnce()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false);
+        await using var evil = await HostileRegistry.StartAsync(world.Pki, "evil.test");
+        evil.On("/v2/x/", HostileRegistry.RedirectTo(_ => $"https://[::1]:{evil.Port}/v2/"))
+            .On("/v2/", HostileRegistry.Body("{}"u8.ToArray(), "application/json"));
+        await using var parent = new RecordingParentProxy(new Dictionary<string, int> { [evil.Authority] = evil.Port, [$"[::1]:{evil.Port}"] = evil.Port });
+        await using var child = await ProxyUnderTest.StartAsync(world.DefaultProxySettings() with
+        {
+            DataDirectory = world.Dir.Combine("child"),
+            Intercept = [evil.Host],
+            AllowedPorts = new HashSet<int> { 443, evil.Port },
+            ConnectTo = [],
+            UpstreamProxy = new Uri(parent.Url),
+            AllowedUpstreamNetworks = [IPNetwork.Parse("::1/128")],
+        });
+
+        using var client = ProxyClients.Create(child);
+        using var _ = await client.GetAsync($"https://{evil.Authority}/v2/x/manifests/latest");
+
+        Assert.Contains($"[::1]:{evil.Port}", parent.Targets);
+        Assert.DoesNotContain(parent.Targets, t => t.StartsWith("[[", StringComparison.Ordinal));
+    }
 }
