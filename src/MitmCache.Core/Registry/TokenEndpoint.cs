@@ -1,9 +1,7 @@
 using System.Globalization;
 using System.Net;
-using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Logging;
 using MitmCache.Caching;
 using MitmCache.Diagnostics;

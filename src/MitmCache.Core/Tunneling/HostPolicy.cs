@@ -64,9 +64,6 @@ internal sealed class HostPolicy
         return new(settings.Intercept, settings.AllowedPorts, authority.Permits);
     }
 
-    /// <summary>True when <paramref name="port"/> may be reached: 443 and the <c>--allow-port</c> ports.</summary>
-    public bool IsAllowedPort(int port) => _allowedPorts.Contains(port);
-
     public PolicyDecision Decide(string host, int port, out string reason)
     {
         reason = "";

@@ -143,9 +143,7 @@ public sealed class HostileUpstreamTests
     [Fact]
     public async Task FillThatFailsItsDigest_LinksNothing()
     {
-        await using var world = await RegistryWorld.StartAsync(tokenAuth: true,
-            acl: (user, repository, requested) => user is "alice" or TokenServer.AdminUser ? requested : [],
-            users: new Dictionary<string, string> { ["alice"] = AlicePassword });
+        await using var world = await StartAliceWorldAsync();
         var app = await world.PushImageAsync("private/app", "v1", (20_000, 961), (10_000, 962));
         var layer = app.Layers[1];
         await using var evil = await HostileRegistry.StartAsync(world.Pki, "evil.test");
@@ -200,9 +198,7 @@ public sealed class HostileUpstreamTests
     [Fact]
     public async Task ChallengeNamingAnotherRegistrysRealm_TokenRequestsStayTheRegistrys()
     {
-        await using var world = await RegistryWorld.StartAsync(tokenAuth: true,
-            acl: (user, repository, requested) => user is "alice" or TokenServer.AdminUser ? requested : [],
-            users: new Dictionary<string, string> { ["alice"] = AlicePassword });
+        await using var world = await StartAliceWorldAsync();
         var app = await world.PushImageAsync("private/app", "v1", (20_000, 941), (10_000, 942));
         await using var evil = await HostileRegistry.StartAsync(world.Pki, "evil.test");
         evil.On("/v2/", HostileRegistry.Challenge($"Bearer realm=\"{world.Tokens!.Realm}\",service=\"{world.Tokens.Service}\""));
@@ -232,6 +228,11 @@ public sealed class HostileUpstreamTests
             Assert.False(File.Exists(Path.Combine(dir + "-anonymous", "blobs", "sha256", Digests.Hex(app.Layers[1].Digest))));
         }
     }
+
+    /// <summary>A token-auth world where only alice (and the admin who pushes) may pull anything.</summary>
+    private static Task<RegistryWorld> StartAliceWorldAsync() => RegistryWorld.StartAsync(tokenAuth: true,
+        acl: (user, repository, requested) => user is "alice" or TokenServer.AdminUser ? requested : [],
+        users: new Dictionary<string, string> { ["alice"] = AlicePassword });
 
     private static Digest ParseDigest(string text) => Digest.TryParse(text, out var digest) ? digest : throw new FormatException(text);
 }

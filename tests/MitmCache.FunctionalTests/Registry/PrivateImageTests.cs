@@ -23,11 +23,14 @@ public sealed class PrivateImageTests
         _ => [],
     };
 
+    /// <summary>The token-auth world of this matrix: alice, bob and <see cref="Acl"/>.</summary>
+    private static Task<RegistryWorld> StartWorldAsync() => RegistryWorld.StartAsync(tokenAuth: true, acl: Acl,
+        users: new Dictionary<string, string> { ["alice"] = AlicePassword, ["bob"] = BobPassword });
+
     [Fact]
     public async Task Matrix_OnlineThenOffline_PrivateBytesOnlyReachAuthorizedClients()
     {
-        await using var world = await RegistryWorld.StartAsync(tokenAuth: true, acl: Acl,
-            users: new Dictionary<string, string> { ["alice"] = AlicePassword, ["bob"] = BobPassword });
+        await using var world = await StartWorldAsync();
         var publicBase = await world.PushImageAsync("public/base", "v1", (30_000, 100));
         var app = await world.PushImageAsync("private/app", "v1", (30_000, 100), (20_000, 101));
         var tool = await world.PushImageAsync("team-b/tool", "v1", (30_000, 100), (20_000, 102));
@@ -133,8 +136,7 @@ public sealed class PrivateImageTests
     [Fact]
     public async Task ContainerdOnly_PrivateImageOffline_OnlyTheGrantedCredentialPulls()
     {
-        await using var world = await RegistryWorld.StartAsync(tokenAuth: true, acl: Acl,
-            users: new Dictionary<string, string> { ["alice"] = AlicePassword, ["bob"] = BobPassword });
+        await using var world = await StartWorldAsync();
         var app = await world.PushImageAsync("private/app", "v2", (25_000, 110), (15_000, 111));
         var reference = $"{world.Authority}/private/app:v2";
         var alice = $"alice:{AlicePassword}";
@@ -165,8 +167,7 @@ public sealed class PrivateImageTests
     [Fact]
     public async Task RedirectingFront_CachedPrivateDigestsNeverServedOnItsPaths_OnlineOrOffline()
     {
-        await using var world = await RegistryWorld.StartAsync(tokenAuth: true, acl: Acl,
-            users: new Dictionary<string, string> { ["alice"] = AlicePassword, ["bob"] = BobPassword });
+        await using var world = await StartWorldAsync();
         var app = await world.PushImageAsync("private/app", "v1", (30_000, 100), (20_000, 101));
         var appLayer = app.Layers[1];
         await using var pkg = await RegistryServer.StartAsync(world.Pki, world.Dir.Combine("pkg"), new RegistryOptions { Host = "pkg.test" }, CancellationToken.None);
@@ -213,8 +214,7 @@ public sealed class PrivateImageTests
     [Fact]
     public async Task RefreshTokenPull_StaysPrivateToThatCredential_OnlineAndOffline()
     {
-        await using var world = await RegistryWorld.StartAsync(tokenAuth: true, acl: Acl,
-            users: new Dictionary<string, string> { ["alice"] = AlicePassword, ["bob"] = BobPassword });
+        await using var world = await StartWorldAsync();
         var app = await world.PushImageAsync("private/app", "v1", (30_000, 100), (20_000, 101));
         var appLayer = app.Layers[1];
         var refresh = await world.GetRefreshTokenAsync("alice", AlicePassword);
@@ -260,8 +260,7 @@ public sealed class PrivateImageTests
     [Fact]
     public async Task RefusedCachedDigest_AnsweredExactlyAsAnUncachedOne_OnlineAndOffline()
     {
-        await using var world = await RegistryWorld.StartAsync(tokenAuth: true, acl: Acl,
-            users: new Dictionary<string, string> { ["alice"] = AlicePassword, ["bob"] = BobPassword });
+        await using var world = await StartWorldAsync();
         var app = await world.PushImageAsync("private/app", "v1", (30_000, 100), (20_000, 101));
         await AssertPullsAsync(world, $"{world.Authority}/private/app:v1", $"alice:{AlicePassword}");
         var uncached = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
