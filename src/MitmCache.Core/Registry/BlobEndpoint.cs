@@ -25,44 +25,9 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target, BlobRoute route)
     {
         var digest = route.Digest;
-        var hit = cache.TryGet(digest);
-        var linked = hit is not null && cache.Index.IsLinked(target.Authority, route.Name, digest.ToString());
-        if (hit is not null && (linked || authorizer.IsPublicAnywhere(digest)))
+        if (cache.TryGet(digest) is { } hit && await ServeHitAsync(context, target, route, hit) is { } answered)
         {
-            if (linked && authorizer.IsAuthorized(context, target, route.Name))
-            {
-                return new("hit", await ServeCommittedAsync(context, hit, "hit"));
-            }
-
-            using var probe = await authorizer.ProbeAsync(context, target, route.Name, digest, hit.Record.Size);
-            if (probe.Outcome == ProbeOutcome.Confirmed)
-            {
-                if (!linked)
-                {
-                    cache.Index.Link(target.Authority, route.Name, digest.ToString(), cache.Now); // public bytes: the answer is enough
-                }
-
-                return new("hit", await ServeCommittedAsync(context, hit, "hit"));
-            }
-
-            if (probe.Outcome is ProbeOutcome.Fault or ProbeOutcome.Unreachable && authorizer.AuthorizeOffline(context, target, route.Name, digest))
-            {
-                return new("stale", await ServeCommittedAsync(context, hit, "stale"));
-            }
-
-            if (probe.Outcome == ProbeOutcome.Unreachable)
-            {
-                return await RegistryResponses.UnreachableAsync(context, cache, authorizer, target, route.Name, probe.Reason, "refused");
-            }
-
-            if (HttpMethods.IsHead(context.Request.Method))
-            {
-                // The probe was the very request a HEAD miss forwards: its answer is the one to give.
-                await RegistryResponses.RelayAsync(context, probe.Response!, "forwarded");
-                return new("refused", 0);
-            }
-
-            // Not confirmed: fetch it through this repository as any miss, with this client's credentials.
+            return answered;
         }
 
         if (HttpMethods.IsHead(context.Request.Method))
@@ -155,6 +120,57 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         RegistryResponses.SetResult(context.Response, "error");
         await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unavailable, "the upstream fetch of this blob keeps failing", context.RequestAborted);
         return new("error", 0);
+    }
+
+    /// <summary>
+    /// A cached blob, for a repository it is linked to (or, its bytes being public already, any repository
+    /// upstream confirms it for). Served when this client may read it; otherwise null, to go on exactly as
+    /// a miss, unless upstream cannot be asked (then the answer an uncached digest gets) or the request is
+    /// a HEAD (then the probe's answer is the one a HEAD miss relays).
+    /// </summary>
+    private async Task<RegistryOutcome?> ServeHitAsync(HttpContext context, InterceptTarget target, BlobRoute route, CachedBlob hit)
+    {
+        var digest = route.Digest;
+        var linked = cache.Index.IsLinked(target.Authority, route.Name, digest.ToString());
+        if (!linked && !authorizer.IsPublicAnywhere(digest))
+        {
+            return null; // its bytes must come through this repository first
+        }
+
+        if (linked && authorizer.IsAuthorized(context, target, route.Name))
+        {
+            return new("hit", await ServeCommittedAsync(context, hit, "hit"));
+        }
+
+        using var probe = await authorizer.ProbeAsync(context, target, route.Name, digest, hit.Record.Size);
+        if (probe.Outcome == ProbeOutcome.Confirmed)
+        {
+            if (!linked)
+            {
+                cache.Index.Link(target.Authority, route.Name, digest.ToString(), cache.Now); // public bytes: the answer is enough
+            }
+
+            return new("hit", await ServeCommittedAsync(context, hit, "hit"));
+        }
+
+        if (probe.Outcome is ProbeOutcome.Fault or ProbeOutcome.Unreachable && authorizer.AuthorizeOffline(context, target, route.Name, digest))
+        {
+            return new("stale", await ServeCommittedAsync(context, hit, "stale"));
+        }
+
+        if (probe.Outcome == ProbeOutcome.Unreachable)
+        {
+            return await RegistryResponses.UnreachableAsync(context, cache, authorizer, target, route.Name, probe.Reason, "refused");
+        }
+
+        if (HttpMethods.IsHead(context.Request.Method))
+        {
+            // The probe was the very request a HEAD miss forwards: its answer is the one to give.
+            await RegistryResponses.RelayAsync(context, probe.Response!, "forwarded");
+            return new("refused", 0);
+        }
+
+        return null; // not confirmed: fetch it through this repository as any miss, with this client's credentials
     }
 
     /// <summary>Sends the owner's upstream GET. Returns null when the fill was started, else the finished outcome.</summary>
