@@ -8,4 +8,7 @@ public sealed record RegistryOptions
 
     /// <summary>When set (e.g. <see cref="StaticHttpsServer.BaseUrl"/>), blob GETs are answered with a 307 to this host.</summary>
     public string? RedirectBaseUrl { get; init; }
+
+    /// <summary>The name it answers to (its certificate and <see cref="RegistryServer.Authority"/>); <c>registry.test</c> by default.</summary>
+    public string Host { get; init; } = Hosts.Registry;
 }

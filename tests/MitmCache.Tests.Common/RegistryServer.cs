@@ -7,7 +7,7 @@ using System.Text.RegularExpressions;
 namespace MitmCache.Tests.Common;
 
 /// <summary>
-/// The CNCF distribution registry (docker-registry 2.8) on https://registry.test:PORT,
+/// The CNCF distribution registry (docker-registry 2.8) on https://registry.test:PORT (or another name),
 /// with filesystem storage under a temp dir. Access log lines (Apache combined format on
 /// stdout) are kept for <see cref="CountRequests"/>.
 /// </summary>
@@ -32,8 +32,11 @@ public sealed partial class RegistryServer : IAsyncDisposable
 
     public int Port { get; private set; }
 
-    /// <summary>"registry.test:PORT", the image reference prefix.</summary>
-    public string Authority => $"{Hosts.Registry}:{Port}";
+    /// <summary>The name it answers to: <c>registry.test</c> unless <see cref="RegistryOptions.Host"/> says otherwise.</summary>
+    public string Host => _options.Host;
+
+    /// <summary>"registry.test:PORT" (or another <see cref="RegistryOptions.Host"/>), the image reference prefix.</summary>
+    public string Authority => $"{_options.Host}:{Port}";
 
     public Uri BaseUri => new($"https://{Authority}/");
 
@@ -50,7 +53,7 @@ public sealed partial class RegistryServer : IAsyncDisposable
     {
         Directory.CreateDirectory(dir);
         var server = new RegistryServer(pki, dir, options);
-        var (cert, key) = pki.IssueServer($"registry-{Guid.NewGuid():N}", Hosts.Registry);
+        var (cert, key) = pki.IssueServer($"registry-{Guid.NewGuid():N}", options.Host);
         for (var attempt = 1; ; attempt++)
         {
             server.Port = FreePort.Get();
@@ -76,7 +79,7 @@ public sealed partial class RegistryServer : IAsyncDisposable
     /// <summary>An HttpClient that reaches this registry, its token server and its redirect host directly.</summary>
     public HttpClient CreateClient(TimeSpan? timeout = null)
     {
-        var map = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase) { [Hosts.Registry] = Port };
+        var map = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase) { [_options.Host] = Port };
         if (_options.Token is { } token)
         {
             map[Hosts.Auth] = token.Port;

@@ -15,6 +15,8 @@ namespace MitmCache.Tests.Common;
 /// The Docker token flow (https://distribution.github.io/distribution/spec/auth/token/) on
 /// https://auth.test:PORT/token. GET takes Basic auth or none; POST takes the OAuth2 form
 /// (grant_type=password or refresh_token) that containerd tries first when it has credentials.
+/// A password grant (and a GET with <c>offline_token=true</c>) also returns a <c>refresh_token</c>,
+/// which a later <c>grant_type=refresh_token</c> POST (<c>ctr --refresh</c>) exchanges for a token.
 /// </summary>
 public sealed class TokenServer : IAsyncDisposable
 {
@@ -147,7 +149,10 @@ public sealed class TokenServer : IAsyncDisposable
 
             service = form["service"];
             scopes = form["scope"].SelectMany(SplitScopes);
-            offline = form["access_type"] == "offline";
+
+            // As OAuth servers do: a password grant also yields a refresh token, which containerd then
+            // uses (POST grant_type=refresh_token) as an identity token.
+            offline = form["access_type"] == "offline" || form["grant_type"] == "password";
         }
         else
         {

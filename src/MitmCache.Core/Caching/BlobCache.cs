@@ -192,7 +192,8 @@ internal sealed class BlobCache : IDisposable
     /// Starts copying an upstream 200 body into the fill, detached from any client. Returns false,
     /// leaving the response to the caller, when the temp file cannot even be created.
     /// </summary>
-    public bool StartFill(BlobFill fill, HttpResponseMessage response, string mediaType)
+    /// <param name="committed">Runs once the blob is verified and indexed, before any reader sees its end.</param>
+    public bool StartFill(BlobFill fill, HttpResponseMessage response, string mediaType, Action? committed = null)
     {
         SafeFileHandle handle;
         try
@@ -208,13 +209,13 @@ internal sealed class BlobCache : IDisposable
 
         fill.SetHead(new FillHead(response.Content.Headers.ContentLength, mediaType));
         _metrics.FillStarted();
-        var task = Task.Run(() => RunFillAsync(fill, response, handle, mediaType));
+        var task = Task.Run(() => RunFillAsync(fill, response, handle, mediaType, committed));
         _fillTasks[task] = true;
         task.ContinueWith(t => _fillTasks.TryRemove(t, out _), TaskScheduler.Default);
         return true;
     }
 
-    private async Task RunFillAsync(BlobFill fill, HttpResponseMessage response, SafeFileHandle handle, string mediaType)
+    private async Task RunFillAsync(BlobFill fill, HttpResponseMessage response, SafeFileHandle handle, string mediaType, Action? committed)
     {
         var outcome = FillOutcome.UpstreamError;
         var expected = response.Content.Headers.ContentLength;
@@ -294,6 +295,7 @@ internal sealed class BlobCache : IDisposable
                 handle.Dispose();
                 _store.Commit(fill.TempPath, fill.Digest);
                 AddToIndex(fill.Digest, offset, mediaType);
+                committed?.Invoke();
             }
             catch (IOException ex)
             {

@@ -29,6 +29,11 @@ internal sealed class CertificateAuthority : IDisposable
         NotBefore = new DateTimeOffset(certificate.NotBefore.ToUniversalTime());
         NotAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime());
         Sha256Fingerprint = string.Join(':', Convert.ToHexString(certificate.GetCertHash(HashAlgorithmName.SHA256)).Chunk(2).Select(pair => new string(pair)));
+        if (certificate.Extensions[NameConstraintsExtension.OidValue] is { } constraints)
+        {
+            PermittedDomains = NameConstraintsExtension.ReadPermittedDnsNames(constraints);
+        }
+
         if (certificate.Extensions.OfType<X509SubjectKeyIdentifierExtension>().FirstOrDefault() is { } ski)
         {
             AuthorityKeyIdentifier = X509AuthorityKeyIdentifierExtension.CreateFromSubjectKeyIdentifier(ski);
@@ -47,6 +52,26 @@ internal sealed class CertificateAuthority : IDisposable
 
     /// <summary>SHA-256 of the DER certificate as <c>openssl x509 -fingerprint -sha256</c> prints it (AB:CD:...).</summary>
     public string Sha256Fingerprint { get; }
+
+    /// <summary>
+    /// The DNS names the root is constrained to (<c>ca init --permit</c>), each covering its sub-domains;
+    /// null for an unconstrained root.
+    /// </summary>
+    public IReadOnlyList<string>? PermittedDomains { get; }
+
+    /// <summary>Whether clients will accept a leaf of this root for <paramref name="host"/> (RFC 5280 dNSName constraints).</summary>
+    public bool Permits(string host) => PermittedDomains is not { } permitted || permitted.Any(domain => Covers(domain, host));
+
+    /// <summary>Whether every host an intercept entry (<c>name</c> or <c>*.suffix</c>) matches is inside <paramref name="permitted"/>.</summary>
+    public static bool CoversPattern(IReadOnlyList<string> permitted, string pattern)
+    {
+        var host = pattern.StartsWith("*.", StringComparison.Ordinal) ? pattern[2..] : pattern;
+        return permitted.Any(domain => Covers(domain, host));
+    }
+
+    private static bool Covers(string domain, string host) =>
+        host.Equals(domain, StringComparison.OrdinalIgnoreCase)
+        || (host.Length > domain.Length && host[host.Length - domain.Length - 1] == '.' && host.EndsWith(domain, StringComparison.OrdinalIgnoreCase));
 
     /// <summary>The AKI every leaf carries, from the root's SKI; null for a root without an SKI.</summary>
     internal X509AuthorityKeyIdentifierExtension? AuthorityKeyIdentifier { get; }

@@ -66,4 +66,37 @@ internal static class NameConstraintsExtension
             writer.WriteOctetString(addressAndMask, IpAddress);
         }
     }
+
+    /// <summary>
+    /// The permitted dNSName subtrees of a Name Constraints extension (lower-cased), or null when it
+    /// permits no DNS subtree or cannot be read (then nothing is assumed about it).
+    /// </summary>
+    public static IReadOnlyList<string>? ReadPermittedDnsNames(X509Extension extension)
+    {
+        try
+        {
+            var reader = new AsnReader(extension.RawData, AsnEncodingRules.DER).ReadSequence();
+            if (!reader.HasData || !reader.PeekTag().HasSameClassAndValue(PermittedSubtrees))
+            {
+                return null;
+            }
+
+            var names = new List<string>();
+            var subtrees = reader.ReadSequence(PermittedSubtrees);
+            while (subtrees.HasData)
+            {
+                var subtree = subtrees.ReadSequence();
+                if (subtree.PeekTag().HasSameClassAndValue(DnsName))
+                {
+                    names.Add(subtree.ReadCharacterString(UniversalTagNumber.IA5String, DnsName).ToLowerInvariant());
+                }
+            }
+
+            return names.Count > 0 ? names : null;
+        }
+        catch (AsnContentException)
+        {
+            return null;
+        }
+    }
 }

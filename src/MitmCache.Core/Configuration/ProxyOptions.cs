@@ -47,7 +47,11 @@ public static class ProxyOptions
         "dial `ADDRESS:PORT2` for `HOST:PORT`, like curl (split horizon, tests)", ParseConnectTo, (s, v) => s with { ConnectTo = v });
 
     public static readonly Option<Uri?> UpstreamProxy = Option.Text<Uri>("upstream-proxy", "http://HOST:PORT",
-        "parent HTTP proxy for all upstream connections (CONNECT)", ParseProxyUri, (s, v) => s with { UpstreamProxy = v });
+        "parent HTTP proxy for all upstream connections (CONNECT); targets are still resolved and checked by MitmCache first", ParseProxyUri, (s, v) => s with { UpstreamProxy = v });
+
+    public static readonly ListOption<IPNetwork> AllowUpstreamNetwork = Option.List<IPNetwork>("allow-upstream-network", "CIDR",
+        "internal networks an upstream's redirect may send the proxy to (a registry whose storage is on a private address); redirects to loopback and private ranges are refused otherwise, and `--connect-to` addresses are always allowed",
+        ParseNetwork, (s, v) => s with { AllowedUpstreamNetworks = v }, documentedDefault: "none");
 
     public static readonly ListOption<IPNetwork> AllowClient = Option.List<IPNetwork>("allow-client", "CIDR",
         "client networks allowed; loopback is always allowed", ParseNetwork, (s, v) => s with { AllowedClients = v }, documentedDefault: "loopback only");
@@ -116,7 +120,7 @@ public static class ProxyOptions
     public static IReadOnlyList<OptionDefinition> All { get; } =
     [
         Config, Listen, MetricsListen, Data, NoDefaultIntercept, Intercept, AllowPort, UpstreamCa, ConnectTo, UpstreamProxy,
-        AllowClient, ProxyAuth, LogFormat, LogLevel, MaxCacheSize, ManifestPolicy, ManifestTtl, UpstreamTimeout, OfflineGrantWindow,
+        AllowUpstreamNetwork, AllowClient, ProxyAuth, LogFormat, LogLevel, MaxCacheSize, ManifestPolicy, ManifestTtl, UpstreamTimeout, OfflineGrantWindow,
         OnCacheFailure, VerifyOnRead, RegistryCredential, MaxConnections, MaxConnectionsPerClient, HeaderTimeout, TunnelIdleTimeout,
         ShutdownTimeout,
     ];

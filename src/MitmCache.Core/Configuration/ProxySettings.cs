@@ -21,6 +21,9 @@ public sealed record ProxySettings
     public IReadOnlyList<ConnectToRule> ConnectTo { get; init; } = [];
     public Uri? UpstreamProxy { get; init; }
     public IReadOnlyList<IPNetwork> AllowedClients { get; init; } = [];
+
+    /// <summary>Internal networks an upstream's redirect may lead to (<c>--allow-upstream-network</c>).</summary>
+    public IReadOnlyList<IPNetwork> AllowedUpstreamNetworks { get; init; } = [];
     public string? ProxyAuth { get; init; }
     public bool JsonLogs { get; init; } = ProxyOptions.LogFormat.Default;
     public Serilog.Events.LogEventLevel LogLevel { get; init; } = ProxyOptions.LogLevel.Default;

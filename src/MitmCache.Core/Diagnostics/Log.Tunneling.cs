@@ -38,4 +38,7 @@ internal static partial class Log
 
     [LoggerMessage(110, LogLevel.Information, "Tunnel to {Target} closed after {IdleTimeout} without traffic")]
     public static partial void TunnelIdleClosed(this ILogger logger, string target, TimeSpan idleTimeout);
+
+    [LoggerMessage(111, LogLevel.Warning, "Intercepted host {Host} is outside the names the root CA permits ({Permitted}): clients would reject its certificate, so it is tunnelled and not cached. Create the CA with --permit for it, or stop intercepting it")]
+    public static partial void InterceptOutsidePermittedNames(this ILogger logger, string host, string permitted);
 }

@@ -12,4 +12,13 @@ internal static partial class Log
 
     [LoggerMessage(202, LogLevel.Debug, "Request to {Upstream} not forwarded: the client's body is invalid: {Reason}")]
     public static partial void ClientBodyInvalid(this ILogger logger, string upstream, string reason);
+
+    [LoggerMessage(203, LogLevel.Warning, "Upstream {Upstream} sent a {What} larger than {Limit}: not read further")]
+    public static partial void UpstreamBodyTooLarge(this ILogger logger, string upstream, string what, string limit);
+
+    [LoggerMessage(204, LogLevel.Warning, "Not following a redirect: {Reason}")]
+    public static partial void RedirectRefused(this ILogger logger, string reason);
+
+    [LoggerMessage(205, LogLevel.Warning, "Ignoring the token realm {Realm} named by {Registry}: a realm must be https, and may not be a registry ping, blob or manifest path, nor a repository path under another host's /v2/")]
+    public static partial void RealmIgnored(this ILogger logger, string realm, string registry);
 }

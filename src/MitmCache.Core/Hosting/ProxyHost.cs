@@ -87,7 +87,7 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton(time);
         services.AddSingleton(authority);
         services.AddSingleton(sp => new LeafCertificateCache(new LeafCertificateFactory(authority, time), time));
-        services.AddSingleton(HostPolicy.From(settings));
+        services.AddSingleton(sp => HostPolicy.From(settings, authority, sp.GetRequiredService<ILogger<HostPolicy>>()));
         services.AddSingleton<ProxyAccess>();
         services.AddSingleton(new ConnectionLimiter(settings, time));
         services.AddSingleton<UpstreamConnector>();

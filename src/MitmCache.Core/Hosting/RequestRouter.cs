@@ -49,9 +49,9 @@ internal sealed class RequestRouter(
 
             // Token realms first: quay.io (/v2/auth), gcr.io and Artifact Registry (/v2/token) put theirs under /v2/.
             var path = rawTarget.Split('?', 2)[0];
-            if (path is not ("/v2/" or "/v2") && tokens.RegistryFor(target, path) is { } tokenRegistry)
+            if (path is not ("/v2/" or "/v2") && tokens.RegistriesFor(target, path) is { } tokenRegistries)
             {
-                return tokens.HandleAsync(context, target, rawTarget, tokenRegistry);
+                return tokens.HandleAsync(context, target, rawTarget, tokenRegistries);
             }
 
             if (path.StartsWith("/v2/", StringComparison.Ordinal) || path == "/v2")

@@ -14,7 +14,6 @@ namespace MitmCache.Prefetch;
 /// </summary>
 internal sealed class ImagePrefetcher(RegistryClient client, PlatformFilter platforms, int parallelism, IPrefetchProgress progress)
 {
-    private const int MaxManifestBytes = 4 << 20;
     private const int MaxIndexDepth = 2;
     private static readonly TimeSpan s_stallTimeout = TimeSpan.FromSeconds(60);
 
@@ -96,12 +95,8 @@ internal sealed class ImagePrefetcher(RegistryClient client, PlatformFilter plat
                 : $"manifest {reference}: {image.Registry} answered {(int)response.StatusCode} {response.ReasonPhrase}{await ErrorTextAsync(response, cancellationToken)}");
         }
 
-        if (response.Content.Headers.ContentLength > MaxManifestBytes)
-        {
-            throw new PrefetchException($"manifest {reference} is larger than {MaxManifestBytes >> 20} MiB");
-        }
-
-        var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+        var bytes = await BoundedContent.ReadAsync(response.Content, BoundedContent.MaxManifestBytes, cancellationToken)
+            ?? throw new PrefetchException($"manifest {reference} is larger than {BoundedContent.Describe(BoundedContent.MaxManifestBytes)}");
         var digest = Digest.Compute(bytes);
         var announced = response.Headers.TryGetValues("Docker-Content-Digest", out var values) ? values.FirstOrDefault() : null;
         var expected = Digest.TryParse(reference, out var byDigest) ? byDigest : Digest.TryParse(announced, out var parsed) ? parsed : (Digest?)null;
@@ -235,8 +230,8 @@ internal sealed class ImagePrefetcher(RegistryClient client, PlatformFilter plat
     {
         try
         {
-            var text = await response.Content.ReadAsStringAsync(cancellationToken);
-            text = text.ReplaceLineEndings(" ").Trim();
+            var bytes = await BoundedContent.ReadAsync(response.Content, 64 * 1024, cancellationToken);
+            var text = bytes is null ? "" : System.Text.Encoding.UTF8.GetString(bytes).ReplaceLineEndings(" ").Trim();
             return text.Length == 0 ? "" : ": " + (text.Length > 200 ? text[..200] + "..." : text);
         }
         catch (Exception ex) when (ex is HttpRequestException or IOException)

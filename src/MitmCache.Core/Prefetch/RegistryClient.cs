@@ -7,6 +7,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using MitmCache.Registry;
+using MitmCache.Upstream;
 
 namespace MitmCache.Prefetch;
 
@@ -187,7 +188,7 @@ internal sealed class RegistryClient : IDisposable
         timeout.CancelAfter(s_headTimeout);
         try
         {
-            using var response = await _http.SendAsync(request, timeout.Token);
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
             {
                 throw new PrefetchException($"the token server {uri.Authority} refused {(_basic is null ? "anonymous access" : "the credentials")} for {scope}");
@@ -198,7 +199,9 @@ internal sealed class RegistryClient : IDisposable
                 throw new PrefetchException($"the token server {uri.Authority} answered {(int)response.StatusCode} {response.ReasonPhrase}");
             }
 
-            using var document = JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(timeout.Token));
+            var body = await BoundedContent.ReadAsync(response.Content, BoundedContent.MaxTokenBytes, timeout.Token)
+                ?? throw new PrefetchException($"the token server {uri.Authority} sent an answer larger than {BoundedContent.Describe(BoundedContent.MaxTokenBytes)}");
+            using var document = JsonDocument.Parse(body);
             foreach (var name in new[] { "token", "access_token" })
             {
                 if (document.RootElement.TryGetProperty(name, out var token) && token.ValueKind == JsonValueKind.String && token.GetString() is { Length: > 0 } value)

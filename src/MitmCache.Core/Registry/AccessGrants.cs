@@ -12,10 +12,11 @@ namespace MitmCache.Registry;
 /// keyed by an HMAC-SHA256 of the credential (the whole <c>Authorization</c> value) under a
 /// per-install key kept beside the CA key (mode 0600), so neither the index nor the log ever holds a
 /// credential. A Basic credential's grant lasts the offline window (7 days by default); a bearer
-/// token's lasts until the token's own <c>exp</c>. A bearer token obtained from a token host with a
-/// Basic credential is tied to it, so what the token proves is granted to the credential too — that
-/// is what lets an imagePullSecret pull a private image while the registry is down.
-/// Upstream's answers to anonymous clients also set a repository's visibility: public when one
+/// token's lasts until the token's own <c>exp</c>. A bearer token obtained from a token host with any
+/// credential (a Basic header, an OAuth password or refresh-token grant, ...) is tied to it, so what the
+/// token proves is granted to the credential too — that is what lets an imagePullSecret (or an identity
+/// token) pull a private image while the registry is down.
+/// Upstream's answers to clients without any credential also set a repository's visibility: public when one
 /// succeeds, private again when an anonymous token is refused (a repository made private upstream
 /// must not stay readable by everyone through the cache, nor lend "public" to content pushed since).
 /// </summary>
@@ -28,7 +29,7 @@ internal sealed class AccessGrants
     private readonly AccessTokens _tokens;
     private readonly TimeProvider _time;
     private readonly TimeSpan _window;
-    private readonly ConcurrentDictionary<string, (string BasicKey, DateTimeOffset Expires)> _tokenOwners = new();
+    private readonly ConcurrentDictionary<string, (string OwnerKey, DateTimeOffset Expires)> _tokenOwners = new();
 
     // Refusals the index could not store (a full disk): a refused credential must lose its grant anyway.
     private readonly ConcurrentDictionary<string, bool> _unstoredRefusals = new();
@@ -78,7 +79,7 @@ internal sealed class AccessGrants
             Put(KeyOf(authorization), registry, repository, TokenExpiry(token) ?? now + s_defaultTokenLifetime);
             if (_tokenOwners.TryGetValue(KeyOf(authorization), out var owner) && owner.Expires > now)
             {
-                Put(owner.BasicKey, registry, repository, now + _window);
+                Put(owner.OwnerKey, registry, repository, now + _window);
             }
         }
         else
@@ -109,7 +110,7 @@ internal sealed class AccessGrants
         Revoke(key, registry, repository);
         if (_tokenOwners.TryGetValue(key, out var owner))
         {
-            Revoke(owner.BasicKey, registry, repository);
+            Revoke(owner.OwnerKey, registry, repository);
         }
     }
 
@@ -125,8 +126,11 @@ internal sealed class AccessGrants
     public void RecordAnonymousRefusal(string registry, string repository) =>
         _index.SetVisibility(registry, repository, isPublic: false, _time.GetUtcNow().UtcDateTime);
 
-    /// <summary>A token host issued <paramref name="token"/> to a request carrying <paramref name="basicAuthorization"/>.</summary>
-    public void RecordTokenOwner(string token, string basicAuthorization, TimeSpan lifetime)
+    /// <summary>
+    /// A token host issued <paramref name="token"/> to a request carrying <paramref name="credential"/> (a Basic
+    /// header, an OAuth password or refresh-token grant, or any other secret; see <see cref="TokenCredential"/>).
+    /// </summary>
+    public void RecordTokenOwner(string token, string credential, TimeSpan lifetime)
     {
         var now = _time.GetUtcNow();
         if (_tokenOwners.Count > 100_000)
@@ -140,10 +144,10 @@ internal sealed class AccessGrants
             }
         }
 
-        _tokenOwners[KeyOf("Bearer " + token)] = (KeyOf(basicAuthorization), now + lifetime);
+        _tokenOwners[KeyOf("Bearer " + token)] = (KeyOf(credential), now + lifetime);
     }
 
-    /// <summary>True when this credential (or the Basic credential a token was issued to) holds a live grant.</summary>
+    /// <summary>True when this credential (or the credential a token was issued to) holds a live grant.</summary>
     public bool IsGranted(string? authorization, string registry, string repository)
     {
         if (string.IsNullOrEmpty(authorization))
@@ -157,7 +161,7 @@ internal sealed class AccessGrants
             return true;
         }
 
-        return _tokenOwners.TryGetValue(key, out var owner) && owner.Expires > _time.GetUtcNow() && IsLive(owner.BasicKey, registry, repository);
+        return _tokenOwners.TryGetValue(key, out var owner) && owner.Expires > _time.GetUtcNow() && IsLive(owner.OwnerKey, registry, repository);
     }
 
     public bool IsLive(string credentialKey, string registry, string repository) =>

@@ -5,12 +5,15 @@ using System.Text;
 namespace MitmCache.Registry;
 
 /// <summary>
-/// A token MitmCache issued itself while a token host was unreachable: anonymous, or for the Basic
-/// credential whose grant key is <see cref="CredentialKey"/>.
+/// A token MitmCache issued itself while a token host was unreachable: anonymous, or for the credential
+/// whose grant key is <see cref="CredentialKey"/>; good only at the <see cref="Registries"/> whose own
+/// challenge named the realm it was asked from.
 /// </summary>
-internal sealed record LocalToken(IReadOnlyList<ScopeEntry> Scopes, string? CredentialKey, DateTimeOffset Expires)
+internal sealed record LocalToken(IReadOnlyList<ScopeEntry> Scopes, string? CredentialKey, IReadOnlyList<string> Registries, DateTimeOffset Expires)
 {
     public bool Anonymous => CredentialKey is null;
+
+    public bool IsFor(string registry) => Registries.Contains(registry, StringComparer.OrdinalIgnoreCase);
 
     public bool AllowsPull(string repository) =>
         Scopes.Any(s => s.Type == "repository" && s.Name == repository && (s.Actions.Contains("pull") || s.Actions.Contains("*")));
@@ -18,7 +21,7 @@ internal sealed record LocalToken(IReadOnlyList<ScopeEntry> Scopes, string? Cred
 
 /// <summary>
 /// Bearer tokens the proxy knows about, held in memory only, keyed by a SHA-256 of the token:
-/// upstream tokens that were issued to an anonymous request (they prove a repository is public),
+/// upstream tokens that were issued to a request carrying no credential at all (they prove a repository public),
 /// and proxy-local tokens minted while upstream was down (only MitmCache accepts them; they are
 /// never sent upstream).
 /// </summary>
@@ -37,11 +40,11 @@ internal sealed class AccessTokens(TimeProvider time)
         _anonymous[Hash(token)] = time.GetUtcNow() + Clamp(lifetime);
     }
 
-    public string MintLocal(IReadOnlyList<ScopeEntry> scopes, string? credentialKey, TimeSpan lifetime)
+    public string MintLocal(IReadOnlyList<ScopeEntry> scopes, string? credentialKey, IReadOnlyList<string> registries, TimeSpan lifetime)
     {
         Prune(_local, e => e.Expires);
         var token = LocalPrefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-        _local[Hash(token)] = new LocalToken(scopes, credentialKey, time.GetUtcNow() + Clamp(lifetime));
+        _local[Hash(token)] = new LocalToken(scopes, credentialKey, registries, time.GetUtcNow() + Clamp(lifetime));
         return token;
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Http;
 using MitmCache.Caching;
 using MitmCache.Diagnostics;
@@ -8,25 +9,25 @@ namespace MitmCache.Registry;
 
 /// <summary>
 /// <c>GET</c>/<c>HEAD /v2/&lt;name&gt;/blobs/&lt;digest&gt;</c>.
-/// Hit: authorize, then stream the file (Range supported). Miss: one upstream fetch per digest;
-/// the client that starts it and every client that joins stream from the growing file.
+/// Hit: authorize (see <see cref="RegistryAuthorizer"/>), then stream the file (Range supported). Miss: one
+/// upstream fetch per digest; the client that starts it and every client of the same repository that
+/// joins stream from the growing file. A cached blob this client may not read, or one not linked to this
+/// repository, is asked for upstream exactly as if it were not cached: a refused client gets upstream's
+/// own answer (or, upstream down, the error an uncached digest gets), and learns nothing about the cache.
 /// </summary>
 internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, RegistryAuthorizer authorizer, AccessGrants grants, RegistryChallenges challenges, CacheMetrics metrics)
 {
     private const int MaxAttempts = 3;
 
+    /// <summary>The repository each fill in flight fetches through: only its clients may share the fill.</summary>
+    private readonly ConditionalWeakTable<BlobFill, string> _origins = new();
+
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target, BlobRoute route)
     {
         var digest = route.Digest;
-        if (cache.TryGet(digest) is { } hit)
+        if (cache.TryGet(digest) is { } hit && await ServeHitAsync(context, target, route, hit) is { } answered)
         {
-            var access = await authorizer.AuthorizeAsync(context, target, route.Name, digest, manifestMediaType: null);
-            if (access.Decision != AccessDecision.Allowed)
-            {
-                return await DenyAsync(context, target, route, access);
-            }
-
-            return new("hit", await ServeCommittedAsync(context, hit, "hit"));
+            return answered;
         }
 
         if (HttpMethods.IsHead(context.Request.Method))
@@ -36,7 +37,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
 
         if (cache.IsStorageDegraded)
         {
-            return await BypassAsync(context, target, route);
+            return await BypassAsync(context, target, route, "bypass");
         }
 
         for (var attempt = 0; attempt < MaxAttempts; attempt++)
@@ -45,6 +46,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             string result;
             if (owner)
             {
+                _origins.AddOrUpdate(fill, Origin(target, route));
                 var started = await StartFillAsync(context, target, route, fill);
                 if (started is not null)
                 {
@@ -55,10 +57,15 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             }
             else
             {
-                var access = await authorizer.AuthorizeAsync(context, target, route.Name, digest, manifestMediaType: null);
-                if (access.Decision != AccessDecision.Allowed)
+                var joined = await fill.Head.WaitAsync(context.RequestAborted);
+                if (joined is null)
                 {
-                    return await DenyAsync(context, target, route, access);
+                    continue; // abandoned before the body (the owner was refused): try on our own account
+                }
+
+                if (!await MayJoinAsync(context, target, route, fill, joined))
+                {
+                    return await BypassAsync(context, target, route, "bypass");
                 }
 
                 result = "coalesced";
@@ -115,6 +122,57 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         return new("error", 0);
     }
 
+    /// <summary>
+    /// A cached blob, for a repository it is linked to (or, its bytes being public already, any repository
+    /// upstream confirms it for). Served when this client may read it; otherwise null, to go on exactly as
+    /// a miss, unless upstream cannot be asked (then the answer an uncached digest gets) or the request is
+    /// a HEAD (then the probe's answer is the one a HEAD miss relays).
+    /// </summary>
+    private async Task<RegistryOutcome?> ServeHitAsync(HttpContext context, InterceptTarget target, BlobRoute route, CachedBlob hit)
+    {
+        var digest = route.Digest;
+        var linked = cache.Index.IsLinked(target.Authority, route.Name, digest.ToString());
+        if (!linked && !authorizer.IsPublicAnywhere(digest))
+        {
+            return null; // its bytes must come through this repository first
+        }
+
+        if (linked && authorizer.IsAuthorized(context, target, route.Name))
+        {
+            return new("hit", await ServeCommittedAsync(context, hit, "hit"));
+        }
+
+        using var probe = await authorizer.ProbeAsync(context, target, route.Name, digest, hit.Record.Size);
+        if (probe.Outcome == ProbeOutcome.Confirmed)
+        {
+            if (!linked)
+            {
+                cache.Index.Link(target.Authority, route.Name, digest.ToString(), cache.Now); // public bytes: the answer is enough
+            }
+
+            return new("hit", await ServeCommittedAsync(context, hit, "hit"));
+        }
+
+        if (probe.Outcome is ProbeOutcome.Fault or ProbeOutcome.Unreachable && authorizer.AuthorizeOffline(context, target, route.Name, digest))
+        {
+            return new("stale", await ServeCommittedAsync(context, hit, "stale"));
+        }
+
+        if (probe.Outcome == ProbeOutcome.Unreachable)
+        {
+            return await RegistryResponses.UnreachableAsync(context, cache, authorizer, target, route.Name, probe.Reason, "refused");
+        }
+
+        if (HttpMethods.IsHead(context.Request.Method))
+        {
+            // The probe was the very request a HEAD miss forwards: its answer is the one to give.
+            await RegistryResponses.RelayAsync(context, probe.Response!, "forwarded");
+            return new("refused", 0);
+        }
+
+        return null; // not confirmed: fetch it through this repository as any miss, with this client's credentials
+    }
+
     /// <summary>Sends the owner's upstream GET. Returns null when the fill was started, else the finished outcome.</summary>
     private async Task<RegistryOutcome?> StartFillAsync(HttpContext context, InterceptTarget target, BlobRoute route, BlobFill fill)
     {
@@ -135,20 +193,13 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
                 return new("aborted", 0);
             }
 
-            var reason = HttpForwarder.Describe(ex).Reason;
-            RegistryResponses.SetResult(context.Response, "error");
-            await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unavailable, $"upstream {target.Authority}: {reason}", context.RequestAborted);
-            return new("error", 0);
+            return await RegistryResponses.UnreachableAsync(context, cache, authorizer, target, route.Name, HttpForwarder.Describe(ex).Reason);
         }
 
         if (response.StatusCode != System.Net.HttpStatusCode.OK)
         {
             cache.Abandon(fill);
-            if (response.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
-            {
-                grants.RecordRefusal(upstream.UpstreamAuthorization(target, context.Request), target.Authority, route.Name);
-                challenges.LearnFromRefusal(target.Authority, response);
-            }
+            RecordRefusal(context, target, route, response);
 
             using (response)
             {
@@ -161,11 +212,16 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             }
         }
 
-        // Upstream served this digest under this repository to this client: remember both facts.
+        // Upstream is serving this digest under this repository to this client. Both facts are kept once the
+        // bytes are verified against the digest: a link is only ever earned by the blob itself.
         var authorization = upstream.UpstreamAuthorization(target, context.Request);
-        cache.Index.Link(target.Authority, route.Name, key, cache.Now);
-        grants.RecordSuccess(authorization, target.Authority, route.Name);
-        if (!cache.StartFill(fill, response, RegistryUpstream.MediaTypeOf(response) ?? "application/octet-stream"))
+        void Committed()
+        {
+            cache.Index.Link(target.Authority, route.Name, key, cache.Now);
+            grants.RecordSuccess(authorization, target.Authority, route.Name);
+        }
+
+        if (!cache.StartFill(fill, response, RegistryUpstream.MediaTypeOf(response) ?? "application/octet-stream", Committed))
         {
             using (response)
             {
@@ -176,8 +232,33 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         return null;
     }
 
-    /// <summary>The cache cannot store right now: relay upstream's answer untouched (fail open).</summary>
-    private async Task<RegistryOutcome> BypassAsync(HttpContext context, InterceptTarget target, BlobRoute route)
+    /// <summary>
+    /// A joiner shares the fill only if it fetches through the same repository (the link it will earn) and
+    /// this client may read that repository: already known, or upstream says so for a blob of that size.
+    /// </summary>
+    private async Task<bool> MayJoinAsync(HttpContext context, InterceptTarget target, BlobRoute route, BlobFill fill, FillHead head)
+    {
+        if (!_origins.TryGetValue(fill, out var origin) || origin != Origin(target, route))
+        {
+            return false;
+        }
+
+        if (authorizer.IsAuthorized(context, target, route.Name))
+        {
+            return true;
+        }
+
+        using var probe = await authorizer.ProbeAsync(context, target, route.Name, route.Digest, head.Size);
+        return probe.Outcome == ProbeOutcome.Confirmed;
+    }
+
+    private static string Origin(InterceptTarget target, BlobRoute route) => $"{target.Authority}/{route.Name}";
+
+    /// <summary>
+    /// Relays upstream's answer untouched, caching nothing: when the cache cannot store right now (fail open),
+    /// or for a client that may not share the fill in flight. Refusals are relayed as any miss relays them.
+    /// </summary>
+    private async Task<RegistryOutcome> BypassAsync(HttpContext context, InterceptTarget target, BlobRoute route, string result)
     {
         using var request = BlobRequest(HttpMethod.Get, context, target, route);
         if (context.Request.Headers.Range.Count > 0)
@@ -188,13 +269,26 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         try
         {
             using var response = await upstream.SendAsync(request, followRedirects: true, upstream.Timeout * 3, context.RequestAborted);
-            return new("bypass", await RegistryResponses.RelayAsync(context, response, "bypass"));
+            if (response.StatusCode is System.Net.HttpStatusCode.OK or System.Net.HttpStatusCode.PartialContent)
+            {
+                return new(result, await RegistryResponses.RelayAsync(context, response, result));
+            }
+
+            RecordRefusal(context, target, route, response);
+            return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
         }
         catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
-            RegistryResponses.SetResult(context.Response, "error");
-            await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unavailable, $"upstream {target.Authority}: {HttpForwarder.Describe(ex).Reason}", context.RequestAborted);
-            return new("error", 0);
+            return await RegistryResponses.UnreachableAsync(context, cache, authorizer, target, route.Name, HttpForwarder.Describe(ex).Reason);
+        }
+    }
+
+    private void RecordRefusal(HttpContext context, InterceptTarget target, BlobRoute route, HttpResponseMessage response)
+    {
+        if (response.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
+        {
+            grants.RecordRefusal(upstream.UpstreamAuthorization(target, context.Request), target.Authority, route.Name);
+            challenges.LearnFromRefusal(target.Authority, response);
         }
     }
 
@@ -264,37 +358,8 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         }
         catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
-            RegistryResponses.SetResult(context.Response, "error");
-            await RegistryError.WriteAsync(context.Response, RegistryErrorCode.BlobUnknown, "blob not cached and upstream unreachable", context.RequestAborted);
-            return new("error", 0);
+            return await RegistryResponses.UnreachableAsync(context, cache, authorizer, target, route.Name, HttpForwarder.Describe(ex).Reason);
         }
-    }
-
-    private async Task<RegistryOutcome> DenyAsync(HttpContext context, InterceptTarget target, BlobRoute route, AccessResult access)
-    {
-        if (access.Response is { } refusal)
-        {
-            using (refusal)
-            {
-                await RegistryResponses.RefuseAsync(context, refusal, RegistryErrorCode.BlobUnknown);
-            }
-
-            return new("refused", 0);
-        }
-
-        // Unavailable: no proof, no upstream. A client without credentials is asked for them, as the
-        // registry would; one with credentials learns nothing, not even that the digest is cached.
-        RegistryResponses.SetResult(context.Response, "refused");
-        if (context.Request.Headers.Authorization.Count == 0
-            && RegistryResponses.ScopedChallenge(cache.Index.FindChallenge(target.Authority)?.WwwAuthenticate, route.Name) is { } challenge)
-        {
-            context.Response.Headers.WWWAuthenticate = challenge;
-            await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unauthorized, "authentication required", context.RequestAborted);
-            return new("refused", 0);
-        }
-
-        await RegistryError.WriteAsync(context.Response, RegistryErrorCode.BlobUnknown, "blob unknown to registry", context.RequestAborted);
-        return new("refused", 0);
     }
 
     /// <summary>This blob at upstream, with the client's credentials; bodies over HTTP/1.1.</summary>

@@ -12,7 +12,10 @@ namespace MitmCache.Registry;
 /// <summary>
 /// <c>GET</c>/<c>HEAD /v2/&lt;name&gt;/manifests/&lt;reference&gt;</c>.
 /// By digest: immutable, verified, cached. By tag: upstream first (short timeout), falling back to the
-/// cached tag → digest mapping on connection errors, timeouts, 5xx and 429; or TTL / offline policies.
+/// cached tag → digest mapping on connection errors, timeouts, 5xx, 429 and invalid answers; or TTL /
+/// offline policies. A cached manifest is served only where this client may read it already (see
+/// <see cref="RegistryAuthorizer"/>); every other request goes upstream exactly as if nothing were cached,
+/// so a refusal says nothing about the cache, and the manifest upstream sends is what links it here.
 /// </summary>
 internal sealed class ManifestEndpoint(
     BlobCache cache,
@@ -25,21 +28,13 @@ internal sealed class ManifestEndpoint(
     CacheMetrics metrics,
     ILogger<ManifestEndpoint> logger)
 {
-    private const int MaxManifestBytes = 4 << 20;
-
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target, ManifestRoute route)
     {
         if (route.Digest is { } digest)
         {
-            if (cache.TryGet(digest) is { } hit)
-            {
-                var access = await authorizer.AuthorizeAsync(context, target, route.Name, digest, hit.Record.MediaType);
-                return access.Decision == AccessDecision.Allowed
-                    ? await ServeAsync(context, hit, "hit")
-                    : await DenyAsync(context, target, route, access);
-            }
-
-            return await FetchAsync(context, target, route, staleOnFault: false);
+            return cache.TryGet(digest) is { } hit && authorizer.IsAllowed(context, target, route.Name, digest)
+                ? await ServeAsync(context, hit, "hit")
+                : await FetchAsync(context, target, route);
         }
 
         if (settings.ManifestPolicy != ManifestPolicy.UpstreamFirst && FindCachedTag(context, target, route) is var (tag, blob))
@@ -51,32 +46,32 @@ internal sealed class ManifestEndpoint(
             }
         }
 
-        return await FetchAsync(context, target, route, staleOnFault: true);
+        return await FetchAsync(context, target, route);
     }
 
-    private async Task<RegistryOutcome> FetchAsync(HttpContext context, InterceptTarget target, ManifestRoute route, bool staleOnFault)
+    private async Task<RegistryOutcome> FetchAsync(HttpContext context, InterceptTarget target, ManifestRoute route)
     {
         var isHead = HttpMethods.IsHead(context.Request.Method);
         using var request = upstream.CreateRequest(isHead ? HttpMethod.Head : HttpMethod.Get, target, $"/v2/{route.Name}/manifests/{route.Reference}", context.Request);
         var authorization = request.Headers.Authorization?.ToString();
         string reason;
+        var invalid = false;
         try
         {
             using var response = await upstream.SendAsync(request, followRedirects: true, upstream.Timeout, context.RequestAborted);
             if (response.StatusCode == HttpStatusCode.OK && !isHead)
             {
-                var stored = await StoreAsync(context, target, route, response, authorization);
-                if (stored is not null)
+                var (stored, problem) = await StoreAsync(context, target, route, response, authorization);
+                if (stored is { } outcome)
                 {
-                    return stored.Value;
+                    return outcome;
                 }
 
-                reason = "sent a manifest that does not match its digest";
+                (reason, invalid) = (problem, true);
             }
             else if (response.StatusCode == HttpStatusCode.OK)
             {
-                RememberTagFromHead(context, target, route, response);
-                grants.RecordSuccess(authorization, target.Authority, route.Name);
+                RememberHead(context, target, route, response, authorization);
                 return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
             }
             else if (!RegistryUpstream.IsUpstreamFault(response.StatusCode))
@@ -101,46 +96,64 @@ internal sealed class ManifestEndpoint(
             metrics.UpstreamError(ex is TimeoutException ? "timeout" : "connect");
         }
 
-        if (staleOnFault && FindCachedTag(context, target, route) is var (_, blob))
+        // Upstream failed us: the cached copy, for a client that may read it without upstream's say.
+        var stale = route.Digest is { } digest ? cache.TryGet(digest) : FindCachedTag(context, target, route)?.Blob;
+        if (stale is not null && authorizer.AuthorizeOffline(context, target, route.Name, stale.Digest))
         {
-            if (authorizer.AuthorizeOffline(context, target, route.Name, blob.Digest))
-            {
-                logger.ServingStale(target.Authority, route.Name, route.Reference, reason);
-                return await ServeAsync(context, blob, "stale");
-            }
-
-            logger.OfflineRefused(target.Authority, route.Name);
-            return await DenyAsync(context, target, route, new AccessResult(AccessDecision.Unavailable));
+            logger.ServingStale(target.Authority, route.Name, route.Reference, reason);
+            return await ServeAsync(context, stale, "stale");
         }
 
-        RegistryResponses.SetResult(context.Response, "error");
-        await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unavailable, $"upstream {target.Authority} {reason}", context.RequestAborted);
-        return new("error", 0);
+        if (stale is not null)
+        {
+            logger.OfflineRefused(target.Authority, route.Name);
+        }
+
+        if (invalid)
+        {
+            RegistryResponses.SetResult(context.Response, "error");
+            await RegistryError.WriteAsync(context.Response, StatusCodes.Status502BadGateway, RegistryErrorCode.ManifestInvalid,
+                $"upstream {target.Authority} {reason}", context.RequestAborted);
+            return new("error", 0);
+        }
+
+        return await RegistryResponses.UnreachableAsync(context, cache, authorizer, target, route.Name, reason);
     }
 
-    /// <summary>Verifies, stores and serves an upstream manifest. Null when it fails verification.</summary>
-    private async Task<RegistryOutcome?> StoreAsync(HttpContext context, InterceptTarget target, ManifestRoute route, HttpResponseMessage response, string? authorization)
+    /// <summary>
+    /// Reads (up to 4 MiB), checks, verifies, stores and serves an upstream manifest. The outcome is null,
+    /// with the problem, when the body is too large, is not the manifest it claims, or does not match its digest.
+    /// </summary>
+    private async Task<(RegistryOutcome? Outcome, string Problem)> StoreAsync(HttpContext context, InterceptTarget target, ManifestRoute route, HttpResponseMessage response, string? authorization)
     {
-        if (response.Content.Headers.ContentLength > MaxManifestBytes)
+        var body = await BoundedContent.ReadAsync(response.Content, BoundedContent.MaxManifestBytes, context.RequestAborted);
+        if (body is null)
         {
-            return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
+            var limit = BoundedContent.Describe(BoundedContent.MaxManifestBytes);
+            logger.ManifestRejected(target.Authority, route.Name, route.Reference, $"larger than {limit}");
+            return (null, $"sent a manifest larger than {limit} (the limit); it was not read further");
         }
 
-        var body = await response.Content.ReadAsByteArrayAsync(context.RequestAborted);
-        var mediaType = RegistryUpstream.MediaTypeOf(response) ?? MediaTypes.OciManifest;
+        if (ManifestFormat.Check(body, response.Content.Headers.ContentType?.ToString(), out var problem) is not { } mediaType)
+        {
+            logger.ManifestRejected(target.Authority, route.Name, route.Reference, problem);
+            return (null, $"sent a body that is not a manifest: {problem}");
+        }
+
         var announced = response.Headers.TryGetValues("Docker-Content-Digest", out var values) ? values.FirstOrDefault() : null;
         var expected = route.Digest ?? (Digest.TryParse(announced, out var parsed) ? parsed : (Digest?)null);
         var digest = Digest.Compute(body, expected?.Algorithm ?? Digest.Sha256);
         if (expected is { } wanted && wanted != digest)
         {
             logger.ManifestRejected(target.Authority, route.Name, route.Reference, $"content hashes to {digest}, expected {wanted}");
-            return null;
+            return (null, "sent a manifest that does not match its digest");
         }
 
         var registry = target.Authority;
         var key = digest.ToString();
         if (cache.StoreSmall(digest, body, mediaType))
         {
+            // Upstream sent these very bytes through this repository: the link is earned.
             var now = cache.Now;
             cache.Index.Link(registry, route.Name, key, now);
             if (!tokens.IsAnonymous(authorization) && cache.Index.IsPublic(registry, route.Name) is null)
@@ -155,31 +168,38 @@ internal sealed class ManifestEndpoint(
             }
         }
 
-        var response2 = context.Response;
-        RegistryResponses.SetResult(response2, "miss");
-        response2.ContentType = mediaType;
-        response2.ContentLength = body.Length;
-        response2.Headers["Docker-Content-Digest"] = key;
-        response2.Headers.ETag = $"\"{key}\"";
-        await response2.Body.WriteAsync(body, context.RequestAborted);
-        return new("miss", body.Length);
+        var answer = context.Response;
+        RegistryResponses.SetResult(answer, "miss");
+        answer.ContentType = mediaType;
+        answer.ContentLength = body.Length;
+        answer.Headers["Docker-Content-Digest"] = key;
+        answer.Headers.ETag = $"\"{key}\"";
+        await answer.Body.WriteAsync(body, context.RequestAborted);
+        return (new("miss", body.Length), "");
     }
 
     /// <summary>
-    /// containerd resolves a tag with HEAD and then GETs the manifest by digest. Record the tag →
-    /// digest answer so the tag resolves offline once that digest is cached.
+    /// A manifest HEAD answered 200. It proves something only when it is a manifest's answer (a manifest
+    /// media type and a digest, the one asked for if by digest): then upstream said yes to this client for
+    /// this repository, and a tag's digest is remembered, because containerd resolves a tag with HEAD and then
+    /// GETs the manifest by digest; the tag then resolves offline once that digest is cached (and linked here).
     /// </summary>
-    private void RememberTagFromHead(HttpContext context, InterceptTarget target, ManifestRoute route, HttpResponseMessage response)
+    private void RememberHead(HttpContext context, InterceptTarget target, ManifestRoute route, HttpResponseMessage response, string? authorization)
     {
-        if (route.Tag is not { } tag
-            || !response.Headers.TryGetValues("Docker-Content-Digest", out var values)
+        if (!response.Headers.TryGetValues("Docker-Content-Digest", out var values)
             || !Digest.TryParse(values.FirstOrDefault(), out var digest)
-            || RegistryUpstream.MediaTypeOf(response) is not { } mediaType)
+            || (route.Digest is { } asked && asked != digest)
+            || RegistryUpstream.MediaTypeOf(response) is not { } mediaType
+            || !MediaTypes.IsManifest(mediaType))
         {
             return;
         }
 
-        PutTag(context, target, route.Name, tag, digest.ToString(), mediaType);
+        grants.RecordSuccess(authorization, target.Authority, route.Name);
+        if (route.Tag is { } tag)
+        {
+            PutTag(context, target, route.Name, tag, digest.ToString(), mediaType);
+        }
     }
 
     private void PutTag(HttpContext context, InterceptTarget target, string repository, string tag, string digest, string mediaType) =>
@@ -226,28 +246,4 @@ internal sealed class ManifestEndpoint(
 
     private async Task<RegistryOutcome> ServeAsync(HttpContext context, CachedBlob blob, string result) =>
         new(result, await RegistryResponses.ServeCachedAsync(context, cache, metrics, blob, result, manifest: true));
-
-    private async Task<RegistryOutcome> DenyAsync(HttpContext context, InterceptTarget target, ManifestRoute route, AccessResult access)
-    {
-        if (access.Response is { } refusal)
-        {
-            using (refusal)
-            {
-                await RegistryResponses.RefuseAsync(context, refusal, RegistryErrorCode.ManifestUnknown);
-            }
-
-            return new("refused", 0);
-        }
-
-        // No proof possible offline: ask for credentials, as the registry itself would.
-        if (RegistryResponses.ScopedChallenge(cache.Index.FindChallenge(target.Authority)?.WwwAuthenticate, route.Name) is { } challenge)
-        {
-            context.Response.Headers.WWWAuthenticate = challenge;
-        }
-
-        RegistryResponses.SetResult(context.Response, "refused");
-        await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unauthorized,
-            $"{route.Name}: access cannot be verified while the registry is unreachable", context.RequestAborted);
-        return new("refused", 0);
-    }
 }

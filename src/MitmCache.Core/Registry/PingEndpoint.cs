@@ -52,7 +52,7 @@ internal sealed class PingEndpoint(RegistryUpstream upstream, BlobCache cache, A
             return new("stale", 0);
         }
 
-        if (remembered.WwwAuthenticate is null || tokens.FindLocal(context.Request.Headers.Authorization) is not null)
+        if (remembered.WwwAuthenticate is null || tokens.FindLocal(context.Request.Headers.Authorization)?.IsFor(registry) == true)
         {
             context.Response.ContentType = "application/json";
             await context.Response.WriteAsync("{}");

@@ -7,69 +7,91 @@ using MitmCache.Upstream;
 
 namespace MitmCache.Registry;
 
-internal enum AccessDecision
+internal enum ProbeOutcome
 {
-    /// <summary>Serve from cache.</summary>
-    Allowed,
-    /// <summary>Upstream refused this client (401/403/404): pass its answer on.</summary>
-    Refused,
-    /// <summary>No proof possible: upstream unreachable and the repository is not known to be public.</summary>
-    Unavailable,
+    /// <summary>Upstream's final answer is a 200 for exactly this blob: this client may read it here.</summary>
+    Confirmed,
+    /// <summary>Upstream answered, but not with that 200 (a refusal, a 404, a blob of another size or digest).</summary>
+    NotConfirmed,
+    /// <summary>Upstream is at fault (5xx, 429): ask again as a miss, or serve what needs no proof.</summary>
+    Fault,
+    /// <summary>No answer: connection, TLS, timeout, or a redirect the proxy would not follow.</summary>
+    Unreachable,
 }
 
-internal sealed record AccessResult(AccessDecision Decision, HttpResponseMessage? Response = null);
+/// <summary>What a probe learned; <see cref="Response"/> is upstream's answer (not for Confirmed or Unreachable), the caller's to dispose.</summary>
+internal sealed record ProbeResult(ProbeOutcome Outcome, HttpResponseMessage? Response = null, string Reason = "") : IDisposable
+{
+    public void Dispose() => Response?.Dispose();
+}
 
 /// <summary>
 /// Decides whether a cached digest may be served to this client under this repository path.
-/// A digest is only ever served under a repository it was seen in (as distribution links blobs to
-/// repositories), and only to a client upstream has authorized for that repository, unless the
-/// repository is public. Without proof and without upstream, it fails closed.
-/// "Public" is a cached answer like a tag: online, it is re-proven with upstream once it is older than
-/// the manifest TTL, so a repository made private upstream stops being served to everyone; offline,
-/// it stands.
+/// <para>A digest is only ever served under a repository it is linked to, and a link is made from bytes:
+/// when upstream sent that blob or manifest through that very repository and it matched its digest. Headers
+/// cost nothing to forge, so an upstream answer about a digest (a HEAD, a redirect, a length) links it
+/// only where its bytes are public already (linked to a public repository); a registry that claims a
+/// private digest it never sent cannot read it out of the cache.</para>
+/// <para>On a linked repository, a client may read what upstream authorizes it for: the repository is
+/// public, or the client's credential holds a grant, or a proxy-local token minted for such a credential
+/// for this registry; otherwise a HEAD with the client's own credentials asks upstream, and only a final
+/// 200 for that blob (redirects followed, a 3xx is never proof) says yes. Without upstream, it fails closed.</para>
+/// <para>"Public" is a cached answer like a tag: online, it is re-proven with upstream once it is older than
+/// the manifest TTL, so a repository made private upstream stops being served to everyone; offline, it stands.</para>
 /// </summary>
 internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, RegistryUpstream upstream, AccessTokens tokens, RegistryChallenges challenges, ProxySettings settings)
 {
-    public async Task<AccessResult> AuthorizeAsync(HttpContext context, InterceptTarget target, string repository, Digest digest, string? manifestMediaType)
+    /// <summary>Linked here, and this client may read it without asking upstream.</summary>
+    public bool IsAllowed(HttpContext context, InterceptTarget target, string repository, Digest digest) =>
+        cache.Index.IsLinked(target.Authority, repository, digest.ToString()) && IsAuthorized(context, target, repository);
+
+    /// <summary>
+    /// The digest is linked to a repository known to be public: its bytes are anyone's already, so an upstream
+    /// answer about it (a probe) may link it to another repository too, saving a download. A digest known only
+    /// in private repositories is linked nowhere else but by its bytes.
+    /// </summary>
+    public bool IsPublicAnywhere(Digest digest) =>
+        cache.Index.LinksOf(digest.ToString()).Any(link => cache.Index.IsPublic(link.Registry, link.Repository) == true);
+
+    /// <summary>This client may read this repository without asking upstream: fresh-public, a live grant, or a local token.</summary>
+    public bool IsAuthorized(HttpContext context, InterceptTarget target, string repository)
     {
         var registry = target.Authority;
-        var key = digest.ToString();
-        var authorization = upstream.UpstreamAuthorization(target, context.Request);
-        var linked = cache.Index.IsLinked(registry, repository, key);
         var visibility = cache.Index.FindRepository(registry, repository);
-        var isPublic = linked && visibility?.Public == true;
-        var publicIsFresh = isPublic && (settings.ManifestPolicy == ManifestPolicy.Offline || visibility!.UpdatedAt > cache.Now - settings.ManifestTtl);
-        if (linked && (publicIsFresh || grants.IsGranted(authorization, registry, repository) || LocalTokenAllows(context, registry, repository)))
-        {
-            return new(AccessDecision.Allowed);
-        }
+        var publicIsFresh = visibility?.Public == true
+            && (settings.ManifestPolicy == ManifestPolicy.Offline || visibility.UpdatedAt > cache.Now - settings.ManifestTtl);
+        return publicIsFresh
+            || grants.IsGranted(upstream.UpstreamAuthorization(target, context.Request), registry, repository)
+            || LocalTokenAllows(context, registry, repository);
+    }
 
-        // Ask upstream, with the client's own credentials, whether this client may read it.
-        var kind = manifestMediaType is null ? "blobs" : "manifests";
-        using var probe = upstream.CreateRequest(HttpMethod.Head, target, $"/v2/{repository}/{kind}/{key}", context.Request, manifestMediaType);
+    /// <summary>
+    /// Asks upstream, with the client's own credentials, whether this client may read <paramref name="digest"/>
+    /// in <paramref name="repository"/>: a blob HEAD whose redirects are followed (under the redirect rules) to
+    /// the final answer. A yes is remembered as a grant (or, for a client without credentials, as the
+    /// repository being public); a 401/403 drops the credential's grant.
+    /// </summary>
+    /// <param name="size">The blob's size, which a yes must announce; null when not known yet.</param>
+    public async Task<ProbeResult> ProbeAsync(HttpContext context, InterceptTarget target, string repository, Digest digest, long? size)
+    {
+        var registry = target.Authority;
+        var authorization = upstream.UpstreamAuthorization(target, context.Request);
+        using var probe = upstream.CreateRequest(HttpMethod.Head, target, $"/v2/{repository}/blobs/{digest}", context.Request);
         HttpResponseMessage response;
         try
         {
-            response = await upstream.SendAsync(probe, followRedirects: false, upstream.Timeout, context.RequestAborted);
+            response = await upstream.SendAsync(probe, followRedirects: true, upstream.Timeout, context.RequestAborted);
         }
         catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
-            return new(isPublic ? AccessDecision.Allowed : AccessDecision.Unavailable);
+            return new(ProbeOutcome.Unreachable, Reason: HttpForwarder.Describe(ex).Reason);
         }
 
-        var status = (int)response.StatusCode;
-        if (status is >= 200 and < 400)
+        if (Confirms(response, registry, digest, size))
         {
             response.Dispose();
-            cache.Index.Link(registry, repository, key, cache.Now);
             grants.RecordSuccess(authorization, registry, repository);
-            return new(AccessDecision.Allowed);
-        }
-
-        if (RegistryUpstream.IsUpstreamFault(response.StatusCode))
-        {
-            response.Dispose();
-            return new(isPublic ? AccessDecision.Allowed : AccessDecision.Unavailable);
+            return new(ProbeOutcome.Confirmed);
         }
 
         if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
@@ -78,21 +100,45 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
             challenges.LearnFromRefusal(registry, response);
         }
 
-        return new(AccessDecision.Refused, response);
+        return RegistryUpstream.IsUpstreamFault(response.StatusCode)
+            ? new(ProbeOutcome.Fault, response, $"answered {(int)response.StatusCode}")
+            : new(ProbeOutcome.NotConfirmed, response);
     }
 
     /// <summary>
-    /// Offline variant for stale serving: no upstream to ask, so only public repositories, a
-    /// credential with a live grant, or a proxy-local token minted for such a credential pass.
+    /// A final 200 about exactly this blob: its length (when known) and, when it names one, its digest. Only a
+    /// storage host a redirect led to (a CDN, a signed URL) may leave the digest out; the registry itself may not.
     /// </summary>
-    public bool AuthorizeOffline(HttpContext context, InterceptTarget target, string repository, Digest digest)
+    internal static bool Confirms(HttpResponseMessage response, string registry, Digest digest, long? size)
     {
-        var registry = target.Authority;
-        if (!cache.Index.IsLinked(registry, repository, digest.ToString()))
+        if (response.StatusCode != HttpStatusCode.OK || (size is { } length && response.Content.Headers.ContentLength != length))
         {
             return false;
         }
 
+        if (response.Headers.TryGetValues("Docker-Content-Digest", out var values))
+        {
+            return Digest.TryParse(values.FirstOrDefault(), out var announced) && announced == digest;
+        }
+
+        var answeredBy = response.RequestMessage?.RequestUri?.Authority;
+        return answeredBy is not null && !answeredBy.Equals(registry, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>
+    /// Without upstream: only what is linked here, to a public repository, a credential with a live grant,
+    /// or a proxy-local token minted for such a credential.
+    /// </summary>
+    public bool AuthorizeOffline(HttpContext context, InterceptTarget target, string repository, Digest digest) =>
+        cache.Index.IsLinked(target.Authority, repository, digest.ToString()) && MayReadOffline(context, target, repository);
+
+    /// <summary>
+    /// Without upstream, whether this client may read this repository at all: it is public, or the credential
+    /// holds a live grant, or a local token minted for such a credential. Says nothing about what is cached.
+    /// </summary>
+    public bool MayReadOffline(HttpContext context, InterceptTarget target, string repository)
+    {
+        var registry = target.Authority;
         if (cache.Index.IsPublic(registry, repository) == true)
         {
             return true;
@@ -103,9 +149,10 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
             || LocalTokenAllows(context, registry, repository);
     }
 
-    /// <summary>A proxy-local token for a credential that still holds a grant for this repository.</summary>
+    /// <summary>A proxy-local token minted for this registry, for a credential that still holds a grant for this repository.</summary>
     private bool LocalTokenAllows(HttpContext context, string registry, string repository) =>
         tokens.FindLocal(context.Request.Headers.Authorization) is { CredentialKey: { } credential } local
+        && local.IsFor(registry)
         && local.AllowsPull(repository)
         && grants.IsLive(credential, registry, repository);
 }

@@ -1,5 +1,7 @@
 using System.Net;
+using Microsoft.Extensions.Logging;
 using MitmCache.Caching;
+using MitmCache.Diagnostics;
 using MitmCache.Upstream;
 
 namespace MitmCache.Registry;
@@ -11,7 +13,7 @@ namespace MitmCache.Registry;
 /// which tokens are anonymous, and answers them offline). Learned from the <c>/v2/</c> ping and from
 /// the 401 of any blob or manifest request: containerd never pings, it starts with the manifest.
 /// </summary>
-internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens)
+internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens, ILogger<RegistryChallenges> logger)
 {
     private static readonly TimeSpan s_refresh = TimeSpan.FromHours(1);
 
@@ -72,19 +74,21 @@ internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens)
         Remember(registry, known, challenge, bearer);
     }
 
+    /// <summary>Keeps the registry's answer; its realm only if <see cref="TokenEndpoint.RegisterRealm"/> honours it.</summary>
     private void Remember(string registry, ChallengeRecord? existing, string? challenge, BearerChallenge? bearer, string? redirect = null)
     {
+        var realm = bearer is not null && tokens.RegisterRealm(bearer.Realm, registry) ? bearer.Realm.ToString() : null;
         if (existing is null || existing.WwwAuthenticate != challenge || existing.Redirect != redirect || existing.SeenAt < cache.Now - s_refresh)
         {
+            if (bearer is not null && realm is null)
+            {
+                logger.RealmIgnored(bearer.Realm.ToString(), registry);
+            }
+
             cache.Index.PutChallenge(new ChallengeRecord
             {
-                Id = registry, WwwAuthenticate = challenge, Realm = bearer?.Realm.ToString(), Redirect = redirect, SeenAt = cache.Now,
+                Id = registry, WwwAuthenticate = challenge, Realm = realm, Redirect = redirect, SeenAt = cache.Now,
             });
-        }
-
-        if (bearer is not null)
-        {
-            tokens.RegisterRealm(bearer.Realm, registry);
         }
     }
 

@@ -72,12 +72,22 @@ internal static class RegistryError
     }
 
     /// <inheritdoc cref="WriteAsync(HttpResponse, string, string, CancellationToken)"/>
-    public static Task WriteAsync(HttpResponse response, string code, string message, string? detail, CancellationToken ct)
+    public static Task WriteAsync(HttpResponse response, string code, string message, string? detail, CancellationToken ct) =>
+        WriteAsync(response, StatusCodeFor(code), code, message, detail, ct);
+
+    /// <summary>
+    /// As <see cref="WriteAsync(HttpResponse, string, string, CancellationToken)"/> with a status of its own: for an
+    /// upstream's fault (502) described with the code of what was wrong with its answer.
+    /// </summary>
+    public static Task WriteAsync(HttpResponse response, int status, string code, string message, CancellationToken ct) =>
+        WriteAsync(response, status, code, message, detail: null, ct);
+
+    private static Task WriteAsync(HttpResponse response, int status, string code, string message, string? detail, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(response);
 
         var body = CreateBody(code, message, detail);
-        response.StatusCode = StatusCodeFor(code);
+        response.StatusCode = status;
         response.ContentType = ContentType;
         response.ContentLength = body.Length;
         response.Headers[ApiVersionHeader] = ApiVersion;

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Win32.SafeHandles;
 using MitmCache.Caching;
 using MitmCache.Diagnostics;
+using MitmCache.Tunneling;
 using MitmCache.Upstream;
 
 namespace MitmCache.Registry;
@@ -74,28 +75,28 @@ internal static class RegistryResponses
     }
 
     /// <summary>
-    /// Passes on a refusal learned from a HEAD probe: its status and challenge, with a registry error
-    /// body of our own (the probe had none, and its Content-Length would be wrong).
+    /// Upstream could not be asked and the cache may not answer for it. A client that may read the repository
+    /// gets 503; any other gets what the registry itself answers a client it cannot authorize: 401 with the
+    /// remembered challenge, scoped to the repository (so a client without credentials fetches a token, from
+    /// us if need be), or 503 for a registry without one. What is cached makes no difference, so a refused
+    /// client learns nothing about the cache.
     /// </summary>
-    public static Task RefuseAsync(HttpContext context, HttpResponseMessage probe, string notFoundCode)
+    public static async Task<RegistryOutcome> UnreachableAsync(HttpContext context, BlobCache cache, RegistryAuthorizer authorizer,
+        InterceptTarget target, string repository, string reason, string result = "error")
     {
-        var response = context.Response;
-        foreach (var header in new[] { "WWW-Authenticate", "Docker-Distribution-API-Version" })
+        SetResult(context.Response, "error");
+        if (!authorizer.MayReadOffline(context, target, repository)
+            && ScopedChallenge(cache.Index.FindChallenge(target.Authority)?.WwwAuthenticate, repository) is { } challenge)
         {
-            if (probe.Headers.TryGetValues(header, out var values))
-            {
-                response.Headers[header] = values.ToArray();
-            }
+            context.Response.Headers.WWWAuthenticate = challenge;
+            await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unauthorized, "authentication required", context.RequestAborted);
+        }
+        else
+        {
+            await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unavailable, $"upstream {target.Authority}: {reason}", context.RequestAborted);
         }
 
-        SetResult(response, "refused");
-        var (code, message) = probe.StatusCode switch
-        {
-            HttpStatusCode.Unauthorized => (RegistryErrorCode.Unauthorized, "authentication required"),
-            HttpStatusCode.Forbidden => (RegistryErrorCode.Denied, "requested access to the resource is denied"),
-            _ => (notFoundCode, "unknown to registry"),
-        };
-        return RegistryError.WriteAsync(response, code, message, context.RequestAborted);
+        return new(result, 0);
     }
 
     /// <summary>

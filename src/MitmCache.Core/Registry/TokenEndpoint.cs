@@ -1,10 +1,7 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
-using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Logging;
 using MitmCache.Caching;
 using MitmCache.Diagnostics;
@@ -15,21 +12,28 @@ namespace MitmCache.Registry;
 
 /// <summary>
 /// Token requests to a realm a registry challenged with (e.g. <c>auth.docker.io/token</c>).
-/// <para>Online they are relayed. A token issued without credentials is remembered as anonymous
-/// (it later proves a repository public); a token issued for a Basic credential (the Authorization
-/// header, or containerd's OAuth form POST) is tied to that credential, so what the token proves is
-/// granted to the credential. A 401/403 drops the credential's grants for the requested repositories.</para>
-/// <para>When the token host is down: an anonymous request gets a proxy-local anonymous token; a Basic
-/// credential gets a proxy-local token only if it holds a live grant for every repository it asks for;
-/// anything else gets 401 (fail closed). Local tokens are accepted only by MitmCache.</para>
+/// <para>A realm is honoured only for the registries whose own challenge named it (several may share
+/// one); a challenge cannot claim a registry route, nor a repository path under another host's <c>/v2/</c>, so no registry can turn
+/// another's manifests or blobs into token requests. This holds across restarts: the realms are read
+/// back from each registry's remembered challenge, through the same rule.</para>
+/// <para>Online they are relayed. A token issued to a request without any credential is remembered as
+/// anonymous (it later proves a repository public); a token issued for any credential (a Basic header,
+/// an OAuth password or refresh-token grant, any other secret: see <see cref="TokenCredential"/>) is tied
+/// to that credential, so what the token proves is granted to the credential. A 401/403 drops the
+/// credential's grants for the requested repositories. Token answers are read up to 1 MiB.</para>
+/// <para>When the token host is down: a request without credentials gets a proxy-local anonymous token;
+/// one with a credential gets a proxy-local token only if it holds a live grant (or the repository is
+/// public) for every repository it asks for; anything else gets 401 (fail closed). Local tokens are
+/// accepted only by MitmCache, and only at the registries that named the realm.</para>
 /// </summary>
 internal sealed class TokenEndpoint
 {
     private const int MaxBodyBytes = 64 * 1024;
-    private const int MaxTokenResponseBytes = 1 << 20;
     private static readonly TimeSpan s_localLifetime = TimeSpan.FromMinutes(5);
 
-    private readonly ConcurrentDictionary<string, string> _realms = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Lock _realmGate = new();
+    private readonly Dictionary<string, string> _realmOf = new(StringComparer.OrdinalIgnoreCase); // registry → realm key
+    private volatile Dictionary<string, string[]> _claimants = new(StringComparer.Ordinal); // realm key → registries
     private readonly RegistryUpstream _upstream;
     private readonly AccessTokens _tokens;
     private readonly AccessGrants _grants;
@@ -54,13 +58,36 @@ internal sealed class TokenEndpoint
         }
     }
 
-    public void RegisterRealm(Uri realm, string registry) => _realms[Key(realm.Authority, realm.AbsolutePath)] = registry;
+    /// <summary>
+    /// <paramref name="registry"/>'s own challenge names <paramref name="realm"/>. False, and nothing
+    /// registered, when the realm is not honoured (see <see cref="IsHonoured"/>).
+    /// </summary>
+    public bool RegisterRealm(Uri realm, string registry)
+    {
+        if (!IsHonoured(realm, registry))
+        {
+            return false;
+        }
 
-    /// <summary>The registry whose token realm this request is for, if any.</summary>
-    public string? RegistryFor(InterceptTarget target, string path) =>
-        _realms.TryGetValue(Key(target.Authority, path), out var registry) ? registry : null;
+        var key = Key(realm.Authority, realm.AbsolutePath);
+        lock (_realmGate)
+        {
+            if (!_realmOf.TryGetValue(registry, out var known) || known != key)
+            {
+                _realmOf[registry] = key;
+                _claimants = _realmOf.GroupBy(r => r.Value, StringComparer.Ordinal)
+                    .ToDictionary(g => g.Key, g => g.Select(r => r.Key).Order(StringComparer.Ordinal).ToArray(), StringComparer.Ordinal);
+            }
+        }
 
-    public async Task HandleAsync(HttpContext context, InterceptTarget target, string rawTarget, string registry)
+        return true;
+    }
+
+    /// <summary>The registries whose own challenge named this host and path as their token realm, if any.</summary>
+    public IReadOnlyList<string>? RegistriesFor(InterceptTarget target, string path) =>
+        _claimants.TryGetValue(Key(target.Authority, path), out var registries) ? registries : null;
+
+    public async Task HandleAsync(HttpContext context, InterceptTarget target, string rawTarget, IReadOnlyList<string> registries)
     {
         var request = context.Request;
         var body = await ReadBodyAsync(request, context.RequestAborted);
@@ -70,7 +97,7 @@ internal sealed class TokenEndpoint
             return;
         }
 
-        var credential = CredentialOf(request, body);
+        var credential = TokenCredential.Of(request, body);
         var scopes = Scopes(request, body);
         if (!Hosting.UpstreamTarget.TryForIntercepted(target.Authority, rawTarget, out var upstreamUri))
         {
@@ -94,7 +121,7 @@ internal sealed class TokenEndpoint
             using var response = await _upstream.SendAsync(message, followRedirects: false, _upstream.Timeout, context.RequestAborted);
             if (!RegistryUpstream.IsUpstreamFault(response.StatusCode))
             {
-                await RelayAsync(context, response, registry, credential, scopes);
+                await RelayAsync(context, response, registries, credential, scopes);
                 return;
             }
 
@@ -105,34 +132,47 @@ internal sealed class TokenEndpoint
             reason = HttpForwarder.Describe(ex).Reason;
         }
 
-        await AnswerOfflineAsync(context, registry, credential, scopes, reason);
+        await AnswerOfflineAsync(context, registries, credential, scopes, reason);
     }
 
-    private async Task RelayAsync(HttpContext context, HttpResponseMessage response, string registry, string? credential, IReadOnlyList<ScopeEntry> scopes)
+    private async Task RelayAsync(HttpContext context, HttpResponseMessage response, IReadOnlyList<string> registries, string? credential, IReadOnlyList<ScopeEntry> scopes)
     {
         if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
         {
-            foreach (var scope in scopes.Where(s => s.Type == "repository"))
+            // Refusals are recorded for every registry that shares the realm: a revocation is never missed.
+            foreach (var registry in registries)
             {
-                if (credential is null)
+                foreach (var scope in scopes.Where(s => s.Type == "repository"))
                 {
-                    _grants.RecordAnonymousRefusal(registry, scope.Name);
-                }
-                else
-                {
-                    _grants.RecordRefusal(credential, registry, scope.Name);
+                    if (credential is null)
+                    {
+                        _grants.RecordAnonymousRefusal(registry, scope.Name);
+                    }
+                    else
+                    {
+                        _grants.RecordRefusal(credential, registry, scope.Name);
+                    }
                 }
             }
         }
 
-        if (response.StatusCode != HttpStatusCode.OK || response.Content.Headers.ContentLength > MaxTokenResponseBytes
-            || (credential is not null && !credential.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)))
+        if (response.StatusCode != HttpStatusCode.OK)
         {
             await RegistryResponses.RelayAsync(context, response, "forwarded");
             return;
         }
 
-        var bytes = await response.Content.ReadAsByteArrayAsync(context.RequestAborted);
+        var bytes = await BoundedContent.ReadAsync(response.Content, BoundedContent.MaxTokenBytes, context.RequestAborted);
+        if (bytes is null)
+        {
+            var limit = BoundedContent.Describe(BoundedContent.MaxTokenBytes);
+            _logger.UpstreamBodyTooLarge(response.RequestMessage?.RequestUri?.Authority ?? "", "token response", limit);
+            RegistryResponses.SetResult(context.Response, "error");
+            await RegistryError.WriteAsync(context.Response, StatusCodes.Status502BadGateway, RegistryErrorCode.Unknown,
+                $"the token server sent an answer larger than {limit} (the limit); it was not read further", context.RequestAborted);
+            return;
+        }
+
         foreach (var (token, lifetime) in TokensIn(bytes))
         {
             if (credential is null)
@@ -149,26 +189,22 @@ internal sealed class TokenEndpoint
         await context.Response.Body.WriteAsync(bytes, context.RequestAborted);
     }
 
-    private async Task AnswerOfflineAsync(HttpContext context, string registry, string? credential, IReadOnlyList<ScopeEntry> scopes, string reason)
+    /// <summary>
+    /// The token host is down. containerd's OAuth POST and its GET fallback carry the same secret, which
+    /// <see cref="TokenCredential"/> keys alike, so either gets the same answer.
+    /// </summary>
+    private async Task AnswerOfflineAsync(HttpContext context, IReadOnlyList<string> registries, string? credential, IReadOnlyList<ScopeEntry> scopes, string reason)
     {
-        if (!HttpMethods.IsGet(context.Request.Method))
-        {
-            // containerd tries the OAuth POST first and falls back to GET on 404.
-            context.Response.StatusCode = StatusCodes.Status404NotFound;
-            return;
-        }
-
         string? credentialKey = null;
         if (credential is not null)
         {
             var repositories = scopes.Where(s => s.Type == "repository").Select(s => s.Name).Distinct().ToList();
-            var granted = credential.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)
-                && repositories.Count > 0
-                && repositories.All(name => _index.IsPublic(registry, name) == true || _grants.IsGranted(credential, registry, name));
+            var granted = repositories.Count > 0
+                && repositories.All(name => registries.Any(registry => _index.IsPublic(registry, name) == true || _grants.IsGranted(credential, registry, name)));
             if (!granted)
             {
-                _logger.OfflineTokenRefused(registry);
-                context.Response.Headers.WWWAuthenticate = $"Basic realm=\"{registry}\"";
+                _logger.OfflineTokenRefused(string.Join(", ", registries));
+                context.Response.Headers.WWWAuthenticate = $"Basic realm=\"{registries[0]}\"";
                 await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unauthorized,
                     "the registry is unreachable and these credentials hold no recent grant for the requested repositories", context.RequestAborted);
                 return;
@@ -177,8 +213,8 @@ internal sealed class TokenEndpoint
             credentialKey = _grants.KeyOf(credential);
         }
 
-        var token = _tokens.MintLocal(scopes, credentialKey, s_localLifetime);
-        _logger.LocalTokenIssued(registry, reason);
+        var token = _tokens.MintLocal(scopes, credentialKey, registries, s_localLifetime);
+        _logger.LocalTokenIssued(string.Join(", ", registries), reason);
         context.Response.Headers[RegistryResponses.ResultHeader] = "local-token";
         context.Response.ContentType = "application/json";
         await using var writer = new Utf8JsonWriter(context.Response.Body);
@@ -191,37 +227,16 @@ internal sealed class TokenEndpoint
         writer.WriteEndObject();
     }
 
-    /// <summary>The Basic credential of a token request: its Authorization header, or an OAuth password grant.</summary>
-    private static string? CredentialOf(HttpRequest request, byte[] body)
-    {
-        var authorization = request.Headers.Authorization.ToString();
-        if (authorization.Length > 0)
-        {
-            return authorization;
-        }
-
-        var form = Form(request, body);
-        return form.TryGetValue("grant_type", out var grant) && grant == "password"
-            && form.TryGetValue("username", out var user) && form.TryGetValue("password", out var password)
-            ? "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{password}"))
-            : null;
-    }
-
     private static IReadOnlyList<ScopeEntry> Scopes(HttpRequest request, byte[] body)
     {
         var values = request.Query["scope"].ToList();
-        if (Form(request, body).TryGetValue("scope", out var formScope))
+        if (TokenCredential.Form(request, body).TryGetValue("scope", out var formScope))
         {
             values.AddRange(formScope.ToArray());
         }
 
         return WwwAuthenticate.ParseScopes(values);
     }
-
-    private static Dictionary<string, Microsoft.Extensions.Primitives.StringValues> Form(HttpRequest request, byte[] body) =>
-        body.Length > 0 && request.ContentType?.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) == true
-            ? QueryHelpers.ParseQuery(Encoding.UTF8.GetString(body))
-            : [];
 
     private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
     {
@@ -271,5 +286,26 @@ internal sealed class TokenEndpoint
         return found.Distinct();
     }
 
-    private static string Key(string authority, string path) => authority + path;
+    /// <summary>
+    /// A realm is https, and never a path the proxy serves as a registry: not a ping, blob or manifest route
+    /// on any host, and under another host's <c>/v2/</c> only a single segment (quay.io's <c>/v2/auth</c>,
+    /// gcr.io's <c>/v2/token</c>; every repository API path has at least three). So no challenge can turn
+    /// another registry's manifests, blobs, tag lists or uploads into token requests.
+    /// </summary>
+    internal static bool IsHonoured(Uri realm, string registry)
+    {
+        var path = realm.AbsolutePath;
+        if (realm.Scheme != Uri.UriSchemeHttps || RegistryRoute.Parse(path) is PingRoute or BlobRoute or ManifestRoute)
+        {
+            return false;
+        }
+
+        var underV2 = path.StartsWith("/v2/", StringComparison.OrdinalIgnoreCase) || path.Equals("/v2", StringComparison.OrdinalIgnoreCase);
+        return !underV2
+            || string.Equals(realm.Authority, registry, StringComparison.OrdinalIgnoreCase)
+            || (path.Length > 4 && path.IndexOf('/', 4) < 0);
+    }
+
+    /// <summary>Host names compare without case; paths exactly, as the registry's own routes do.</summary>
+    private static string Key(string authority, string path) => authority.ToLowerInvariant() + path;
 }

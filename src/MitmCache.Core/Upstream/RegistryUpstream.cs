@@ -2,7 +2,9 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using MitmCache.Configuration;
+using MitmCache.Diagnostics;
 using MitmCache.Registry;
 using MitmCache.Tunneling;
 
@@ -12,10 +14,16 @@ namespace MitmCache.Upstream;
 /// Talks to an upstream registry on a client's behalf: the client's own <c>Authorization</c> (never a
 /// proxy-local token), its <c>Accept</c>, server-side redirects to CDNs that drop credentials when the
 /// host changes, and a short timeout for the response head.
+/// <para>A redirect is the upstream choosing where the proxy goes next, so it gets at least what a
+/// client's CONNECT gets (https, an allowed port, no denied address) and, to another host, no internal
+/// address either: those hops go through their own connection pool, whose connector refuses loopback and
+/// private ranges unless the operator allowed them (<c>--connect-to</c>, <c>--allow-upstream-network</c>).</para>
 /// </summary>
-internal sealed class RegistryUpstream(HttpMessageInvoker invoker, ProxySettings settings)
+internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConnector connector, ProxySettings settings, ILogger<RegistryUpstream> logger) : IDisposable
 {
     private const int MaxRedirects = 5;
+
+    private readonly HttpMessageInvoker _redirects = UpstreamHttp.CreateInvoker(connector, settings, UpstreamReach.Redirect);
 
     public TimeSpan Timeout => settings.UpstreamTimeout;
 
@@ -78,11 +86,18 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, ProxySettings
                 HttpResponseMessage response;
                 try
                 {
-                    response = await invoker.SendAsync(current, deadline.Token);
+                    // Another host than the one the client named is the upstream's choice: the stricter pool.
+                    var sameHost = string.Equals(current.RequestUri!.Authority, request.RequestUri!.Authority, StringComparison.OrdinalIgnoreCase);
+                    response = await (sameHost ? invoker : _redirects).SendAsync(current, deadline.Token);
                 }
                 catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
                 {
                     throw new TimeoutException($"no response from {current.RequestUri!.Authority} within {timeout.TotalSeconds:0.#}s", ex);
+                }
+                catch (HttpRequestException ex) when (hop > 0 && ex.InnerException is UpstreamConnectException { Error: ConnectError.Denied } denied)
+                {
+                    logger.RedirectRefused($"{request.RequestUri!.Authority} redirected to {current.RequestUri!.Authority}: {denied.Message}");
+                    throw;
                 }
 
                 if (!followRedirects || !IsRedirect(response.StatusCode) || response.Headers.Location is null)
@@ -100,9 +115,11 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, ProxySettings
                     ? response.Headers.Location
                     : new Uri(current.RequestUri!, response.Headers.Location);
                 response.Dispose();
-                if (location.Scheme is not ("https" or "http"))
+                if (RefuseRedirect(location) is { } refusal)
                 {
-                    throw new HttpRequestException($"unsupported redirect to {location.Scheme}");
+                    var reason = $"{request.RequestUri!.Authority} redirected to {location.GetLeftPart(UriPartial.Authority)}: {refusal}";
+                    logger.RedirectRefused(reason);
+                    throw new UpstreamConnectException(ConnectError.Denied, reason);
                 }
 
                 var next = Redirected(current, location);
@@ -122,6 +139,15 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, ProxySettings
             }
         }
     }
+
+    /// <summary>Why a redirect target is not followed, or null: what a client's CONNECT would be refused for.</summary>
+    private string? RefuseRedirect(Uri location) =>
+        location.Scheme != Uri.UriSchemeHttps ? $"only https redirects are followed, not {location.Scheme}"
+        : location.UserInfo.Length > 0 ? "a redirect target may not carry credentials"
+        : !settings.AllowedPorts.Contains(location.Port) ? $"port {location.Port} is not allowed (add --allow-port)"
+        : null;
+
+    public void Dispose() => _redirects.Dispose();
 
     private static HttpRequestMessage Redirected(HttpRequestMessage previous, Uri location)
     {

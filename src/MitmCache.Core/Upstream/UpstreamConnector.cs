@@ -8,17 +8,32 @@ using MitmCache.Tunneling;
 
 namespace MitmCache.Upstream;
 
+/// <summary>Who chose where a connection goes, which decides what it may reach.</summary>
+internal enum UpstreamReach
+{
+    /// <summary>A client: a CONNECT target, or the registry it asked for. Every address but the denied ones.</summary>
+    Client,
+
+    /// <summary>
+    /// An upstream, through a redirect: also no loopback or private address, unless a <c>--connect-to</c>
+    /// rule (the operator's own choice) or <c>--allow-upstream-network</c> says so.
+    /// </summary>
+    Redirect,
+}
+
 /// <summary>
 /// The one place that opens TCP connections to upstreams, for blind tunnels and for the HTTP client
 /// alike: applies <c>--connect-to</c> overrides, resolves names itself and refuses denied addresses
 /// (so DNS cannot point us at metadata endpoints or at ourselves), and goes through a parent proxy
-/// with <c>CONNECT</c> when one is configured.
+/// with <c>CONNECT</c> when one is configured, after the same checks: the parent is only ever asked
+/// for a target the proxy would have dialled itself.
 /// </summary>
 internal sealed class UpstreamConnector
 {
     private static readonly TimeSpan s_connectTimeout = TimeSpan.FromSeconds(10);
 
     private readonly IReadOnlyList<ConnectToRule> _connectTo;
+    private readonly IReadOnlyList<IPNetwork> _allowedInternal;
     private readonly Uri? _parentProxy;
     private readonly IPEndPoint _listen;
     private readonly Lazy<HashSet<IPAddress>> _localAddresses = new(LocalAddresses);
@@ -26,31 +41,48 @@ internal sealed class UpstreamConnector
     public UpstreamConnector(ProxySettings settings)
     {
         _connectTo = settings.ConnectTo;
+        _allowedInternal = settings.AllowedUpstreamNetworks;
         _parentProxy = settings.UpstreamProxy;
         _listen = settings.Listen;
     }
 
-    /// <summary>Where a <c>host:port</c> is really dialled after <c>--connect-to</c>.</summary>
-    public (string Host, int Port) Resolve(string host, int port)
+    /// <summary>Where a <c>host:port</c> is really dialled after <c>--connect-to</c>, and whether a rule chose it.</summary>
+    public (string Host, int Port, bool ByRule) Resolve(string host, int port)
     {
         foreach (var rule in _connectTo)
         {
             if (rule.Matches(host, port))
             {
-                return (rule.Address, rule.TargetPort);
+                return (rule.Address, rule.TargetPort, true);
             }
         }
 
-        return (host, port);
+        return (host, port, false);
     }
 
     /// <exception cref="UpstreamConnectException">The connection could not be made; see its <see cref="ConnectError"/>.</exception>
-    public async Task<Stream> ConnectAsync(string host, int port, CancellationToken cancellationToken)
+    public Task<Stream> ConnectAsync(string host, int port, CancellationToken cancellationToken) =>
+        ConnectAsync(host, port, UpstreamReach.Client, cancellationToken);
+
+    /// <inheritdoc cref="ConnectAsync(string, int, CancellationToken)"/>
+    public async Task<Stream> ConnectAsync(string host, int port, UpstreamReach reach, CancellationToken cancellationToken)
     {
-        var (dialHost, dialPort) = Resolve(host, port);
+        // A URI's IPv6 host comes bracketed ("[::1]"); inside, hosts are bare, and brackets go back on exactly once.
+        var (dialHost, dialPort, byRule) = Resolve(host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host, port);
+        var internalAllowed = reach == UpstreamReach.Client || byRule;
         if (_parentProxy is not null)
         {
-            var socket = await ConnectDirectAsync(_parentProxy.Host, _parentProxy.Port, checkDenied: false, cancellationToken);
+            // The parent resolves the name again: check every address it could pick. A name we cannot
+            // resolve at all is the parent's to resolve (a node may see only internal DNS), as for clients.
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(s_connectTimeout);
+            var addresses = await ResolveAsync(dialHost, timeout.Token, cancellationToken, parent: true);
+            if (addresses?.FirstOrDefault(a => IsRefused(a, dialPort, internalAllowed)) is { } refused)
+            {
+                throw Refused(dialHost, refused, internalAllowed);
+            }
+
+            var socket = await ConnectDirectAsync(_parentProxy.Host, _parentProxy.Port, null, cancellationToken);
             var stream = new NetworkStream(socket, ownsSocket: true);
             try
             {
@@ -64,41 +96,58 @@ internal sealed class UpstreamConnector
             }
         }
 
-        var direct = await ConnectDirectAsync(dialHost, dialPort, checkDenied: true, cancellationToken);
+        var direct = await ConnectDirectAsync(dialHost, dialPort, internalAllowed, cancellationToken);
         return new NetworkStream(direct, ownsSocket: true);
     }
 
-    private async Task<Socket> ConnectDirectAsync(string host, int port, bool checkDenied, CancellationToken cancellationToken)
+    /// <summary>The addresses of a name or literal; null when a parent proxy is asked and the name does not resolve here.</summary>
+    private static async Task<IPAddress[]?> ResolveAsync(string host, CancellationToken timeout, CancellationToken cancellationToken, bool parent = false)
+    {
+        if (IPAddress.TryParse(host, out var literal))
+        {
+            return [literal];
+        }
+
+        try
+        {
+            return await Dns.GetHostAddressesAsync(host, timeout);
+        }
+        catch (SocketException) when (parent)
+        {
+            return null;
+        }
+        catch (SocketException ex)
+        {
+            throw new UpstreamConnectException(ConnectError.NameNotResolved, $"cannot resolve {host}: {ex.SocketErrorCode}", ex);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new UpstreamConnectException(ConnectError.Timeout, $"resolving {host} timed out", ex);
+        }
+    }
+
+    private bool IsRefused(IPAddress address, int port, bool internalAllowed) =>
+        IsDenied(address, port)
+        || (!internalAllowed && HostPolicy.IsInternalAddress(address) && !_allowedInternal.Any(n => n.Contains(address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address)));
+
+    private static UpstreamConnectException Refused(string host, IPAddress address, bool internalAllowed) =>
+        new(ConnectError.Denied, internalAllowed || HostPolicy.IsDeniedAddress(address)
+            ? $"{host} resolves to a refused address ({address})"
+            : $"{host} resolves to an internal address ({address}), where an upstream's redirect may not lead (see --allow-upstream-network)");
+
+    /// <param name="internalAllowed">Null: dial whatever the name resolves to (the parent proxy); else refuse
+    /// denied addresses, and internal ones too unless allowed.</param>
+    private async Task<Socket> ConnectDirectAsync(string host, int port, bool? internalAllowed, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(s_connectTimeout);
-
-        IPAddress[] addresses;
-        if (IPAddress.TryParse(host, out var literal))
-        {
-            addresses = [literal];
-        }
-        else
-        {
-            try
-            {
-                addresses = await Dns.GetHostAddressesAsync(host, timeout.Token);
-            }
-            catch (SocketException ex)
-            {
-                throw new UpstreamConnectException(ConnectError.NameNotResolved, $"cannot resolve {host}: {ex.SocketErrorCode}", ex);
-            }
-            catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-            {
-                throw new UpstreamConnectException(ConnectError.Timeout, $"resolving {host} timed out", ex);
-            }
-        }
-
-        var allowed = checkDenied ? addresses.Where(a => !IsDenied(a, port)).ToArray() : addresses;
+        var addresses = (await ResolveAsync(host, timeout.Token, cancellationToken))!;
+        var allowed = internalAllowed is { } mayReachInternal ? addresses.Where(a => !IsRefused(a, port, mayReachInternal)).ToArray() : addresses;
         if (allowed.Length == 0)
         {
-            throw new UpstreamConnectException(addresses.Length == 0 ? ConnectError.NameNotResolved : ConnectError.Denied,
-                addresses.Length == 0 ? $"{host} has no addresses" : $"{host} resolves only to refused addresses");
+            throw addresses.Length == 0
+                ? new UpstreamConnectException(ConnectError.NameNotResolved, $"{host} has no addresses")
+                : Refused(host, addresses[0], internalAllowed!.Value);
         }
 
         Exception? last = null;
@@ -132,7 +181,7 @@ internal sealed class UpstreamConnector
 
     private static async Task ParentConnectAsync(Stream stream, string host, int port, CancellationToken cancellationToken)
     {
-        var authority = host.Contains(':', StringComparison.Ordinal) ? $"[{host}]:{port}" : $"{host}:{port}";
+        var authority = IPAddress.TryParse(host, out var literal) && literal.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{host}]:{port}" : $"{host}:{port}";
         var request = Encoding.ASCII.GetBytes($"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
         await stream.WriteAsync(request, cancellationToken);
 

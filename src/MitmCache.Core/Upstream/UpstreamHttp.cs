@@ -12,7 +12,9 @@ namespace MitmCache.Upstream;
 /// </summary>
 internal static class UpstreamHttp
 {
-    public static HttpMessageInvoker CreateInvoker(UpstreamConnector connector, ProxySettings settings)
+    /// <param name="reach">Who chooses the hosts this invoker connects to: clients (the registries they name), or
+    /// upstreams (redirects to other hosts), which may not lead into internal networks.</param>
+    public static HttpMessageInvoker CreateInvoker(UpstreamConnector connector, ProxySettings settings, UpstreamReach reach = UpstreamReach.Client)
     {
         var extraRoots = new X509Certificate2Collection();
         if (settings.UpstreamCaFile is { } file)
@@ -31,7 +33,7 @@ internal static class UpstreamHttp
             EnableMultipleHttp2Connections = true,
             ConnectTimeout = TimeSpan.FromSeconds(10),
             ConnectCallback = async (context, ct) =>
-                await connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, ct),
+                await connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, reach, ct),
             SslOptions = new SslClientAuthenticationOptions
             {
                 RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>

@@ -162,7 +162,7 @@ internal static class PrefetchCommand
             // The proxy we are about to route through can read this traffic anyway: trusting what it
             // says its root is adds nothing it could not already do.
             var caUrl = new UriBuilder(proxy) { UserName = "", Password = "", Path = "/ca.crt" }.Uri;
-            using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
+            using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10), MaxResponseContentBufferSize = 1 << 20 };
             try
             {
                 pem = await http.GetStringAsync(caUrl, cancellationToken);

@@ -27,6 +27,50 @@ public sealed class NameConstraintsTests
         Assert.Equal(new byte[32], excluded[1]);
     }
 
+    [Fact]
+    public void PermittedDomains_CreatedAndLoadedAgain_ReadFromTheExtension()
+    {
+        using var temp = new TempDirectory();
+        using (var created = CertificateAuthority.Create(["Example.COM", "*.pkg.dev"], TimeProvider.System))
+        {
+            Assert.Equal(["example.com", "pkg.dev"], created.PermittedDomains);
+            created.Save(temp.Path);
+        }
+
+        using var loaded = CertificateAuthority.Load(temp.Path);
+        using var unconstrained = CertificateAuthority.Create([], TimeProvider.System);
+
+        Assert.Equal(["example.com", "pkg.dev"], loaded.PermittedDomains);
+        Assert.Null(unconstrained.PermittedDomains);
+        Assert.True(unconstrained.Permits("anything.test"));
+    }
+
+    [Theory]
+    [InlineData("example.com", true)]
+    [InlineData("registry.example.com", true)]
+    [InlineData("REGISTRY.Example.com", true)]
+    [InlineData("europe-docker.pkg.dev", true)]
+    [InlineData("notexample.com", false)]
+    [InlineData("example.com.evil.test", false)]
+    [InlineData("registry.test", false)]
+    public void Permits_Host_FollowsTheDnsSubtrees(string host, bool permitted)
+    {
+        using var ca = CertificateAuthority.Create(["example.com", "pkg.dev"], TimeProvider.System);
+
+        Assert.Equal(permitted, ca.Permits(host));
+    }
+
+    [Theory]
+    [InlineData("registry.example.com", true)]
+    [InlineData("*.example.com", true)]
+    [InlineData("*.pkg.dev", false)] // only europe-docker.pkg.dev is permitted
+    [InlineData("*.com", false)]
+    [InlineData("registry.test", false)]
+    public void CoversPattern_InterceptEntry_TrueOnlyWhenEveryMatchIsPermitted(string pattern, bool covered)
+    {
+        Assert.Equal(covered, CertificateAuthority.CoversPattern(["example.com", "europe-docker.pkg.dev"], pattern));
+    }
+
     [Theory]
     [InlineData("bücher.de")]
     [InlineData("1.2.3.4")]

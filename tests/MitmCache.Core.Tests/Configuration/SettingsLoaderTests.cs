@@ -218,6 +218,28 @@ public class SettingsLoaderTests
         Assert.Equal([IPNetwork.Parse("10.1.2.3/32"), IPNetwork.Parse("fd00::1/128"), IPNetwork.Parse("fd00::/8")], settings!.AllowedClients);
     }
 
+    [Fact]
+    public void Load_AllowUpstreamNetwork_ParsedAndNoneByDefault()
+    {
+        var errors = new List<string>();
+
+        var settings = Load(errors, "--allow-upstream-network", "10.20.0.0/16", "--allow-upstream-network", "fd00::5");
+        var defaults = Load(errors);
+
+        Assert.Empty(errors);
+        Assert.Equal([IPNetwork.Parse("10.20.0.0/16"), IPNetwork.Parse("fd00::5/128")], settings!.AllowedUpstreamNetworks);
+        Assert.Empty(defaults!.AllowedUpstreamNetworks);
+    }
+
+    [Fact]
+    public void Load_BadAllowUpstreamNetwork_NamedInTheError()
+    {
+        var errors = new List<string>();
+
+        Assert.Null(Load(errors, "--allow-upstream-network", "10.0.0.0/33"));
+        Assert.StartsWith("--allow-upstream-network '10.0.0.0/33'", Assert.Single(errors), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("user:")]
     [InlineData(":secret")]

@@ -5,6 +5,7 @@ namespace MitmCache.Core.Tests.Registry;
 public class AccessTokensTests
 {
     private static readonly IReadOnlyList<ScopeEntry> s_pull = [new ScopeEntry("repository", "team/app", ["pull"])];
+    private static readonly string[] s_registries = ["registry.test"];
 
     private readonly FakeTimeProvider _time = new();
     private readonly AccessTokens _tokens;
@@ -76,8 +77,8 @@ public class AccessTokensTests
     [Fact]
     public void MintLocal_Token_PrefixedUrlSafeAndUnique()
     {
-        var first = _tokens.MintLocal(s_pull, credentialKey: null, TimeSpan.FromMinutes(5));
-        var second = _tokens.MintLocal(s_pull, credentialKey: null, TimeSpan.FromMinutes(5));
+        var first = _tokens.MintLocal(s_pull, credentialKey: null, s_registries, TimeSpan.FromMinutes(5));
+        var second = _tokens.MintLocal(s_pull, credentialKey: null, s_registries, TimeSpan.FromMinutes(5));
 
         Assert.StartsWith(AccessTokens.LocalPrefix, first, StringComparison.Ordinal);
         Assert.NotEqual(first, second);
@@ -88,7 +89,7 @@ public class AccessTokensTests
     [Fact]
     public void FindLocal_MintedToken_ReturnsScopesUntilExpiry()
     {
-        var token = _tokens.MintLocal(s_pull, credentialKey: "ABCDEF", TimeSpan.FromMinutes(5));
+        var token = _tokens.MintLocal(s_pull, credentialKey: "ABCDEF", s_registries, TimeSpan.FromMinutes(5));
 
         var local = _tokens.FindLocal("Bearer " + token);
 
@@ -102,9 +103,22 @@ public class AccessTokensTests
     }
 
     [Fact]
+    public void FindLocal_MintedForTheRealmsRegistries_GoodOnlyThere()
+    {
+        var token = _tokens.MintLocal(s_pull, credentialKey: "ABCDEF", ["registry.test", "mirror.test:5000"], TimeSpan.FromMinutes(5));
+
+        var local = _tokens.FindLocal("Bearer " + token)!;
+
+        Assert.True(local.IsFor("registry.test"));
+        Assert.True(local.IsFor("MIRROR.test:5000"));
+        Assert.False(local.IsFor("evil.test"));
+        Assert.False(local.IsFor("registry.test:5000"));
+    }
+
+    [Fact]
     public void FindLocal_UnknownOrForeignToken_Null()
     {
-        _tokens.MintLocal(s_pull, credentialKey: null, TimeSpan.FromMinutes(5));
+        _tokens.MintLocal(s_pull, credentialKey: null, s_registries, TimeSpan.FromMinutes(5));
 
         Assert.Null(_tokens.FindLocal(null));
         Assert.Null(_tokens.FindLocal("Bearer " + AccessTokens.LocalPrefix + "forged"));
@@ -115,7 +129,7 @@ public class AccessTokensTests
     [Fact]
     public void FindLocal_TokenFromAnotherInstance_Null()
     {
-        var token = new AccessTokens(_time).MintLocal(s_pull, credentialKey: null, TimeSpan.FromMinutes(5));
+        var token = new AccessTokens(_time).MintLocal(s_pull, credentialKey: null, s_registries, TimeSpan.FromMinutes(5));
 
         Assert.Null(_tokens.FindLocal("Bearer " + token));
         Assert.False(_tokens.IsAnonymous("Bearer " + token));
@@ -124,8 +138,8 @@ public class AccessTokensTests
     [Fact]
     public void IsAnonymous_LocalTokens_FollowTheirAnonymousFlagAndExpiry()
     {
-        var anonymous = "Bearer " + _tokens.MintLocal(s_pull, credentialKey: null, TimeSpan.FromMinutes(5));
-        var personal = "Bearer " + _tokens.MintLocal(s_pull, credentialKey: "ABCDEF", TimeSpan.FromMinutes(5));
+        var anonymous = "Bearer " + _tokens.MintLocal(s_pull, credentialKey: null, s_registries, TimeSpan.FromMinutes(5));
+        var personal = "Bearer " + _tokens.MintLocal(s_pull, credentialKey: "ABCDEF", s_registries, TimeSpan.FromMinutes(5));
 
         Assert.True(_tokens.IsAnonymous(anonymous));
         Assert.False(_tokens.IsAnonymous(personal));

@@ -21,6 +21,7 @@ public sealed class RegistryChallengesTests : IDisposable
     private readonly TokenEndpoint _tokens;
     private readonly RegistryChallenges _challenges;
     private readonly HttpMessageInvoker _invoker = new(new HttpClientHandler());
+    private readonly RegistryUpstream _upstream;
 
     public RegistryChallengesTests()
     {
@@ -28,12 +29,14 @@ public sealed class RegistryChallengesTests : IDisposable
         _cache = new BlobCache(settings, _time, new CacheMetrics(), NullLogger<BlobCache>.Instance);
         var accessTokens = new AccessTokens(_time);
         var grants = new AccessGrants(RandomNumberGenerator.GetBytes(32), _cache.Index, accessTokens, _time, TimeSpan.FromDays(7));
-        _tokens = new TokenEndpoint(new RegistryUpstream(_invoker, settings), accessTokens, grants, _cache, _time, NullLogger<TokenEndpoint>.Instance);
-        _challenges = new RegistryChallenges(_cache, _tokens);
+        _upstream = new RegistryUpstream(_invoker, new UpstreamConnector(settings), settings, NullLogger<RegistryUpstream>.Instance);
+        _tokens = new TokenEndpoint(_upstream, accessTokens, grants, _cache, _time, NullLogger<TokenEndpoint>.Instance);
+        _challenges = new RegistryChallenges(_cache, _tokens, NullLogger<RegistryChallenges>.Instance);
     }
 
     public void Dispose()
     {
+        _upstream.Dispose();
         _invoker.Dispose();
         _cache.Dispose();
         _directory.Dispose();
@@ -64,7 +67,7 @@ public sealed class RegistryChallengesTests : IDisposable
         Assert.NotNull(remembered);
         Assert.Equal("Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\"", remembered.WwwAuthenticate);
         Assert.Equal("https://auth.docker.io/token", remembered.Realm);
-        Assert.Equal(Registry, _tokens.RegistryFor(AuthHost, "/token"));
+        Assert.Equal([Registry], _tokens.RegistriesFor(AuthHost, "/token"));
     }
 
     [Fact]
@@ -93,7 +96,7 @@ public sealed class RegistryChallengesTests : IDisposable
         _challenges.LearnFromRefusal(Registry, refusal);
 
         Assert.Null(_cache.Index.FindChallenge(Registry));
-        Assert.Null(_tokens.RegistryFor(AuthHost, "/token"));
+        Assert.Null(_tokens.RegistriesFor(AuthHost, "/token"));
     }
 
     [Fact]
@@ -106,5 +109,59 @@ public sealed class RegistryChallengesTests : IDisposable
         var remembered = _cache.Index.FindChallenge("mcr.microsoft.com");
         Assert.NotNull(remembered);
         Assert.Null(remembered.WwwAuthenticate);
+    }
+
+    [Theory]
+    [InlineData("https://auth.docker.io/token", "registry-1.docker.io", true)]
+    [InlineData("https://quay.io/v2/auth", "quay.io", true)]
+    [InlineData("https://gcr.io/v2/token", "gcr.io", true)]
+    [InlineData("https://auth.test:5001/v2/token", "registry.test:5000", true)] // one segment under another host's /v2/
+    [InlineData("https://registry.test:5000/v2/library/app/tags/list", "registry.test:5000", true)] // its own host
+    [InlineData("http://auth.docker.io/token", "registry-1.docker.io", false)]
+    [InlineData("https://registry.test:5000/v2/library/app/manifests/v1", "evil.test", false)]
+    [InlineData("https://registry.test:5000/v2/library/app/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000", "evil.test", false)]
+    [InlineData("https://registry.test:5000/v2/library/app/manifests/v1", "registry.test:5000", false)] // a route served from the cache, even its own
+    [InlineData("https://registry.test:5000/v2/library/app/tags/list", "evil.test", false)]
+    [InlineData("https://registry.test:5000/v2/library/app/blobs/uploads/", "evil.test", false)]
+    [InlineData("https://registry.test:5000/V2/library/app/manifests/v1", "evil.test", false)]
+    [InlineData("https://registry.test:5000/v2/", "evil.test", false)]
+    [InlineData("https://registry.test:5000/v2", "registry.test:5000", false)]
+    public void IsHonoured_Realm_OnlyOutsideOtherRegistriesRoutes(string realm, string registry, bool honoured)
+    {
+        Assert.Equal(honoured, TokenEndpoint.IsHonoured(new Uri(realm), registry));
+        Assert.Equal(honoured, _tokens.RegisterRealm(new Uri(realm), registry));
+    }
+
+    [Fact]
+    public void RegisterRealm_TwoRegistriesNameOneRealm_BothKeepIt()
+    {
+        var realm = new Uri("https://auth.docker.io/token");
+        _tokens.RegisterRealm(realm, Registry);
+        _tokens.RegisterRealm(realm, "evil.test");
+
+        Assert.Equal(["evil.test", Registry], _tokens.RegistriesFor(AuthHost, "/token"));
+
+        _tokens.RegisterRealm(new Uri("https://evil.test/token"), "evil.test"); // evil.test moves on
+        Assert.Equal([Registry], _tokens.RegistriesFor(AuthHost, "/token"));
+    }
+
+    [Fact]
+    public void LearnFromPing_ChallengeNamingAnotherRegistrysManifest_RemembredWithoutRealm_NotRoutedAfterRestart()
+    {
+        const string hijack = "https://registry.test:5000/v2/library/app/manifests/v1";
+        using (var pinged = Answer(HttpStatusCode.Unauthorized, $"Bearer realm=\"{hijack}\",service=\"evil\""))
+        {
+            _challenges.LearnFromPing("evil.test", pinged);
+        }
+
+        // An index written before this rule holds the realm: loading it must not honour it either.
+        _cache.Index.PutChallenge(new ChallengeRecord { Id = "old-evil.test", Realm = hijack, SeenAt = _cache.Now });
+        var restarted = new TokenEndpoint(_upstream, new AccessTokens(_time), new AccessGrants(RandomNumberGenerator.GetBytes(32), _cache.Index, new AccessTokens(_time), _time, TimeSpan.FromDays(7)),
+            _cache, _time, NullLogger<TokenEndpoint>.Instance);
+        var registryHost = new InterceptTarget("registry.test", 5000);
+
+        Assert.Null(_cache.Index.FindChallenge("evil.test")!.Realm);
+        Assert.Null(_tokens.RegistriesFor(registryHost, "/v2/library/app/manifests/v1"));
+        Assert.Null(restarted.RegistriesFor(registryHost, "/v2/library/app/manifests/v1"));
     }
 }

@@ -96,6 +96,71 @@ public class HostPolicyTests
         Assert.Equal(PolicyDecision.Refuse, s_policy.Decide("0.0.0.0", 443, out _));
     }
 
+    [Theory]
+    [InlineData("64:ff9b::a9fe:a9fe")] // NAT64 of 169.254.169.254
+    [InlineData("2002:a9fe:a9fe::1")] // 6to4 of 169.254.169.254
+    [InlineData("::a9fe:a9fe")] // IPv4-compatible
+    public void IsDeniedAddress_Ipv6FormsOfTheMetadataAddress_True(string address)
+    {
+        Assert.True(HostPolicy.IsDeniedAddress(IPAddress.Parse(address)));
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("127.255.0.9")]
+    [InlineData("10.1.2.3")]
+    [InlineData("172.16.0.1")]
+    [InlineData("172.31.255.255")]
+    [InlineData("192.168.1.1")]
+    [InlineData("100.64.0.1")]
+    [InlineData("100.127.255.255")]
+    [InlineData("198.18.0.1")]
+    [InlineData("192.0.0.8")]
+    [InlineData("224.0.0.1")]
+    [InlineData("255.255.255.255")]
+    [InlineData("169.254.169.254")]
+    [InlineData("0.0.0.0")]
+    [InlineData("::1")]
+    [InlineData("::")]
+    [InlineData("fc00::1")]
+    [InlineData("fd12:3456::1")]
+    [InlineData("fec0::1")]
+    [InlineData("ff02::1")]
+    [InlineData("::ffff:10.0.0.1")]
+    [InlineData("::ffff:127.0.0.1")]
+    [InlineData("64:ff9b::a00:1")] // NAT64 of 10.0.0.1
+    [InlineData("2002:c0a8:101::1")] // 6to4 of 192.168.1.1
+    public void IsInternalAddress_LoopbackPrivateAndReserved_True(string address)
+    {
+        Assert.True(HostPolicy.IsInternalAddress(IPAddress.Parse(address)));
+    }
+
+    [Theory]
+    [InlineData("8.8.8.8")]
+    [InlineData("172.32.0.1")]
+    [InlineData("172.15.255.255")]
+    [InlineData("100.128.0.1")]
+    [InlineData("192.169.0.1")]
+    [InlineData("198.20.0.1")]
+    [InlineData("2001:4860:4860::8888")]
+    [InlineData("::ffff:8.8.8.8")]
+    [InlineData("64:ff9b::808:808")]
+    public void IsInternalAddress_PublicAddress_False(string address)
+    {
+        Assert.False(HostPolicy.IsInternalAddress(IPAddress.Parse(address)));
+    }
+
+    [Fact]
+    public void Decide_InterceptedHostTheRootMayNotVouchFor_Tunnelled()
+    {
+        var policy = new HostPolicy(["registry.example.com", "registry.test", "*.pkg.dev"], new HashSet<int> { 443 }, host => host.EndsWith(".example.com", StringComparison.Ordinal));
+
+        Assert.Equal(PolicyDecision.Intercept, policy.Decide("registry.example.com", 443, out _));
+        Assert.Equal(PolicyDecision.Tunnel, policy.Decide("registry.test", 443, out _));
+        Assert.Equal(PolicyDecision.Tunnel, policy.Decide("europe-docker.pkg.dev", 443, out _));
+        Assert.False(policy.IsIntercepted("registry.test"));
+    }
+
     [Fact]
     public void From_Settings_UsesInterceptAndAllowedPorts()
     {

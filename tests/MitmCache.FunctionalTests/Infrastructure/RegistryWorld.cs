@@ -93,6 +93,40 @@ public sealed class RegistryWorld : IAsyncDisposable
         };
     }
 
+    /// <summary>
+    /// Replaces the proxy with one started from <paramref name="configure"/>(the current settings), on the same
+    /// data directory unless told otherwise: for fixtures that need the world's PKI before the proxy knows them.
+    /// </summary>
+    public async Task ReplaceProxyAsync(Func<ProxySettings, ProxySettings> configure)
+    {
+        var settings = configure(Proxy.Settings);
+        await Proxy.DisposeAsync();
+        Proxy = await ProxyUnderTest.StartAsync(settings);
+    }
+
+    /// <summary>What a client needs to reach another fixture through the proxy: intercepted, its port allowed, dialled on loopback.</summary>
+    public static ProxySettings Reach(ProxySettings settings, string host, int port) => settings with
+    {
+        Intercept = [.. settings.Intercept, host],
+        AllowedPorts = new HashSet<int>(settings.AllowedPorts) { port },
+        ConnectTo = [new(host, port, "127.0.0.1", port), .. settings.ConnectTo],
+    };
+
+    /// <summary>A refresh token for <paramref name="user"/>, from the token server's OAuth password grant (asked directly, not through the proxy).</summary>
+    public async Task<string> GetRefreshTokenAsync(string user, string password)
+    {
+        using var http = Registry.CreateClient();
+        using var form = new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "password", ["username"] = user, ["password"] = password,
+            ["service"] = Tokens!.Service, ["client_id"] = "mitmcache-tests",
+        });
+        using var response = await http.PostAsync(Tokens.Realm, form);
+        response.EnsureSuccessStatusCode();
+        using var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return json.RootElement.GetProperty("refresh_token").GetString()!;
+    }
+
     /// <summary>Pushes an image directly to the registry (not through the proxy).</summary>
     public async Task<BuiltImage> PushImageAsync(string repository, string tag, params (int Size, int Seed)[] layers)
     {
