@@ -7,21 +7,23 @@ namespace MitmCache.Core.Tests.Caching;
 /// LiteDB returns times as local (see the skipped Kind test), so times are compared in UTC and events
 /// are a day apart: more than any UTC offset, so ordering holds in every time zone.
 /// </remarks>
-public sealed class CacheIndexTests : IDisposable
+public sealed class BlobRecordsTests : IDisposable
 {
     private static readonly DateTime s_t0 = new(2025, 1, 1, 12, 0, 0, DateTimeKind.Utc);
 
     private readonly TempDirectory _directory = new();
-    private readonly CacheIndex _index;
+    private readonly TestIndex _open;
+    private readonly BlobRecords _index;
 
-    public CacheIndexTests()
+    public BlobRecordsTests()
     {
-        _index = new CacheIndex(_directory.Combine("index.db"));
+        _open = new TestIndex(_directory.Combine("index.db"));
+        _index = _open.Blobs;
     }
 
     public void Dispose()
     {
-        _index.Dispose();
+        _open.Dispose();
         _directory.Dispose();
     }
 
@@ -60,9 +62,9 @@ public sealed class CacheIndexTests : IDisposable
         _index.FlushAccess();
 
         Assert.Equal(new BlobCounts(3, 2), _index.CountBlobs());
-        _index.Dispose();
-        using var reopened = new CacheIndex(_directory.Combine("index.db"));
-        Assert.Equal(new BlobCounts(3, 2), reopened.CountBlobs());
+        _open.Dispose();
+        using var reopened = new TestIndex(_directory.Combine("index.db"));
+        Assert.Equal(new BlobCounts(3, 2), reopened.Blobs.CountBlobs());
     }
 
     [Fact]
@@ -167,136 +169,15 @@ public sealed class CacheIndexTests : IDisposable
     public void Dispose_PendingTouches_Flushed()
     {
         var path = _directory.Combine("other.db");
-        using (var index = new CacheIndex(path))
+        using (var index = new TestIndex(path))
         {
-            index.UpsertBlob(new BlobRecord { Id = "sha256:a", LastAccess = s_t0 });
-            index.TouchBlob("sha256:a", s_t0.AddDays(1));
+            index.Blobs.UpsertBlob(new BlobRecord { Id = "sha256:a", LastAccess = s_t0 });
+            index.Blobs.TouchBlob("sha256:a", s_t0.AddDays(1));
         }
 
-        using var reopened = new CacheIndex(path);
-        Assert.Equal(s_t0.AddDays(1), reopened.FindBlob("sha256:a")!.LastAccess.ToUniversalTime());
-        Assert.Equal(1, reopened.FindBlob("sha256:a")!.Hits);
-    }
-
-    [Fact]
-    public void PutTag_SameTagTwoAcceptSets_BothFoundAndDeletedByDigest()
-    {
-        var key = TagRecord.MakeTagKey("registry.test", "team/app", "latest");
-        _index.PutTag(new TagRecord { TagKey = key, AcceptKey = "oci", Digest = "sha256:a" });
-        _index.PutTag(new TagRecord { TagKey = key, AcceptKey = "docker", Digest = "sha256:b" });
-        _index.PutTag(new TagRecord { TagKey = key, AcceptKey = "oci", Digest = "sha256:c" }); // replaces the first
-
-        Assert.Equal(["sha256:b", "sha256:c"], _index.FindTags("registry.test", "team/app", "latest").Select(t => t.Digest).Order());
-
-        _index.DeleteTagsPointingTo("sha256:c");
-
-        Assert.Equal("sha256:b", Assert.Single(_index.FindTags("registry.test", "team/app", "latest")).Digest);
-    }
-
-    [Fact]
-    public void Link_ThenIsLinked_OnlyForThatRegistryAndRepository()
-    {
-        _index.Link("registry.test", "team/app", "sha256:a", s_t0);
-
-        Assert.True(_index.IsLinked("registry.test", "team/app", "sha256:a"));
-        Assert.False(_index.IsLinked("registry.test", "team/other", "sha256:a"));
-        Assert.False(_index.IsLinked("other.test", "team/app", "sha256:a"));
-
-        _index.DeleteLinksOf("sha256:a");
-
-        Assert.False(_index.IsLinked("registry.test", "team/app", "sha256:a"));
-    }
-
-    [Fact]
-    public void SetVisibility_ThenIsPublic_ReturnsLastValue()
-    {
-        Assert.Null(_index.IsPublic("registry.test", "team/app"));
-
-        _index.SetVisibility("registry.test", "team/app", isPublic: true, s_t0);
-        _index.SetVisibility("registry.test", "team/app", isPublic: false, s_t0);
-
-        Assert.False(_index.IsPublic("registry.test", "team/app"));
-    }
-
-    [Fact]
-    public async Task Dispose_WhileOtherThreadsWrite_WaitsForThemAndLaterCallsSayDisposed()
-    {
-        // Before the gate, a dispose cut transactions off mid-write: LiteDB then threw its own internal
-        // errors ("transaction must be active to commit") and left transactions whose finalizer ended the
-        // process (LiteDB#2828). Now every write either completes or is refused as disposed.
-        for (var round = 0; round < 10; round++)
-        {
-            var path = _directory.Combine($"race-{round}.db");
-            var index = new CacheIndex(path);
-            var written = new System.Collections.Concurrent.ConcurrentBag<string>();
-            var writers = Enumerable.Range(0, 4).Select(w => Task.Run(() =>
-            {
-                for (var i = 0; ; i++)
-                {
-                    var id = $"sha256:{w}-{i}";
-                    try
-                    {
-                        index.UpsertBlob(new BlobRecord { Id = id, Size = i, FirstSeen = s_t0, LastAccess = s_t0 });
-                        written.Add(id);
-                        index.Link("registry.test", "team/app", id, s_t0);
-                    }
-                    catch (ObjectDisposedException)
-                    {
-                        return;
-                    }
-                }
-            })).ToArray();
-            while (written.Count < 20)
-            {
-                await Task.Yield();
-            }
-
-            index.Dispose();
-            await Task.WhenAll(writers); // any exception other than ObjectDisposedException fails here
-
-            using var reopened = new CacheIndex(path);
-            Assert.All(written, id => Assert.NotNull(reopened.FindBlob(id)));
-        }
-
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-    }
-
-    [Fact]
-    public void LiteDbTransactions_PinnedLiteDbVersion_WorkaroundFindsTheTransactions()
-    {
-        // When this fails after a LiteDB upgrade, check whether the release removed the TransactionService
-        // finalizer (litedb-org/LiteDB#2828); if so, delete LiteDbTransactions instead of fixing it.
-        Assert.True(LiteDbTransactions.IsSupported);
-    }
-
-    [Fact]
-    public void Queries_ReturnMaterializedLists_UsableAfterDispose()
-    {
-        var path = _directory.Combine("lists.db");
-        List<BlobRecord> blobs;
-        List<LinkRecord> links;
-        using (var index = new CacheIndex(path))
-        {
-            index.UpsertBlob(new BlobRecord { Id = "sha256:a", LastAccess = s_t0 });
-            index.Link("registry.test", "team/app", "sha256:a", s_t0);
-            blobs = index.AllBlobs();
-            links = index.LinksOf("sha256:a");
-        }
-
-        Assert.Equal("sha256:a", Assert.Single(blobs).Id);
-        Assert.Equal("team/app", Assert.Single(links).Repository);
-    }
-
-    [Fact]
-    public void AnyCall_AfterDispose_ObjectDisposed()
-    {
-        var index = new CacheIndex(_directory.Combine("closed.db"));
-        index.Dispose();
-
-        Assert.Throws<ObjectDisposedException>(() => index.FindBlob("sha256:a"));
-        Assert.Throws<ObjectDisposedException>(() => index.UpsertBlob(new BlobRecord { Id = "sha256:a" }));
-        index.Dispose(); // twice is fine
+        using var reopened = new TestIndex(path);
+        Assert.Equal(s_t0.AddDays(1), reopened.Blobs.FindBlob("sha256:a")!.LastAccess.ToUniversalTime());
+        Assert.Equal(1, reopened.Blobs.FindBlob("sha256:a")!.Hits);
     }
 
     [Fact]
@@ -310,33 +191,24 @@ public sealed class CacheIndexTests : IDisposable
     }
 
     [Fact]
-    public void Lookups_AfterEveryKindOfWrite_SeeTheWrite()
+    public void DeleteBlob_ItsLinksAndTagsGo_OtherBlobsKeepTheirs()
     {
         Put("sha256:a", 10, s_t0);
-        Assert.NotNull(_index.FindBlob("sha256:a"));
-        _index.TouchBlob("sha256:a", s_t0.AddDays(1));
-        _index.FlushAccess();
-        Assert.Equal(1, _index.FindBlob("sha256:a")!.Hits);
+        Put("sha256:b", 10, s_t0);
+        _open.Links.Link("registry.test", "team/app", "sha256:a", s_t0);
+        _open.Links.Link("registry.test", "team/other", "sha256:a", s_t0);
+        _open.Links.Link("registry.test", "team/app", "sha256:b", s_t0);
+        Assert.True(_open.Links.IsLinked("registry.test", "team/app", "sha256:a")); // now answered from memory
+        var tag = TagRecord.MakeTagKey("registry.test", "team/app", "latest");
+        _open.Tags.PutTag(new TagRecord { TagKey = tag, AcceptKey = "oci", Digest = "sha256:a" });
+        _open.Tags.PutTag(new TagRecord { TagKey = tag, AcceptKey = "docker", Digest = "sha256:b" });
+
         _index.DeleteBlob("sha256:a");
-        Assert.Null(_index.FindBlob("sha256:a"));
 
-        Assert.False(_index.IsLinked("registry.test", "team/app", "sha256:a"));
-        _index.Link("registry.test", "team/app", "sha256:a", s_t0);
-        Assert.True(_index.IsLinked("registry.test", "team/app", "sha256:a"));
-        _index.DeleteLinksOf("sha256:a");
-        Assert.False(_index.IsLinked("registry.test", "team/app", "sha256:a"));
-
-        _index.SetVisibility("registry.test", "team/app", isPublic: true, s_t0);
-        Assert.True(_index.IsPublic("registry.test", "team/app"));
-        _index.SetVisibility("registry.test", "team/app", isPublic: false, s_t0);
-        Assert.False(_index.IsPublic("registry.test", "team/app"));
-
-        // And what is in the file agrees with what was answered from memory.
-        var path = _directory.Combine("index.db");
-        _index.Dispose();
-        using var reopened = new CacheIndex(path);
-        Assert.Null(reopened.FindBlob("sha256:a"));
-        Assert.False(reopened.IsLinked("registry.test", "team/app", "sha256:a"));
-        Assert.False(reopened.IsPublic("registry.test", "team/app"));
+        Assert.Empty(_open.Links.LinksOf("sha256:a"));
+        Assert.False(_open.Links.IsLinked("registry.test", "team/app", "sha256:a"));
+        Assert.True(_open.Links.IsLinked("registry.test", "team/app", "sha256:b"));
+        Assert.Equal("sha256:b", Assert.Single(_open.Tags.FindTags("registry.test", "team/app", "latest")).Digest);
+        Assert.Equal(["sha256:b"], _open.Links.AllLinks().Select(l => l.Digest));
     }
 }
