@@ -6,7 +6,7 @@ namespace MitmCache.Caching;
 /// <summary>
 /// The collections of <c>index.db</c> and the documents each holds: the index's on-disk format, in one place
 /// (as <see cref="Configuration.DataLayout"/> is for paths). Names and document shapes stay as they are, so an
-/// index written by an older version opens unchanged (CacheIndexCompatibilityTests pins one); a new index is
+/// index written by an older version opens unchanged (IndexDatabaseTests opens one); a new index is
 /// only ever added, by the store that needs it.
 /// </summary>
 internal static class IndexSchema

@@ -18,9 +18,9 @@ internal enum EnqueueResult
 }
 
 /// <summary>
-/// The uploads still to do, bounded and persisted in the index (collection <c>blob_uploads</c>): one record per digest (a blob committed twice
-/// is uploaded once), oldest due first. Index failures do not throw out of here: an upload that cannot be
-/// recorded is reported, and the blob stays local only, as if the tier were off.
+/// The uploads still to do, bounded and persisted in the index (collection <c>blob_uploads</c>, owned here): one
+/// record per digest (a blob committed twice is uploaded once), oldest due first. Index failures do not throw out
+/// of here: an upload that cannot be recorded is reported, and the blob stays local only, as if the tier were off.
 /// </summary>
 internal sealed class UploadQueue
 {
