@@ -23,6 +23,8 @@ internal sealed class BlobCache : IDisposable
     private static readonly TimeSpan s_stallTimeout = TimeSpan.FromSeconds(60);
 
     private readonly BlobStore _store;
+    private readonly IndexDatabase _index;
+    private readonly BlobRecords _blobs;
     private readonly TimeProvider _time;
     private readonly ILogger<BlobCache> _logger;
     private readonly CacheMetrics _metrics;
@@ -44,7 +46,8 @@ internal sealed class BlobCache : IDisposable
 
     private sealed record StorageFailure(string Message, DateTimeOffset At);
 
-    public BlobCache(ProxySettings settings, TimeProvider time, CacheMetrics metrics, ILogger<BlobCache> logger)
+    /// <param name="index">The index, opened by <see cref="IndexDatabase.Open"/> (in memory when the data directory is unusable).</param>
+    public BlobCache(ProxySettings settings, TimeProvider time, CacheMetrics metrics, ILogger<BlobCache> logger, IndexDatabase index, BlobRecords blobs)
     {
         _time = time;
         _logger = logger;
@@ -52,29 +55,28 @@ internal sealed class BlobCache : IDisposable
         _maxBytes = settings.MaxCacheBytes;
         _verifyOnRead = settings.VerifyOnRead;
         _store = new BlobStore(settings.Layout);
+        _index = index;
+        _blobs = blobs;
         try
         {
             _store.CreateDirectories();
-            Index = CacheIndex.OpenOrRebuild(settings.Layout.Index, time, out var movedAside);
-            if (movedAside is not null)
+            if (index.Unavailable is { } reason)
             {
-                logger.IndexRebuilt(movedAside);
+                _storageFailure = new StorageFailure(reason, DateTimeOffset.MaxValue); // logged by IndexDatabase.Open
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && settings.OnCacheFailure == CacheFailureMode.Passthrough)
         {
             // A read-only or broken data directory: keep proxying, cache nothing new.
             logger.CacheUnavailable(settings.DataDirectory, ex.Message);
-            Index = CacheIndex.InMemory();
             _storageFailure = new StorageFailure(ex.Message, DateTimeOffset.MaxValue);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw new CacheUnavailableException(
-                $"cannot open the cache in {settings.DataDirectory}: {ex.Message}. Fix the data directory, or run with --on-cache-failure passthrough to proxy without caching.", ex);
+            throw CacheUnavailableException.For(settings.DataDirectory, ex);
         }
 
-        Index.WriteFailed += ex =>
+        index.WriteFailed += ex =>
         {
             _logger.IndexWriteFailed(ex.Message);
             MarkStorageFailed(ex.Message);
@@ -82,8 +84,6 @@ internal sealed class BlobCache : IDisposable
         Reconcile();
         _flushTimer = time.CreateTimer(_ => FlushAccessSafely(), null, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30));
     }
-
-    public CacheIndex Index { get; }
 
     public long TotalBytes => Interlocked.Read(ref _totalBytes);
 
@@ -96,7 +96,7 @@ internal sealed class BlobCache : IDisposable
 
     public CachedBlob? TryGet(Digest digest)
     {
-        var record = Index.FindBlob(digest.ToString());
+        var record = _blobs.FindBlob(digest.ToString());
         if (record is null)
         {
             return null;
@@ -110,7 +110,7 @@ internal sealed class BlobCache : IDisposable
             {
                 Forget(digest);
             }
-            catch (Exception ex) when (CacheIndex.IsStorageFailure(ex))
+            catch (Exception ex) when (IndexDatabase.IsStorageFailure(ex))
             {
                 MarkStorageFailed(ex.Message); // forgotten at the next lookup or start-up
             }
@@ -121,7 +121,7 @@ internal sealed class BlobCache : IDisposable
         return new CachedBlob(digest, record, path);
     }
 
-    public void Touch(Digest digest) => Index.TouchBlob(digest.ToString(), Now);
+    public void Touch(Digest digest) => _blobs.TouchBlob(digest.ToString(), Now);
 
     /// <summary>Whether this whole-blob read should be hashed on the way out (<c>--verify-on-read</c>).</summary>
     public bool ShouldVerifyRead() => _verifyOnRead switch
@@ -135,7 +135,7 @@ internal sealed class BlobCache : IDisposable
     public void Quarantine(Digest digest)
     {
         _logger.BlobCorrupt(digest.ToString());
-        var size = Index.FindBlob(digest.ToString())?.Size ?? 0;
+        var size = _blobs.FindBlob(digest.ToString())?.Size ?? 0;
         if (Remove(digest))
         {
             _metrics.Evicted(size, CacheMetrics.EvictedAsCorrupt);
@@ -333,7 +333,7 @@ internal sealed class BlobCache : IDisposable
     /// <summary>Stores a small verified body (a manifest) directly. Returns false when storage failed.</summary>
     public bool StoreSmall(Digest digest, ReadOnlySpan<byte> bytes, string mediaType)
     {
-        if (Index.FindBlob(digest.ToString()) is { } existing && File.Exists(_store.PathOf(digest)))
+        if (_blobs.FindBlob(digest.ToString()) is { } existing && File.Exists(_store.PathOf(digest)))
         {
             if (existing.MediaType != mediaType && mediaType.Length > 0)
             {
@@ -370,8 +370,8 @@ internal sealed class BlobCache : IDisposable
         var now = Now;
         lock (_sizeGate)
         {
-            var previous = Index.FindBlob(digest.ToString());
-            Index.UpsertBlob(new BlobRecord
+            var previous = _blobs.FindBlob(digest.ToString());
+            _blobs.UpsertBlob(new BlobRecord
             {
                 Id = digest.ToString(),
                 Size = size,
@@ -392,12 +392,12 @@ internal sealed class BlobCache : IDisposable
     {
         lock (_sizeGate)
         {
-            if (File.Exists(_store.PathOf(digest)) || Index.FindBlob(digest.ToString()) is not { } record)
+            if (File.Exists(_store.PathOf(digest)) || _blobs.FindBlob(digest.ToString()) is not { } record)
             {
                 return false;
             }
 
-            Index.DeleteBlob(record.Id);
+            _blobs.DeleteBlob(record.Id);
             Interlocked.Add(ref _totalBytes, -record.Size);
             return true;
         }
@@ -420,10 +420,10 @@ internal sealed class BlobCache : IDisposable
 
         lock (_evictionGate)
         {
-            Index.FlushAccess();
+            _blobs.FlushAccess();
             var target = _maxBytes / 10 * 9;
             var evicted = 0;
-            foreach (var record in Index.BlobsByLastAccess())
+            foreach (var record in _blobs.BlobsByLastAccess())
             {
                 if (TotalBytes <= target)
                 {
@@ -445,7 +445,8 @@ internal sealed class BlobCache : IDisposable
     }
 
     /// <summary>
-    /// Deletes a committed blob: its file, its index entry and the tags that point to it. The one deletion
+    /// Deletes a committed blob: its file and its index entry, with its links and the tags that point to it
+    /// (<see cref="BlobRecords.DeleteBlob"/>), so a blob fetched again earns its links again. The one deletion
     /// path, shared by eviction, prune and verify. False when it is gone already, being filled, or its file
     /// could not be deleted.
     /// </summary>
@@ -453,7 +454,7 @@ internal sealed class BlobCache : IDisposable
     {
         lock (_evictionGate)
         {
-            if (_inFlight.ContainsKey(digest) || Index.FindBlob(digest.ToString()) is not { } record)
+            if (_inFlight.ContainsKey(digest) || _blobs.FindBlob(digest.ToString()) is null)
             {
                 return false;
             }
@@ -465,7 +466,6 @@ internal sealed class BlobCache : IDisposable
                 return false;
             }
 
-            Index.DeleteTagsPointingTo(record.Id);
             return true;
         }
     }
@@ -478,11 +478,11 @@ internal sealed class BlobCache : IDisposable
         var dropped = 0;
         var indexed = new HashSet<string>(StringComparer.Ordinal);
         long total = 0;
-        foreach (var record in Index.AllBlobs().ToList())
+        foreach (var record in _blobs.AllBlobs().ToList())
         {
             if (!Digest.TryParse(record.Id, out var digest))
             {
-                Index.DeleteBlob(record.Id);
+                _blobs.DeleteBlob(record.Id);
                 dropped++;
                 continue;
             }
@@ -491,7 +491,7 @@ internal sealed class BlobCache : IDisposable
             if (!file.Exists || file.Length != record.Size)
             {
                 _store.Delete(digest);
-                Index.DeleteBlob(record.Id);
+                _blobs.DeleteBlob(record.Id);
                 dropped++;
                 continue;
             }
@@ -603,7 +603,7 @@ internal sealed class BlobCache : IDisposable
 
         try
         {
-            Index.Probe();
+            _index.Probe();
         }
         catch (Exception ex) when (ex is LiteDB.LiteException or IOException or ObjectDisposedException)
         {
@@ -617,7 +617,7 @@ internal sealed class BlobCache : IDisposable
     {
         try
         {
-            Index.FlushAccess();
+            _blobs.FlushAccess();
         }
         catch (Exception ex) when (ex is LiteDB.LiteException or IOException or ObjectDisposedException)
         {
@@ -648,7 +648,6 @@ internal sealed class BlobCache : IDisposable
         _stopping.Cancel();
         Task.WaitAll(_fillTasks.Keys.ToArray(), TimeSpan.FromSeconds(5));
         _flushTimer.Dispose();
-        Index.Dispose();
         _stopping.Dispose();
     }
 }

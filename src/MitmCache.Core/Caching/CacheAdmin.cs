@@ -17,6 +17,9 @@ internal sealed class CacheAdmin
     private const int MaxManifestBytes = 4 << 20;
 
     private readonly BlobCache _cache;
+    private readonly BlobRecords _blobs;
+    private readonly LinkRecords _links;
+    private readonly TagRecords _tags;
     private readonly BlobStore _store;
     private readonly CacheMetrics _metrics;
     private readonly long? _maxBytes;
@@ -24,9 +27,12 @@ internal sealed class CacheAdmin
     private readonly ILogger<CacheAdmin> _logger;
 
     /// <param name="live">True inside the running proxy: its counters and size cap are reported.</param>
-    public CacheAdmin(BlobCache cache, CacheMetrics metrics, Configuration.ProxySettings settings, bool live, ILogger<CacheAdmin> logger)
+    public CacheAdmin(BlobCache cache, BlobRecords blobs, LinkRecords links, TagRecords tags, CacheMetrics metrics, Configuration.ProxySettings settings, bool live, ILogger<CacheAdmin> logger)
     {
         _cache = cache;
+        _blobs = blobs;
+        _links = links;
+        _tags = tags;
         _store = new BlobStore(settings.Layout); // paths only: BlobCache.TryGet would drop entries whose file is missing
         _metrics = metrics;
         DataDirectory = settings.Layout.Root;
@@ -35,23 +41,21 @@ internal sealed class CacheAdmin
         _logger = logger;
     }
 
-    private CacheIndex Index => _cache.Index;
-
     /// <summary>The data directory this cache lives in (full path).</summary>
     public string DataDirectory { get; }
 
     public CacheStats Stats(int top = 10)
     {
-        Index.FlushAccess(); // hits are kept in memory and written every 30 s
-        var blobs = Index.AllBlobs().ToDictionary(b => b.Id, StringComparer.Ordinal);
+        _blobs.FlushAccess(); // hits are kept in memory and written every 30 s
+        var blobs = _blobs.AllBlobs().ToDictionary(b => b.Id, StringComparer.Ordinal);
         var manifests = blobs.Values.Count(b => MediaTypes.IsManifest(b.MediaType));
-        var usage = Index.AllLinks()
+        var usage = _links.AllLinks()
             .Where(l => blobs.ContainsKey(l.Digest))
             .GroupBy(l => (l.Registry, l.Repository))
             .Select(g => new RepositoryUsage(g.Key.Registry, g.Key.Repository,
                 g.Sum(l => blobs[l.Digest].Size), g.Count(), g.Max(l => blobs[l.Digest].LastAccess)))
             .ToList();
-        var tags = Index.AllTags().Where(t => blobs.ContainsKey(t.Digest)).Select(t => t.TagKey).Distinct(StringComparer.Ordinal).Count();
+        var tags = _tags.AllTags().Where(t => blobs.ContainsKey(t.Digest)).Select(t => t.TagKey).Distinct(StringComparer.Ordinal).Count();
         return new CacheStats(
             DataDirectory,
             blobs.Values.Sum(b => b.Size),
@@ -68,12 +72,12 @@ internal sealed class CacheAdmin
     /// <summary>Manifests per repository, with tags. Filters: registry (exact) and repository (exact, or a <c>*</c> pattern).</summary>
     public IReadOnlyList<CacheEntry> List(string? registry, string? repository)
     {
-        Index.FlushAccess();
-        var blobs = Index.AllBlobs().ToDictionary(b => b.Id, StringComparer.Ordinal);
-        var tags = Index.AllTags().ToLookup(t => (t.Registry, t.Repository, t.Digest));
+        _blobs.FlushAccess();
+        var blobs = _blobs.AllBlobs().ToDictionary(b => b.Id, StringComparer.Ordinal);
+        var tags = _tags.AllTags().ToLookup(t => (t.Registry, t.Repository, t.Digest));
         var repositoryPattern = string.IsNullOrEmpty(repository) ? null : Pattern(repository);
         var rows = new List<CacheEntry>();
-        foreach (var link in Index.AllLinks())
+        foreach (var link in _links.AllLinks())
         {
             if ((!string.IsNullOrEmpty(registry) && !string.Equals(link.Registry, registry, StringComparison.OrdinalIgnoreCase))
                 || (repositoryPattern is not null && !repositoryPattern.IsMatch(link.Repository))
@@ -104,11 +108,11 @@ internal sealed class CacheAdmin
     /// </summary>
     public PruneReport Prune(TimeSpan? olderThan, long? maxBytes, bool dryRun)
     {
-        Index.FlushAccess();
+        _blobs.FlushAccess();
         var cutoff = olderThan is { } age ? _cache.Now - age : (DateTime?)null;
-        var remaining = Index.TotalBlobBytes();
+        var remaining = _blobs.TotalBlobBytes();
         var pruned = new List<PrunedBlob>();
-        foreach (var record in Index.BlobsByLastAccess())
+        foreach (var record in _blobs.BlobsByLastAccess())
         {
             var reason = record.LastAccess < cutoff ? "age" : remaining > maxBytes ? "size" : null;
             if (reason is null)
@@ -116,6 +120,7 @@ internal sealed class CacheAdmin
                 break; // least recently used first: nothing later is older, and the size is reached
             }
 
+            var repositories = RepositoriesOf(record.Id); // before the removal takes the links with it
             if (!Digest.TryParse(record.Id, out var digest) || (!dryRun && !_cache.Remove(digest)))
             {
                 continue;
@@ -127,7 +132,7 @@ internal sealed class CacheAdmin
             }
 
             remaining -= record.Size;
-            pruned.Add(new PrunedBlob(record.Id, record.Size, record.MediaType, record.LastAccess, reason, RepositoriesOf(record.Id)));
+            pruned.Add(new PrunedBlob(record.Id, record.Size, record.MediaType, record.LastAccess, reason, repositories));
         }
 
         var bytes = pruned.Sum(p => p.Size);
@@ -145,7 +150,7 @@ internal sealed class CacheAdmin
         var checkedCount = 0;
         long bytes = 0;
         var corrupt = new List<CorruptBlob>();
-        foreach (var record in Index.AllBlobs().ToList())
+        foreach (var record in _blobs.AllBlobs().ToList())
         {
             cancellationToken.ThrowIfCancellationRequested();
             if (!Digest.TryParse(record.Id, out var digest))
@@ -168,7 +173,7 @@ internal sealed class CacheAdmin
                 problem = $"size {size} bytes, indexed as {record.Size}";
             }
 
-            if (problem is not null && Index.FindBlob(record.Id) is null)
+            if (problem is not null && _blobs.FindBlob(record.Id) is null)
             {
                 continue; // evicted or pruned while we read it
             }
@@ -300,7 +305,7 @@ internal sealed class CacheAdmin
     }
 
     private List<string> RepositoriesOf(string digest) =>
-        [.. Index.LinksOf(digest).Select(l => $"{l.Registry}/{l.Repository}").Order(StringComparer.Ordinal)];
+        [.. _links.LinksOf(digest).Select(l => $"{l.Registry}/{l.Repository}").Order(StringComparer.Ordinal)];
 
     /// <summary>An exact name, or a pattern where <c>*</c> matches any run of characters.</summary>
     private static Regex Pattern(string pattern) =>

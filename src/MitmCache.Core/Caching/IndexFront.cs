@@ -7,7 +7,7 @@ namespace MitmCache.Caching;
 /// about 25 µs a lookup: a transaction and a BSON decode). Write-through: a write and a lookup that
 /// misses both run under the key's lock, so a slow lookup can never put back a value that a write has
 /// just replaced. Absent records are not kept. Bounded: past its capacity the front is emptied.
-/// Callers hold <see cref="CacheIndex"/>'s read lock first, always in that order.
+/// Callers hold <see cref="IndexDatabase"/>'s read lock first (they run inside its Use), always in that order.
 /// </summary>
 internal sealed class IndexFront<T>(int capacity) where T : class
 {
@@ -51,30 +51,6 @@ internal sealed class IndexFront<T>(int capacity) where T : class
             {
                 Keep(key, value);
             }
-        }
-    }
-
-    /// <summary>Runs a write that touches keys the caller cannot name, and forgets everything.</summary>
-    public void WriteMany(Action write)
-    {
-        LockAll(0, () =>
-        {
-            _items.Clear();
-            write();
-        });
-    }
-
-    private void LockAll(int index, Action action)
-    {
-        if (index == _stripes.Length)
-        {
-            action();
-            return;
-        }
-
-        lock (_stripes[index])
-        {
-            LockAll(index + 1, action);
         }
     }
 

@@ -7,7 +7,7 @@ namespace MitmCache.Configuration;
 /// into it is built here.
 /// <code>
 /// DATA/                              0700, owned by the user the proxy runs as
-///   index.db                         LiteDB: blobs, links, tags, visibility, challenges, grants
+///   index.db                         LiteDB: blobs, links, tags, uploads, visibility, challenges, grants (IndexSchema)
 ///   index-log.db                     LiteDB's write-ahead log, beside it
 ///   index.db.lock                    held (flock) by the one process that has the index open
 ///   index.db.corrupt-&lt;time&gt;[-log]    an unreadable index (and its log), moved aside before the rebuild

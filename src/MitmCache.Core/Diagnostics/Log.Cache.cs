@@ -66,4 +66,10 @@ internal static partial class Log
 
     [LoggerMessage(322, LogLevel.Information, "Verified {Count} blobs ({Bytes} bytes): {Corrupt} corrupt")]
     public static partial void Verified(this ILogger logger, int count, long bytes, int corrupt);
+
+    [LoggerMessage(EventId = 323, Message = "Index maintenance: deleted {ExpiredGrants} expired grants, {StaleVisibility} visibility records of repositories nothing is cached from, {OrphanLinks} links of blobs no longer cached")]
+    public static partial void IndexMaintained(this ILogger logger, LogLevel level, int expiredGrants, int staleVisibility, int orphanLinks);
+
+    [LoggerMessage(324, LogLevel.Warning, "Index maintenance failed, tried again in {Interval}: {Reason}")]
+    public static partial void IndexMaintenanceFailed(this ILogger logger, TimeSpan interval, string reason);
 }

@@ -16,13 +16,13 @@ internal sealed class ProxyGauges
     private static readonly KeyValuePair<string, object?> s_blobs = new("kind", "blob");
     private static readonly KeyValuePair<string, object?> s_manifests = new("kind", "manifest");
 
-    public ProxyGauges(Meter meter, BlobCache cache, LeafCertificateCache leaves, ConnectionLimiter limiter, ProxySettings settings)
+    public ProxyGauges(Meter meter, BlobCache cache, BlobRecords blobs, LeafCertificateCache leaves, ConnectionLimiter limiter, ProxySettings settings)
     {
         meter.CreateObservableGauge("mitmcache_fills_in_flight", () => cache.InFlightCount, "{fill}", "Blob fills in progress.");
         meter.CreateObservableGauge("mitmcache_cache_size_bytes", () => cache.TotalBytes, "By", "Bytes held in the cache.");
         meter.CreateObservableGauge("mitmcache_cache_max_size_bytes", () => settings.MaxCacheBytes, "By",
             "The cache size cap (--max-cache-size); eviction brings the cache to 90% of it.");
-        meter.CreateObservableGauge("mitmcache_cache_entries", () => Entries(cache), "{entry}",
+        meter.CreateObservableGauge("mitmcache_cache_entries", () => Entries(blobs), "{entry}",
             "Entries held in the cache, by kind: blob (layers, configs) or manifest (manifests and indexes).");
         meter.CreateObservableCounter("mitmcache_certificates_minted_total", () => leaves.MintedCount, "{certificate}", "Leaf certificates minted.");
         meter.CreateObservableGauge("mitmcache_certificates_cached", () => leaves.Count, "{certificate}", "Leaf certificates held in the leaf cache.");
@@ -30,9 +30,9 @@ internal sealed class ProxyGauges
             "Client connections open now (the count --max-connections caps).");
     }
 
-    private static Measurement<long>[] Entries(BlobCache cache)
+    private static Measurement<long>[] Entries(BlobRecords blobs)
     {
-        var counts = cache.Index.CountBlobs(); // kept in step by the index's writes: no query per scrape
+        var counts = blobs.CountBlobs(); // kept in step by the index's writes: no query per scrape
         return [new(counts.Others, s_blobs), new(counts.Manifests, s_manifests)];
     }
 }

@@ -100,10 +100,19 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton<ProxyMetrics>();
         services.AddSingleton<CacheMetrics>();
         services.AddSingleton<ProxyGauges>();
+        // The index and one store per collection: the cache's here, the registry's authorization state below.
+        services.AddSingleton(sp => IndexDatabase.Open(settings, time, sp.GetRequiredService<ILogger<IndexDatabase>>()));
+        services.AddSingleton<BlobRecords>();
+        services.AddSingleton<LinkRecords>();
+        services.AddSingleton<TagRecords>();
+        services.AddSingleton<GrantRecords>();
+        services.AddSingleton<RepositoryVisibility>();
+        services.AddSingleton<ChallengeRecords>();
+        services.AddSingleton<IndexMaintenance>();
         services.AddSingleton<BlobCache>();
         services.AddSingleton<AccessTokens>();
-        services.AddSingleton(sp => new AccessGrants(GrantKey(settings), sp.GetRequiredService<BlobCache>().Index, sp.GetRequiredService<AccessTokens>(),
-            time, settings.OfflineGrantWindow));
+        services.AddSingleton(sp => new AccessGrants(GrantKey(settings), sp.GetRequiredService<GrantRecords>(), sp.GetRequiredService<RepositoryVisibility>(),
+            sp.GetRequiredService<AccessTokens>(), time, settings.OfflineGrantWindow));
         services.AddSingleton<RegistryAuthorizer>();
         services.AddSingleton<TokenEndpoint>();
         services.AddSingleton<RegistryChallenges>();
@@ -111,8 +120,8 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton<BlobEndpoint>();
         services.AddSingleton<ManifestEndpoint>();
         services.AddSingleton<RegistryHandler>();
-        services.AddSingleton(sp => new CacheAdmin(sp.GetRequiredService<BlobCache>(), sp.GetRequiredService<CacheMetrics>(), settings,
-            live: true, sp.GetRequiredService<ILogger<CacheAdmin>>()));
+        services.AddSingleton(sp => new CacheAdmin(sp.GetRequiredService<BlobCache>(), sp.GetRequiredService<BlobRecords>(), sp.GetRequiredService<LinkRecords>(),
+            sp.GetRequiredService<TagRecords>(), sp.GetRequiredService<CacheMetrics>(), settings, live: true, sp.GetRequiredService<ILogger<CacheAdmin>>()));
         services.AddSingleton<AdminEndpoints>();
         services.AddSingleton<ProxyEndpoints>();
         services.AddSingleton<RequestRouter>();
@@ -196,10 +205,12 @@ public sealed class ProxyHost : IAsyncDisposable
         var host = new ProxyHost(app, log, systemd);
         app.Lifetime.ApplicationStopping.Register(host.OnStopping);
 
-        // Open the cache (and repair it) before accepting connections.
+        // Open the cache (and repair it) before accepting connections; hand the remembered token realms to the
+        // token endpoint; start the index's maintenance timer.
         _ = app.Services.GetRequiredService<BlobCache>();
         _ = app.Services.GetRequiredService<ProxyGauges>();
-        _ = app.Services.GetRequiredService<TokenEndpoint>();
+        _ = app.Services.GetRequiredService<RegistryChallenges>();
+        _ = app.Services.GetRequiredService<IndexMaintenance>();
         await app.StartAsync(cancellationToken);
 
         // Kestrel lists the bound addresses in the order of the Listen calls: the proxy first.
@@ -234,7 +245,7 @@ public sealed class ProxyHost : IAsyncDisposable
         _systemd?.Stopping($"Draining, up to {settings.ShutdownTimeout.TotalSeconds:0.#} s");
         try
         {
-            _app.Services.GetRequiredService<BlobCache>().Index.FlushAccess();
+            _app.Services.GetRequiredService<BlobRecords>().FlushAccess();
         }
         catch (Exception ex) when (ex is LiteDB.LiteException or IOException or ObjectDisposedException)
         {

@@ -90,7 +90,7 @@ internal sealed class BlobUploader : IAsyncDisposable
             {
                 return;
             }
-            catch (Exception ex) when (CacheIndex.IsStorageFailure(ex))
+            catch (Exception ex) when (IndexDatabase.IsStorageFailure(ex))
             {
                 _logger.BlobStoreQueueFailed(ex.Message);
                 wait = s_indexRetry;

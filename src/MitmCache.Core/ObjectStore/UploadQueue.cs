@@ -18,26 +18,26 @@ internal enum EnqueueResult
 }
 
 /// <summary>
-/// The uploads still to do, bounded and persisted in the index: one record per digest (a blob committed twice
-/// is uploaded once), oldest due first. Index failures do not throw out of here: an upload that cannot be
-/// recorded is reported, and the blob stays local only, as if the tier were off.
+/// The uploads still to do, bounded and persisted in the index (collection <c>blob_uploads</c>, owned here): one
+/// record per digest (a blob committed twice is uploaded once), oldest due first. Index failures do not throw out
+/// of here: an upload that cannot be recorded is reported, and the blob stays local only, as if the tier were off.
 /// </summary>
 internal sealed class UploadQueue
 {
-    private readonly CacheIndex _index;
+    private readonly IndexCollection<UploadRecord> _uploads;
     private readonly int _capacity;
     private readonly Lock _gate = new(); // the count and the insert as one step, so the bound holds
     private long _count = -1;
 
-    public UploadQueue(CacheIndex index, int capacity)
+    public UploadQueue(IndexDatabase index, int capacity)
     {
-        _index = index;
+        _uploads = index.Collection<UploadRecord>(IndexSchema.Uploads, uploads => uploads.EnsureIndex(u => u.NextAttemptAt));
         _capacity = capacity;
         try
         {
-            _count = index.UseUploads(c => c.Count());
+            _count = _uploads.Use(c => c.Count());
         }
-        catch (Exception ex) when (CacheIndex.IsStorageFailure(ex))
+        catch (Exception ex) when (IndexDatabase.IsStorageFailure(ex))
         {
             // Counted again at the next successful write.
         }
@@ -53,7 +53,7 @@ internal sealed class UploadQueue
         {
             lock (_gate)
             {
-                return _index.UseUploads(c =>
+                return _uploads.Use(c =>
                 {
                     if (c.FindById(id) is not null)
                     {
@@ -73,7 +73,7 @@ internal sealed class UploadQueue
                 });
             }
         }
-        catch (Exception ex) when (CacheIndex.IsStorageFailure(ex))
+        catch (Exception ex) when (IndexDatabase.IsStorageFailure(ex))
         {
             return EnqueueResult.NotStored;
         }
@@ -81,11 +81,11 @@ internal sealed class UploadQueue
 
     /// <summary>Up to <paramref name="max"/> records due at <paramref name="now"/>, longest due first.</summary>
     public List<UploadRecord> Due(DateTime now, int max) =>
-        _index.UseUploads(c => c.Query().Where(u => u.NextAttemptAt <= now).OrderBy(u => u.NextAttemptAt).Limit(max).ToList());
+        _uploads.Use(c => c.Query().Where(u => u.NextAttemptAt <= now).OrderBy(u => u.NextAttemptAt).Limit(max).ToList());
 
     /// <summary>When the next record falls due; null when the queue is empty.</summary>
     public DateTime? NextDue() =>
-        _index.UseUploads(c => c.Query().OrderBy(u => u.NextAttemptAt).Limit(1).ToList()).FirstOrDefault()?.NextAttemptAt;
+        _uploads.Use(c => c.Query().OrderBy(u => u.NextAttemptAt).Limit(1).ToList()).FirstOrDefault()?.NextAttemptAt;
 
     public void Remove(string id) => Update(c => c.Delete(id));
 
@@ -98,7 +98,7 @@ internal sealed class UploadQueue
     }
 
     private void Update(Func<ILiteCollection<UploadRecord>, bool> write) =>
-        _index.UseUploads(c =>
+        _uploads.Use(c =>
         {
             write(c);
             Interlocked.Exchange(ref _count, c.Count());

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using MitmCache.Caching;
 using MitmCache.Certificates;
 
 namespace MitmCache.Registry;
@@ -25,7 +24,8 @@ internal sealed class AccessGrants
     private static readonly TimeSpan s_defaultTokenLifetime = TimeSpan.FromMinutes(5);
 
     private readonly byte[] _key;
-    private readonly CacheIndex _index;
+    private readonly GrantRecords _records;
+    private readonly RepositoryVisibility _visibility;
     private readonly AccessTokens _tokens;
     private readonly TimeProvider _time;
     private readonly TimeSpan _window;
@@ -34,10 +34,11 @@ internal sealed class AccessGrants
     // Refusals the index could not store (a full disk): a refused credential must lose its grant anyway.
     private readonly ConcurrentDictionary<string, bool> _unstoredRefusals = new();
 
-    public AccessGrants(byte[] key, CacheIndex index, AccessTokens tokens, TimeProvider time, TimeSpan window)
+    public AccessGrants(byte[] key, GrantRecords records, RepositoryVisibility visibility, AccessTokens tokens, TimeProvider time, TimeSpan window)
     {
         _key = key;
-        _index = index;
+        _records = records;
+        _visibility = visibility;
         _tokens = tokens;
         _time = time;
         _window = window;
@@ -70,7 +71,7 @@ internal sealed class AccessGrants
         var now = _time.GetUtcNow();
         if (string.IsNullOrEmpty(authorization) || _tokens.IsAnonymous(authorization))
         {
-            _index.SetVisibility(registry, repository, isPublic: true, now.UtcDateTime);
+            _visibility.SetVisibility(registry, repository, isPublic: true, now.UtcDateTime);
             return;
         }
 
@@ -116,7 +117,7 @@ internal sealed class AccessGrants
 
     private void Revoke(string credentialKey, string registry, string repository)
     {
-        if (!_index.DeleteGrant(credentialKey, registry, repository))
+        if (!_records.DeleteGrant(credentialKey, registry, repository))
         {
             _unstoredRefusals[GrantRecord.MakeId(credentialKey, registry, repository)] = true;
         }
@@ -124,7 +125,7 @@ internal sealed class AccessGrants
 
     /// <summary>The token host refused a request without credentials for the repository: it is private.</summary>
     public void RecordAnonymousRefusal(string registry, string repository) =>
-        _index.SetVisibility(registry, repository, isPublic: false, _time.GetUtcNow().UtcDateTime);
+        _visibility.SetVisibility(registry, repository, isPublic: false, _time.GetUtcNow().UtcDateTime);
 
     /// <summary>
     /// A token host issued <paramref name="token"/> to a request carrying <paramref name="credential"/> (a Basic
@@ -166,14 +167,14 @@ internal sealed class AccessGrants
 
     public bool IsLive(string credentialKey, string registry, string repository) =>
         !_unstoredRefusals.ContainsKey(GrantRecord.MakeId(credentialKey, registry, repository))
-        && _index.FindGrant(credentialKey, registry, repository) is { } grant && grant.Expires > _time.GetUtcNow().UtcDateTime;
+        && _records.FindGrant(credentialKey, registry, repository) is { } grant && grant.Expires > _time.GetUtcNow().UtcDateTime;
 
     /// <summary><c>mitmcache auth revoke</c>: every credential's grants for a registry or repository.</summary>
-    public int RevokeAll(string registry, string? repository) => _index.DeleteGrants(registry, repository);
+    public int RevokeAll(string registry, string? repository) => _records.DeleteGrants(registry, repository);
 
     private void Put(string key, string registry, string repository, DateTimeOffset expires)
     {
-        if (_index.PutGrant(new GrantRecord { CredentialKey = key, Registry = registry, Repository = repository, Expires = expires.UtcDateTime }))
+        if (_records.PutGrant(new GrantRecord { CredentialKey = key, Registry = registry, Repository = repository, Expires = expires.UtcDateTime }))
         {
             _unstoredRefusals.TryRemove(GrantRecord.MakeId(key, registry, repository), out _);
         }

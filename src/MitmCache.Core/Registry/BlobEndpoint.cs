@@ -15,7 +15,7 @@ namespace MitmCache.Registry;
 /// repository, is asked for upstream exactly as if it were not cached: a refused client gets upstream's
 /// own answer (or, upstream down, the error an uncached digest gets), and learns nothing about the cache.
 /// </summary>
-internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, RegistryAuthorizer authorizer, AccessGrants grants, RegistryChallenges challenges, CacheMetrics metrics)
+internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, RegistryAuthorizer authorizer, AccessGrants grants, RegistryChallenges challenges, CacheMetrics metrics, LinkRecords links)
 {
     private const int MaxAttempts = 3;
 
@@ -131,7 +131,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
     private async Task<RegistryOutcome?> ServeHitAsync(HttpContext context, InterceptTarget target, BlobRoute route, CachedBlob hit)
     {
         var digest = route.Digest;
-        var linked = cache.Index.IsLinked(target.Authority, route.Name, digest.ToString());
+        var linked = links.IsLinked(target.Authority, route.Name, digest.ToString());
         if (!linked && !authorizer.IsPublicAnywhere(digest))
         {
             return null; // its bytes must come through this repository first
@@ -147,7 +147,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         {
             if (!linked)
             {
-                cache.Index.Link(target.Authority, route.Name, digest.ToString(), cache.Now); // public bytes: the answer is enough
+                links.Link(target.Authority, route.Name, digest.ToString(), cache.Now); // public bytes: the answer is enough
             }
 
             return new("hit", await ServeCommittedAsync(context, hit, "hit"));
@@ -160,7 +160,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
 
         if (probe.Outcome == ProbeOutcome.Unreachable)
         {
-            return await RegistryResponses.UnreachableAsync(context, cache, authorizer, target, route.Name, probe.Reason, "refused");
+            return await RegistryResponses.UnreachableAsync(context, challenges, authorizer, target, route.Name, probe.Reason, "refused");
         }
 
         if (HttpMethods.IsHead(context.Request.Method))
@@ -193,7 +193,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
                 return new("aborted", 0);
             }
 
-            return await RegistryResponses.UnreachableAsync(context, cache, authorizer, target, route.Name, HttpForwarder.Describe(ex).Reason);
+            return await RegistryResponses.UnreachableAsync(context, challenges, authorizer, target, route.Name, HttpForwarder.Describe(ex).Reason);
         }
 
         if (response.StatusCode != System.Net.HttpStatusCode.OK)
@@ -217,7 +217,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         var authorization = upstream.UpstreamAuthorization(target, context.Request);
         void Committed()
         {
-            cache.Index.Link(target.Authority, route.Name, key, cache.Now);
+            links.Link(target.Authority, route.Name, key, cache.Now);
             grants.RecordSuccess(authorization, target.Authority, route.Name);
         }
 
@@ -279,7 +279,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         }
         catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
-            return await RegistryResponses.UnreachableAsync(context, cache, authorizer, target, route.Name, HttpForwarder.Describe(ex).Reason);
+            return await RegistryResponses.UnreachableAsync(context, challenges, authorizer, target, route.Name, HttpForwarder.Describe(ex).Reason);
         }
     }
 
@@ -358,7 +358,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         }
         catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
-            return await RegistryResponses.UnreachableAsync(context, cache, authorizer, target, route.Name, HttpForwarder.Describe(ex).Reason);
+            return await RegistryResponses.UnreachableAsync(context, challenges, authorizer, target, route.Name, HttpForwarder.Describe(ex).Reason);
         }
     }
 

@@ -26,7 +26,10 @@ internal sealed class ManifestEndpoint(
     RegistryChallenges challenges,
     ProxySettings settings,
     CacheMetrics metrics,
-    ILogger<ManifestEndpoint> logger)
+    ILogger<ManifestEndpoint> logger,
+    LinkRecords links,
+    TagRecords tags,
+    RepositoryVisibility visibility)
 {
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target, ManifestRoute route)
     {
@@ -117,7 +120,7 @@ internal sealed class ManifestEndpoint(
             return new("error", 0);
         }
 
-        return await RegistryResponses.UnreachableAsync(context, cache, authorizer, target, route.Name, reason);
+        return await RegistryResponses.UnreachableAsync(context, challenges, authorizer, target, route.Name, reason);
     }
 
     /// <summary>
@@ -155,10 +158,10 @@ internal sealed class ManifestEndpoint(
         {
             // Upstream sent these very bytes through this repository: the link is earned.
             var now = cache.Now;
-            cache.Index.Link(registry, route.Name, key, now);
-            if (!tokens.IsAnonymous(authorization) && cache.Index.IsPublic(registry, route.Name) is null)
+            links.Link(registry, route.Name, key, now);
+            if (!tokens.IsAnonymous(authorization) && visibility.IsPublic(registry, route.Name) is null)
             {
-                cache.Index.SetVisibility(registry, route.Name, isPublic: false, now); // unknown counts as private
+                visibility.SetVisibility(registry, route.Name, isPublic: false, now); // unknown counts as private
             }
 
             grants.RecordSuccess(authorization, registry, route.Name); // an anonymous success makes it public
@@ -203,7 +206,7 @@ internal sealed class ManifestEndpoint(
     }
 
     private void PutTag(HttpContext context, InterceptTarget target, string repository, string tag, string digest, string mediaType) =>
-        cache.Index.PutTag(new TagRecord
+        tags.PutTag(new TagRecord
         {
             TagKey = TagRecord.MakeTagKey(target.Authority, repository, tag),
             Registry = target.Authority,
@@ -229,7 +232,7 @@ internal sealed class ManifestEndpoint(
 
         var accept = context.Request.Headers.Accept;
         var acceptKey = ManifestAcceptKey(accept);
-        var candidates = cache.Index.FindTags(target.Authority, route.Name, tag)
+        var candidates = tags.FindTags(target.Authority, route.Name, tag)
             .Where(t => t.AcceptKey == acceptKey || MediaTypes.Accepts(accept, t.MediaType))
             .OrderByDescending(t => t.AcceptKey == acceptKey)
             .ThenByDescending(t => t.FetchedAt);

@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using MitmCache.Caching;
 using MitmCache.Diagnostics;
 using MitmCache.Tunneling;
 using MitmCache.Upstream;
@@ -13,7 +12,7 @@ namespace MitmCache.Registry;
 /// answer is given, so a fresh client can start the token dance against a dead registry, with the
 /// token request then answered by <see cref="TokenEndpoint"/>.
 /// </summary>
-internal sealed class PingEndpoint(RegistryUpstream upstream, BlobCache cache, AccessTokens tokens, RegistryChallenges challenges, ILogger<PingEndpoint> logger)
+internal sealed class PingEndpoint(RegistryUpstream upstream, AccessTokens tokens, RegistryChallenges challenges, ILogger<PingEndpoint> logger)
 {
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target)
     {
@@ -36,7 +35,7 @@ internal sealed class PingEndpoint(RegistryUpstream upstream, BlobCache cache, A
             reason = HttpForwarder.Describe(ex).Reason;
         }
 
-        var remembered = cache.Index.FindChallenge(registry);
+        var remembered = challenges.Find(registry);
         if (remembered is null)
         {
             await HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status502BadGateway, $"MitmCache: upstream {registry}: {reason}");

@@ -39,11 +39,12 @@ internal sealed record ProbeResult(ProbeOutcome Outcome, HttpResponseMessage? Re
 /// <para>"Public" is a cached answer like a tag: online, it is re-proven with upstream once it is older than
 /// the manifest TTL, so a repository made private upstream stops being served to everyone; offline, it stands.</para>
 /// </summary>
-internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, RegistryUpstream upstream, AccessTokens tokens, RegistryChallenges challenges, ProxySettings settings)
+internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, RegistryUpstream upstream, AccessTokens tokens, RegistryChallenges challenges, ProxySettings settings,
+    LinkRecords links, RepositoryVisibility repositories)
 {
     /// <summary>Linked here, and this client may read it without asking upstream.</summary>
     public bool IsAllowed(HttpContext context, InterceptTarget target, string repository, Digest digest) =>
-        cache.Index.IsLinked(target.Authority, repository, digest.ToString()) && IsAuthorized(context, target, repository);
+        links.IsLinked(target.Authority, repository, digest.ToString()) && IsAuthorized(context, target, repository);
 
     /// <summary>
     /// The digest is linked to a repository known to be public: its bytes are anyone's already, so an upstream
@@ -51,13 +52,13 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
     /// in private repositories is linked nowhere else but by its bytes.
     /// </summary>
     public bool IsPublicAnywhere(Digest digest) =>
-        cache.Index.LinksOf(digest.ToString()).Any(link => cache.Index.IsPublic(link.Registry, link.Repository) == true);
+        links.LinksOf(digest.ToString()).Any(link => repositories.IsPublic(link.Registry, link.Repository) == true);
 
     /// <summary>This client may read this repository without asking upstream: fresh-public, a live grant, or a local token.</summary>
     public bool IsAuthorized(HttpContext context, InterceptTarget target, string repository)
     {
         var registry = target.Authority;
-        var visibility = cache.Index.FindRepository(registry, repository);
+        var visibility = repositories.FindRepository(registry, repository);
         var publicIsFresh = visibility?.Public == true
             && (settings.ManifestPolicy == ManifestPolicy.Offline || visibility.UpdatedAt > cache.Now - settings.ManifestTtl);
         return publicIsFresh
@@ -130,7 +131,7 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
     /// or a proxy-local token minted for such a credential.
     /// </summary>
     public bool AuthorizeOffline(HttpContext context, InterceptTarget target, string repository, Digest digest) =>
-        cache.Index.IsLinked(target.Authority, repository, digest.ToString()) && MayReadOffline(context, target, repository);
+        links.IsLinked(target.Authority, repository, digest.ToString()) && MayReadOffline(context, target, repository);
 
     /// <summary>
     /// Without upstream, whether this client may read this repository at all: it is public, or the credential
@@ -139,7 +140,7 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
     public bool MayReadOffline(HttpContext context, InterceptTarget target, string repository)
     {
         var registry = target.Authority;
-        if (cache.Index.IsPublic(registry, repository) == true)
+        if (repositories.IsPublic(registry, repository) == true)
         {
             return true;
         }

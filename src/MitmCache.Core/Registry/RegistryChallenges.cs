@@ -1,6 +1,5 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
-using MitmCache.Caching;
 using MitmCache.Diagnostics;
 using MitmCache.Upstream;
 
@@ -12,10 +11,45 @@ namespace MitmCache.Registry;
 /// and its token realm, so token requests reach <see cref="TokenEndpoint"/> (which learns from them
 /// which tokens are anonymous, and answers them offline). Learned from the <c>/v2/</c> ping and from
 /// the 401 of any blob or manifest request: containerd never pings, it starts with the manifest.
+/// Every read and write of the remembered challenges (<see cref="ChallengeRecords"/>) goes through here.
 /// </summary>
-internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens, ILogger<RegistryChallenges> logger)
+internal sealed class RegistryChallenges
 {
     private static readonly TimeSpan s_refresh = TimeSpan.FromHours(1);
+
+    private readonly ChallengeRecords _records;
+    private readonly TokenEndpoint _tokens;
+    private readonly TimeProvider _time;
+    private readonly ILogger<RegistryChallenges> _logger;
+
+    /// <summary>Hands the realms of the challenges remembered before a restart to <paramref name="tokens"/>, under the same rule as new ones.</summary>
+    public RegistryChallenges(ChallengeRecords records, TokenEndpoint tokens, TimeProvider time, ILogger<RegistryChallenges> logger)
+    {
+        _records = records;
+        _tokens = tokens;
+        _time = time;
+        _logger = logger;
+        foreach (var challenge in records.AllChallenges())
+        {
+            if (challenge.Realm is not null && Uri.TryCreate(challenge.Realm, UriKind.Absolute, out var realm))
+            {
+                tokens.RegisterRealm(realm, challenge.Id);
+            }
+        }
+    }
+
+    /// <summary>The registry's remembered answer to <c>GET /v2/</c>, if any: what a ping is answered with while it is down.</summary>
+    public ChallengeRecord? Find(string registry) => _records.FindChallenge(registry);
+
+    /// <summary>
+    /// The registry's remembered challenge, scoped to one repository as the registry itself would send
+    /// it, so a client asks the token host (or us, offline) for the right scope. Null when none is remembered.
+    /// </summary>
+    public string? ScopedChallenge(string registry, string repository) =>
+        Find(registry)?.WwwAuthenticate is not { } remembered ? null
+        : WwwAuthenticate.TryParseBearer(remembered, out var bearer)
+            ? $"Bearer realm=\"{bearer.Realm}\",service=\"{bearer.Service}\",scope=\"repository:{repository}:pull\""
+            : remembered;
 
     /// <summary>
     /// The answer to <c>GET /v2/</c>: a 401 with its challenge, a 200 (an open registry), or a
@@ -26,12 +60,12 @@ internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens, 
     {
         if (response.StatusCode == HttpStatusCode.OK)
         {
-            Remember(registry, cache.Index.FindChallenge(registry), challenge: null, bearer: null);
+            Remember(registry, Find(registry), challenge: null, bearer: null);
         }
         else if (response.StatusCode == HttpStatusCode.Unauthorized)
         {
             var challenge = HeaderOf(response);
-            Remember(registry, cache.Index.FindChallenge(registry), challenge, WwwAuthenticate.TryParseBearer(challenge, out var bearer) ? bearer : null);
+            Remember(registry, Find(registry), challenge, WwwAuthenticate.TryParseBearer(challenge, out var bearer) ? bearer : null);
         }
         else if (RegistryUpstream.IsRedirect(response.StatusCode) && response.Headers.Location is { } location
             && response.RequestMessage?.RequestUri is { } asked)
@@ -39,7 +73,7 @@ internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens, 
             var target = location.IsAbsoluteUri ? location : new Uri(asked, location);
             if (target.Scheme == Uri.UriSchemeHttps)
             {
-                Remember(registry, cache.Index.FindChallenge(registry), challenge: null, bearer: null, target.ToString());
+                Remember(registry, Find(registry), challenge: null, bearer: null, target.ToString());
             }
         }
     }
@@ -62,7 +96,7 @@ internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens, 
             return; // Basic and other schemes need no realm; the ping remembers them
         }
 
-        var known = cache.Index.FindChallenge(registry);
+        var known = Find(registry);
         if (known?.Realm == bearer.Realm.ToString())
         {
             return;
@@ -77,17 +111,18 @@ internal sealed class RegistryChallenges(BlobCache cache, TokenEndpoint tokens, 
     /// <summary>Keeps the registry's answer; its realm only if <see cref="TokenEndpoint.RegisterRealm"/> honours it.</summary>
     private void Remember(string registry, ChallengeRecord? existing, string? challenge, BearerChallenge? bearer, string? redirect = null)
     {
-        var realm = bearer is not null && tokens.RegisterRealm(bearer.Realm, registry) ? bearer.Realm.ToString() : null;
-        if (existing is null || existing.WwwAuthenticate != challenge || existing.Redirect != redirect || existing.SeenAt < cache.Now - s_refresh)
+        var now = _time.GetUtcNow().UtcDateTime;
+        var realm = bearer is not null && _tokens.RegisterRealm(bearer.Realm, registry) ? bearer.Realm.ToString() : null;
+        if (existing is null || existing.WwwAuthenticate != challenge || existing.Redirect != redirect || existing.SeenAt < now - s_refresh)
         {
             if (bearer is not null && realm is null)
             {
-                logger.RealmIgnored(bearer.Realm.ToString(), registry);
+                _logger.RealmIgnored(bearer.Realm.ToString(), registry);
             }
 
-            cache.Index.PutChallenge(new ChallengeRecord
+            _records.PutChallenge(new ChallengeRecord
             {
-                Id = registry, WwwAuthenticate = challenge, Realm = realm, Redirect = redirect, SeenAt = cache.Now,
+                Id = registry, WwwAuthenticate = challenge, Realm = realm, Redirect = redirect, SeenAt = now,
             });
         }
     }

@@ -24,16 +24,6 @@ internal static class RegistryResponses
     }
 
     /// <summary>
-    /// A registry's remembered challenge, scoped to one repository as the registry itself would send
-    /// it, so a client asks the token host (or us, offline) for the right scope.
-    /// </summary>
-    public static string? ScopedChallenge(string? remembered, string repository) =>
-        remembered is null ? null
-        : WwwAuthenticate.TryParseBearer(remembered, out var bearer)
-            ? $"Bearer realm=\"{bearer.Realm}\",service=\"{bearer.Service}\",scope=\"repository:{repository}:pull\""
-            : remembered;
-
-    /// <summary>
     /// Serves a committed blob or manifest from the cache. Manifests are re-hashed on every read,
     /// blobs as <c>--verify-on-read</c> says; a file that no longer matches its digest is quarantined
     /// and the response broken, so it is never served as valid.
@@ -81,12 +71,12 @@ internal static class RegistryResponses
     /// us if need be), or 503 for a registry without one. What is cached makes no difference, so a refused
     /// client learns nothing about the cache.
     /// </summary>
-    public static async Task<RegistryOutcome> UnreachableAsync(HttpContext context, BlobCache cache, RegistryAuthorizer authorizer,
+    public static async Task<RegistryOutcome> UnreachableAsync(HttpContext context, RegistryChallenges challenges, RegistryAuthorizer authorizer,
         InterceptTarget target, string repository, string reason, string result = "error")
     {
         SetResult(context.Response, "error");
         if (!authorizer.MayReadOffline(context, target, repository)
-            && ScopedChallenge(cache.Index.FindChallenge(target.Authority)?.WwwAuthenticate, repository) is { } challenge)
+            && challenges.ScopedChallenge(target.Authority, repository) is { } challenge)
         {
             context.Response.Headers.WWWAuthenticate = challenge;
             await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unauthorized, "authentication required", context.RequestAborted);

@@ -3,7 +3,6 @@ using System.Net;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using MitmCache.Caching;
 using MitmCache.Diagnostics;
 using MitmCache.Tunneling;
 using MitmCache.Upstream;
@@ -14,8 +13,8 @@ namespace MitmCache.Registry;
 /// Token requests to a realm a registry challenged with (e.g. <c>auth.docker.io/token</c>).
 /// <para>A realm is honoured only for the registries whose own challenge named it (several may share
 /// one); a challenge cannot claim a registry route, nor a repository path under another host's <c>/v2/</c>, so no registry can turn
-/// another's manifests or blobs into token requests. This holds across restarts: the realms are read
-/// back from each registry's remembered challenge, through the same rule.</para>
+/// another's manifests or blobs into token requests. This holds across restarts: <see cref="RegistryChallenges"/>
+/// reads the realms back from each registry's remembered challenge, through the same rule.</para>
 /// <para>Online they are relayed. A token issued to a request without any credential is remembered as
 /// anonymous (it later proves a repository public); a token issued for any credential (a Basic header,
 /// an OAuth password or refresh-token grant, any other secret: see <see cref="TokenCredential"/>) is tied
@@ -38,24 +37,17 @@ internal sealed class TokenEndpoint
     private readonly AccessTokens _tokens;
     private readonly AccessGrants _grants;
     private readonly TimeProvider _time;
-    private readonly CacheIndex _index;
+    private readonly RepositoryVisibility _visibility;
     private readonly ILogger<TokenEndpoint> _logger;
 
-    public TokenEndpoint(RegistryUpstream upstream, AccessTokens tokens, AccessGrants grants, BlobCache cache, TimeProvider time, ILogger<TokenEndpoint> logger)
+    public TokenEndpoint(RegistryUpstream upstream, AccessTokens tokens, AccessGrants grants, RepositoryVisibility visibility, TimeProvider time, ILogger<TokenEndpoint> logger)
     {
         _upstream = upstream;
         _tokens = tokens;
         _grants = grants;
+        _visibility = visibility;
         _time = time;
-        _index = cache.Index;
         _logger = logger;
-        foreach (var challenge in cache.Index.AllChallenges())
-        {
-            if (challenge.Realm is not null && Uri.TryCreate(challenge.Realm, UriKind.Absolute, out var realm))
-            {
-                RegisterRealm(realm, challenge.Id);
-            }
-        }
     }
 
     /// <summary>
@@ -200,7 +192,7 @@ internal sealed class TokenEndpoint
         {
             var repositories = scopes.Where(s => s.Type == "repository").Select(s => s.Name).Distinct().ToList();
             var granted = repositories.Count > 0
-                && repositories.All(name => registries.Any(registry => _index.IsPublic(registry, name) == true || _grants.IsGranted(credential, registry, name)));
+                && repositories.All(name => registries.Any(registry => _visibility.IsPublic(registry, name) == true || _grants.IsGranted(credential, registry, name)));
             if (!granted)
             {
                 _logger.OfflineTokenRefused(string.Join(", ", registries));

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using MitmCache.Caching;
 using MitmCache.Configuration;
 using MitmCache.Diagnostics;
+using MitmCache.Registry;
 using Serilog.Extensions.Logging;
 
 namespace MitmCache.Cli;
@@ -15,14 +16,16 @@ internal sealed class DataDirectoryCache : ICacheOperations
 {
     private readonly Serilog.Core.Logger _log;
     private readonly SerilogLoggerFactory _loggers;
+    private readonly IndexDatabase _index;
     private readonly BlobCache _cache;
     private readonly CacheAdmin _admin;
 
-    private DataDirectoryCache(string dataDirectory, Serilog.Core.Logger log, SerilogLoggerFactory loggers, BlobCache cache, CacheAdmin admin)
+    private DataDirectoryCache(string dataDirectory, Serilog.Core.Logger log, SerilogLoggerFactory loggers, IndexDatabase index, BlobCache cache, CacheAdmin admin)
     {
         Source = $"the data directory {dataDirectory}";
         _log = log;
         _loggers = loggers;
+        _index = index;
         _cache = cache;
         _admin = admin;
     }
@@ -48,13 +51,21 @@ internal sealed class DataDirectoryCache : ICacheOperations
         var log = Logging.Create(json: false, Serilog.Events.LogEventLevel.Warning);
         var loggers = new SerilogLoggerFactory(log);
         var metrics = new CacheMetrics(); // nothing reads them: live counters are the running proxy's
+        IndexDatabase? index = null;
         BlobCache cache;
+        BlobRecords blobs;
+        LinkRecords links;
+        TagRecords tags;
         try
         {
-            cache = new BlobCache(settings, TimeProvider.System, metrics, loggers.CreateLogger<BlobCache>());
+            index = IndexDatabase.Open(settings, TimeProvider.System, loggers.CreateLogger<IndexDatabase>());
+            (links, tags) = (new LinkRecords(index), new TagRecords(index));
+            blobs = new BlobRecords(index, links, tags);
+            cache = new BlobCache(settings, TimeProvider.System, metrics, loggers.CreateLogger<BlobCache>(), index, blobs);
         }
         catch (Exception ex) when (ex is CacheLockedException or CacheUnavailableException or IOException or LiteDB.LiteException or UnauthorizedAccessException)
         {
+            index?.Dispose();
             loggers.Dispose();
             log.Dispose();
             throw new CliException(ex switch
@@ -65,8 +76,8 @@ internal sealed class DataDirectoryCache : ICacheOperations
             });
         }
 
-        var admin = new CacheAdmin(cache, metrics, settings, live: false, loggers.CreateLogger<CacheAdmin>());
-        return new DataDirectoryCache(dataDirectory, log, loggers, cache, admin);
+        var admin = new CacheAdmin(cache, blobs, links, tags, metrics, settings, live: false, loggers.CreateLogger<CacheAdmin>());
+        return new DataDirectoryCache(dataDirectory, log, loggers, index, cache, admin);
     }
 
     public Task<CacheStats> StatsAsync(int top, CancellationToken cancellationToken) => Task.FromResult(_admin.Stats(top));
@@ -81,11 +92,12 @@ internal sealed class DataDirectoryCache : ICacheOperations
         Task.FromResult(_admin.Verify(delete, cancellationToken));
 
     public Task<int> RevokeAsync(string registry, string? repository, CancellationToken cancellationToken) =>
-        Task.FromResult(_cache.Index.DeleteGrants(registry, repository));
+        Task.FromResult(new GrantRecords(_index).DeleteGrants(registry, repository));
 
     public void Dispose()
     {
         _cache.Dispose();
+        _index.Dispose();
         _loggers.Dispose();
         _log.Dispose();
     }

@@ -7,9 +7,9 @@ using MitmCache.Caching;
 namespace MitmCache.Benchmarks.Scenarios;
 
 /// <summary>
-/// 7. The LiteDB index at 1M blob records, through the real <see cref="CacheIndex"/>: the insert rate of
-/// the product path (one <see cref="CacheIndex.UpsertBlob"/> per committed blob), lookups
-/// (<see cref="CacheIndex.FindBlob"/>, p50/p99 of single calls), the time to open the index and to scan
+/// 7. The LiteDB index at 1M blob records, through the real <see cref="IndexDatabase"/> and <see cref="BlobRecords"/>: the
+/// insert rate of the product path (one <see cref="BlobRecords.UpsertBlob"/> per committed blob), lookups
+/// (<see cref="BlobRecords.FindBlob"/>, p50/p99 of single calls), the time to open the index and to scan
 /// it whole, what a <c>/metrics</c> scrape and a <c>/readyz</c> probe ask of it, the heap and time of
 /// the least-recently-used walk that eviction and prune make, and the file size.
 /// </summary>
@@ -43,8 +43,9 @@ internal static class IndexScaleScenario
         };
 
         double insertRate;
-        using (var index = new CacheIndex(path))
+        using (var database = new IndexDatabase(path))
         {
+            var index = Blobs(database);
             var clock = Stopwatch.StartNew();
             for (var i = 0; i < single; i++)
             {
@@ -64,7 +65,8 @@ internal static class IndexScaleScenario
         var bulkRate = (total - single) / bulkClock.Elapsed.TotalSeconds;
 
         var openClock = Stopwatch.StartNew();
-        var opened = new CacheIndex(path);
+        var openedDatabase = new IndexDatabase(path);
+        var opened = Blobs(openedDatabase);
         var openMs = openClock.Elapsed.TotalMilliseconds;
 
         var scanClock = Stopwatch.StartNew();
@@ -102,7 +104,7 @@ internal static class IndexScaleScenario
         var (entries, manifests) = opened.CountBlobs();
         var scrapeMs = scrapeClock.Elapsed.TotalMilliseconds;
         var probeClock = Stopwatch.StartNew();
-        opened.Probe();
+        openedDatabase.Probe();
         var probeMs = probeClock.Elapsed.TotalMilliseconds;
         if (entries != total || manifests != 0)
         {
@@ -130,17 +132,19 @@ internal static class IndexScaleScenario
         var heapWhole = GC.GetTotalMemory(forceFullCollection: true) - heapBefore;
         GC.KeepAlive(whole);
 
-        opened.Dispose();
+        openedDatabase.Dispose();
         Array.Sort(times);
         var fileBytes = Directory.GetFiles(dir).Sum(f => new FileInfo(f).Length);
         var label = $"7 index {total / 1000}k blobs";
         table.Add(new ResultRow(label, "FindBlob p50 / p99", $"{times[lookups / 2]:0} µs / {Stats.Quantile(times, 0.99):0} µs", "—", "—", "—", "—"));
         table.Add(new ResultRow(label, "insert rate: single UpsertBlob (product path) / InsertBulk", $"{insertRate:0}/s / {bulkRate:0}/s", "—", "—", "—", "—"));
-        table.Add(new ResultRow(label, "open CacheIndex / full scans (AllBlobs, TotalBlobBytes, first CountBlobs)", $"{openMs:0} ms / {scanMs:0} ms", "—", "—", "—", "—"));
+        table.Add(new ResultRow(label, "open IndexDatabase / full scans (AllBlobs, TotalBlobBytes, first CountBlobs)", $"{openMs:0} ms / {scanMs:0} ms", "—", "—", "—", "—"));
         table.Add(new ResultRow(label, "index queries per /metrics scrape (entry counts) / per /readyz probe", $"{scrapeMs:0.0} ms / {probeMs:0.000} ms", "—", "—", "—", "—"));
         table.Add(new ResultRow(label, "walking the LRU order (eviction, prune): heap held and time, a page at a time / all at once", $"{heapPaged / 1e6:0.0} MB, {pagedSeconds:0.0} s / {heapWhole / 1e6:0} MB, {wholeSeconds:0.0} s", "—", "—", "—", "—"));
         table.Add(new ResultRow(label, "index file size", $"{fileBytes / 1e6:0} MB ({(double)fileBytes / total:0} B/record)", "—", "—", "—", "—"));
         Directory.Delete(dir, recursive: true);
         return Task.CompletedTask;
     }
+
+    private static BlobRecords Blobs(IndexDatabase database) => new(database, new LinkRecords(database), new TagRecords(database));
 }

@@ -25,6 +25,7 @@ public sealed class BlobCacheTests : IDisposable
     private readonly FakeTimeProvider _time = new();
     private CacheMetrics _metrics = new();
     private MeterTotals? _totals;
+    private TestIndex? _index;
     private BlobCache _cache;
 
     public BlobCacheTests()
@@ -35,19 +36,23 @@ public sealed class BlobCacheTests : IDisposable
     public void Dispose()
     {
         _cache.Dispose();
+        _index?.Dispose();
         _totals?.Dispose();
         _directory.Dispose();
     }
 
     private string TempRoot => _directory.Combine("tmp");
 
+    /// <summary>Opens the index and the cache over the directory; an index still open (the cache before a restart) is closed first.</summary>
     private BlobCache Open(long cap)
     {
+        _index?.Dispose();
+        _index = new TestIndex(_directory.Combine("index.db"), _time);
         var meter = new Meter(ProxyMeter.Name);
         _totals?.Dispose();
         _totals = new MeterTotals(meter);
         _metrics = new CacheMetrics(meter);
-        return new BlobCache(TestSettings.Create(_directory.Path, cap), _time, _metrics, NullLogger<BlobCache>.Instance);
+        return new BlobCache(TestSettings.Create(_directory.Path, cap), _time, _metrics, NullLogger<BlobCache>.Instance, _index.Database, _index.Blobs);
     }
 
     /// <summary>Closes the cache and opens a new one over the same directory, as a restart does.</summary>
@@ -107,7 +112,7 @@ public sealed class BlobCacheTests : IDisposable
         File.Delete(_cache.TryGet(digest)!.Path);
 
         Assert.Null(_cache.TryGet(digest));
-        Assert.Null(_cache.Index.FindBlob(digest.ToString()));
+        Assert.Null(_index!.Blobs.FindBlob(digest.ToString()));
         Assert.Equal(0, _cache.TotalBytes);
     }
 
@@ -122,7 +127,7 @@ public sealed class BlobCacheTests : IDisposable
 
             Threads.AtOnce(8, () => _cache.TryGet(gone));
 
-            Assert.Equal(_cache.Index.AllBlobs().Sum(b => b.Size), _cache.TotalBytes);
+            Assert.Equal(_index!.Blobs.AllBlobs().Sum(b => b.Size), _cache.TotalBytes);
             Assert.NotNull(_cache.TryGet(kept));
         }
     }
@@ -138,7 +143,7 @@ public sealed class BlobCacheTests : IDisposable
             var stored = Threads.AtOnce(8, () => _cache.StoreSmall(digest, bytes, "application/octet-stream"));
 
             Assert.All(stored, Assert.True);
-            Assert.Equal(_cache.Index.AllBlobs().Sum(b => b.Size), _cache.TotalBytes);
+            Assert.Equal(_index!.Blobs.AllBlobs().Sum(b => b.Size), _cache.TotalBytes);
         }
     }
 
@@ -153,7 +158,7 @@ public sealed class BlobCacheTests : IDisposable
 
         Assert.Equal("application/vnd.oci.image.index.v1+json", _cache.TryGet(digest)!.Record.MediaType);
         Assert.Equal(100, _cache.TotalBytes);
-        Assert.Equal(1, _cache.Index.CountBlobs().Total);
+        Assert.Equal(1, _index!.Blobs.CountBlobs().Total);
     }
 
     [Fact]
@@ -247,7 +252,7 @@ public sealed class BlobCacheTests : IDisposable
     {
         Reopen(SmallCap);
         var a = Store(300, 1);
-        _cache.Index.PutTag(new TagRecord
+        _index!.Tags.PutTag(new TagRecord
         {
             TagKey = TagRecord.MakeTagKey("registry.test", "team/app", "latest"),
             AcceptKey = "oci",
@@ -258,7 +263,29 @@ public sealed class BlobCacheTests : IDisposable
 
         Store(300, 4);
 
-        Assert.Empty(_cache.Index.FindTags("registry.test", "team/app", "latest"));
+        Assert.Empty(_index!.Tags.FindTags("registry.test", "team/app", "latest"));
+    }
+
+    [Fact]
+    public void EnsureCapacity_EvictedBlob_ItsLinksDeleted_OthersKept()
+    {
+        // Links used to outlive their blob: an evicted blob fetched again through another repository was then
+        // served under the old ones too, and a long-lived node's link collection only ever grew.
+        Reopen(SmallCap);
+        var a = Store(300, 1);
+        _index!.Links.Link("registry.test", "team/app", a.ToString(), _cache.Now);
+        _index.Links.Link("registry.test", "team/other", a.ToString(), _cache.Now);
+        var b = Store(300, 2);
+        _index.Links.Link("registry.test", "team/app", b.ToString(), _cache.Now);
+        Store(300, 3);
+
+        Store(300, 4);
+
+        Assert.Null(_cache.TryGet(a));
+        Assert.Empty(_index.Links.LinksOf(a.ToString()));
+        Assert.False(_index.Links.IsLinked("registry.test", "team/app", a.ToString()));
+        Assert.NotNull(_cache.TryGet(b));
+        Assert.True(_index.Links.IsLinked("registry.test", "team/app", b.ToString()));
     }
 
     [Fact]
@@ -307,8 +334,8 @@ public sealed class BlobCacheTests : IDisposable
 
         _cache = Open(LargeCap);
 
-        Assert.Null(_cache.Index.FindBlob(a.ToString()));
-        Assert.NotNull(_cache.Index.FindBlob(b.ToString()));
+        Assert.Null(_index!.Blobs.FindBlob(a.ToString()));
+        Assert.NotNull(_index!.Blobs.FindBlob(b.ToString()));
         Assert.Equal(200, _cache.TotalBytes);
     }
 
@@ -322,7 +349,7 @@ public sealed class BlobCacheTests : IDisposable
 
         _cache = Open(LargeCap);
 
-        Assert.Null(_cache.Index.FindBlob(a.ToString()));
+        Assert.Null(_index!.Blobs.FindBlob(a.ToString()));
         Assert.False(File.Exists(path));
         Assert.Equal(0, _cache.TotalBytes);
     }
@@ -339,7 +366,7 @@ public sealed class BlobCacheTests : IDisposable
 
         _cache = Open(LargeCap);
 
-        var record = _cache.Index.FindBlob(digest.ToString());
+        var record = _index!.Blobs.FindBlob(digest.ToString());
         Assert.NotNull(record);
         Assert.Equal(manifest.Length, record.Size);
         Assert.Equal("application/vnd.oci.image.manifest.v1+json", record.MediaType);
@@ -374,7 +401,7 @@ public sealed class BlobCacheTests : IDisposable
         _cache = Open(LargeCap);
 
         Assert.False(File.Exists(path));
-        Assert.Null(_cache.Index.FindBlob(digest.ToString()));
+        Assert.Null(_index!.Blobs.FindBlob(digest.ToString()));
         Assert.Equal(0, _cache.TotalBytes);
     }
 
@@ -389,7 +416,7 @@ public sealed class BlobCacheTests : IDisposable
         _cache = Open(LargeCap);
 
         Assert.True(File.Exists(stray));
-        Assert.Equal(0, _cache.Index.CountBlobs().Total);
+        Assert.Equal(0, _index!.Blobs.CountBlobs().Total);
     }
 
     [Fact]
@@ -661,7 +688,7 @@ public sealed class BlobCacheTests : IDisposable
     private void AssertNothingKept(Digest digest, BlobFill fill)
     {
         Assert.Null(_cache.TryGet(digest));
-        Assert.Null(_cache.Index.FindBlob(digest.ToString()));
+        Assert.Null(_index!.Blobs.FindBlob(digest.ToString()));
         Assert.False(File.Exists(fill.FinalPath));
         Assert.False(File.Exists(fill.TempPath));
         Assert.Empty(Directory.EnumerateFiles(TempRoot));

@@ -73,18 +73,4 @@ public sealed class IndexFrontTests
 
         Assert.Equal(1, front.Count);
     }
-
-    [Fact]
-    public void WriteMany_ForgetsEverything()
-    {
-        var front = new IndexFront<string>(capacity: 10);
-        front.Find("a", () => "1");
-        front.Find("b", () => "2");
-        var wrote = false;
-
-        front.WriteMany(() => wrote = true);
-
-        Assert.True(wrote);
-        Assert.Equal(0, front.Count);
-    }
 }

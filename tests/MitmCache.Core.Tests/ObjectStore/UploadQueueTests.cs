@@ -13,7 +13,7 @@ public sealed class UploadQueueTests : IDisposable
     [Fact]
     public void TryEnqueue_SameDigestTwice_IsOneRecord()
     {
-        using var index = new CacheIndex(_directory.Combine("index.db"));
+        using var index = new IndexDatabase(_directory.Combine("index.db"));
         var queue = new UploadQueue(index, capacity: 10);
 
         Assert.Equal(EnqueueResult.Queued, queue.TryEnqueue(Digest.Compute("a"u8), "m", s_t0));
@@ -25,7 +25,7 @@ public sealed class UploadQueueTests : IDisposable
     [Fact]
     public void TryEnqueue_AtCapacity_IsRefused()
     {
-        using var index = new CacheIndex(_directory.Combine("index.db"));
+        using var index = new IndexDatabase(_directory.Combine("index.db"));
         var queue = new UploadQueue(index, capacity: 2);
         queue.TryEnqueue(Digest.Compute("a"u8), "m", s_t0);
         queue.TryEnqueue(Digest.Compute("b"u8), "m", s_t0);
@@ -39,7 +39,7 @@ public sealed class UploadQueueTests : IDisposable
     public void Queue_SurvivesReopeningTheIndex_WithAttemptsAndDueTimes()
     {
         var path = _directory.Combine("index.db");
-        using (var index = new CacheIndex(path))
+        using (var index = new IndexDatabase(path))
         {
             var queue = new UploadQueue(index, capacity: 10);
             queue.TryEnqueue(Digest.Compute("a"u8), "application/vnd.oci.image.manifest.v1+json", s_t0);
@@ -47,7 +47,7 @@ public sealed class UploadQueueTests : IDisposable
             queue.Postpone(queue.Due(s_t0, 10).Single(), s_t0.AddMinutes(5));
         }
 
-        using (var index = new CacheIndex(path))
+        using (var index = new IndexDatabase(path))
         {
             var queue = new UploadQueue(index, capacity: 10);
 

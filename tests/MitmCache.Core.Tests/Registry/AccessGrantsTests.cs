@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using MitmCache.Caching;
+using MitmCache.Core.Tests.Caching;
 using MitmCache.Registry;
 
 namespace MitmCache.Core.Tests.Registry;
@@ -13,15 +13,15 @@ public sealed class AccessGrantsTests : IDisposable
 
     private readonly string _dir = Directory.CreateTempSubdirectory("grants-").FullName;
     private readonly FakeTimeProvider _time = new();
-    private readonly CacheIndex _index;
+    private readonly TestIndex _index;
     private readonly AccessTokens _tokens;
     private readonly AccessGrants _grants;
 
     public AccessGrantsTests()
     {
-        _index = new CacheIndex(Path.Combine(_dir, "index.db"));
+        _index = new TestIndex(Path.Combine(_dir, "index.db"));
         _tokens = new AccessTokens(_time);
-        _grants = new AccessGrants(RandomNumberGenerator.GetBytes(32), _index, _tokens, _time, TimeSpan.FromDays(7));
+        _grants = new AccessGrants(RandomNumberGenerator.GetBytes(32), _index.Grants, _index.Visibility, _tokens, _time, TimeSpan.FromDays(7));
     }
 
     public void Dispose()
@@ -115,7 +115,7 @@ public sealed class AccessGrantsTests : IDisposable
     [Fact]
     public void KeyOf_IsKeyedHmac_NeverTheCredentialAndDiffersPerInstall()
     {
-        var other = new AccessGrants(RandomNumberGenerator.GetBytes(32), _index, _tokens, _time, TimeSpan.FromDays(7));
+        var other = new AccessGrants(RandomNumberGenerator.GetBytes(32), _index.Grants, _index.Visibility, _tokens, _time, TimeSpan.FromDays(7));
 
         var key = _grants.KeyOf(AliceBasic);
 
@@ -137,8 +137,8 @@ public sealed class AccessGrantsTests : IDisposable
 
         Assert.Equal(-1, bytes.AsSpan().IndexOf("YWxpY2U6c2VjcmV0"u8));
         Assert.Equal(-1, bytes.AsSpan().IndexOf("alice:secret"u8));
-        using var reopened = new CacheIndex(Path.Combine(_dir, "index.db"));
-        Assert.NotNull(reopened.FindGrant(_grants.KeyOf(AliceBasic), Registry, "private/app"));
+        using var reopened = new TestIndex(Path.Combine(_dir, "index.db"));
+        Assert.NotNull(reopened.Grants.FindGrant(_grants.KeyOf(AliceBasic), Registry, "private/app"));
     }
 
     [Fact]
@@ -178,8 +178,8 @@ public sealed class AccessGrantsTests : IDisposable
         _grants.RecordSuccess(null, Registry, "library/open");
         _grants.RecordSuccess("Bearer anon-token", Registry, "library/also-open");
 
-        Assert.True(_index.IsPublic(Registry, "library/open"));
-        Assert.True(_index.IsPublic(Registry, "library/also-open"));
+        Assert.True(_index.Visibility.IsPublic(Registry, "library/open"));
+        Assert.True(_index.Visibility.IsPublic(Registry, "library/also-open"));
         Assert.False(_grants.IsGranted("Bearer anon-token", Registry, "library/also-open"));
     }
 
@@ -187,15 +187,15 @@ public sealed class AccessGrantsTests : IDisposable
     public void RecordRefusal_AnonymousToken_MakesAPublicRepositoryPrivate_NoCredentialProvesNothing()
     {
         _tokens.RememberAnonymous("anon-token", TimeSpan.FromMinutes(5));
-        _index.SetVisibility(Registry, "team/flip", isPublic: true, DateTime.UtcNow);
+        _index.Visibility.SetVisibility(Registry, "team/flip", isPublic: true, DateTime.UtcNow);
 
         _grants.RecordRefusal(null, Registry, "team/flip"); // the token dance's first 401
-        Assert.True(_index.IsPublic(Registry, "team/flip"));
+        Assert.True(_index.Visibility.IsPublic(Registry, "team/flip"));
 
         _grants.RecordRefusal("Bearer anon-token", Registry, "team/flip");
-        Assert.False(_index.IsPublic(Registry, "team/flip"));
+        Assert.False(_index.Visibility.IsPublic(Registry, "team/flip"));
 
         _grants.RecordSuccess("Bearer anon-token", Registry, "team/flip"); // public again upstream
-        Assert.True(_index.IsPublic(Registry, "team/flip"));
+        Assert.True(_index.Visibility.IsPublic(Registry, "team/flip"));
     }
 }

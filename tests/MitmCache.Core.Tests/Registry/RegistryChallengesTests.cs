@@ -1,11 +1,9 @@
 using System.Net;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging.Abstractions;
-using MitmCache.Caching;
 using MitmCache.Core.Tests.Caching;
 using MitmCache.Core.Tests.Certificates;
 using MitmCache.Core.Tests.Configuration;
-using MitmCache.Diagnostics;
 using MitmCache.Registry;
 using MitmCache.Tunneling;
 using MitmCache.Upstream;
@@ -17,7 +15,7 @@ public sealed class RegistryChallengesTests : IDisposable
     private const string Registry = "registry-1.docker.io";
     private readonly TempDirectory _directory = new();
     private readonly FakeTimeProvider _time = new();
-    private readonly BlobCache _cache;
+    private readonly TestIndex _index;
     private readonly TokenEndpoint _tokens;
     private readonly RegistryChallenges _challenges;
     private readonly HttpMessageInvoker _invoker = new(new HttpClientHandler());
@@ -26,19 +24,24 @@ public sealed class RegistryChallengesTests : IDisposable
     public RegistryChallengesTests()
     {
         var settings = TestSettings.Create(_directory.Path, 1L << 30);
-        _cache = new BlobCache(settings, _time, new CacheMetrics(), NullLogger<BlobCache>.Instance);
-        var accessTokens = new AccessTokens(_time);
-        var grants = new AccessGrants(RandomNumberGenerator.GetBytes(32), _cache.Index, accessTokens, _time, TimeSpan.FromDays(7));
+        _index = new TestIndex(_directory.Combine("index.db"), _time);
         _upstream = new RegistryUpstream(_invoker, new UpstreamConnector(settings), settings, NullLogger<RegistryUpstream>.Instance);
-        _tokens = new TokenEndpoint(_upstream, accessTokens, grants, _cache, _time, NullLogger<TokenEndpoint>.Instance);
-        _challenges = new RegistryChallenges(_cache, _tokens, NullLogger<RegistryChallenges>.Instance);
+        _tokens = NewTokenEndpoint();
+        _challenges = new RegistryChallenges(_index.Challenges, _tokens, _time, NullLogger<RegistryChallenges>.Instance);
+    }
+
+    private TokenEndpoint NewTokenEndpoint()
+    {
+        var accessTokens = new AccessTokens(_time);
+        var grants = new AccessGrants(RandomNumberGenerator.GetBytes(32), _index.Grants, _index.Visibility, accessTokens, _time, TimeSpan.FromDays(7));
+        return new TokenEndpoint(_upstream, accessTokens, grants, _index.Visibility, _time, NullLogger<TokenEndpoint>.Instance);
     }
 
     public void Dispose()
     {
         _upstream.Dispose();
         _invoker.Dispose();
-        _cache.Dispose();
+        _index.Dispose();
         _directory.Dispose();
     }
 
@@ -63,7 +66,7 @@ public sealed class RegistryChallengesTests : IDisposable
 
         _challenges.LearnFromRefusal(Registry, refusal);
 
-        var remembered = _cache.Index.FindChallenge(Registry);
+        var remembered = _challenges.Find(Registry);
         Assert.NotNull(remembered);
         Assert.Equal("Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\"", remembered.WwwAuthenticate);
         Assert.Equal("https://auth.docker.io/token", remembered.Realm);
@@ -82,7 +85,7 @@ public sealed class RegistryChallengesTests : IDisposable
         using var refusal = Answer(HttpStatusCode.Unauthorized, "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\",scope=\"repository:a/b:pull\"");
         _challenges.LearnFromRefusal(Registry, refusal);
 
-        Assert.Equal(ping, _cache.Index.FindChallenge(Registry)!.WwwAuthenticate);
+        Assert.Equal(ping, _challenges.Find(Registry)!.WwwAuthenticate);
     }
 
     [Theory]
@@ -95,7 +98,7 @@ public sealed class RegistryChallengesTests : IDisposable
 
         _challenges.LearnFromRefusal(Registry, refusal);
 
-        Assert.Null(_cache.Index.FindChallenge(Registry));
+        Assert.Null(_challenges.Find(Registry));
         Assert.Null(_tokens.RegistriesFor(AuthHost, "/token"));
     }
 
@@ -106,7 +109,7 @@ public sealed class RegistryChallengesTests : IDisposable
 
         _challenges.LearnFromPing("mcr.microsoft.com", open);
 
-        var remembered = _cache.Index.FindChallenge("mcr.microsoft.com");
+        var remembered = _challenges.Find("mcr.microsoft.com");
         Assert.NotNull(remembered);
         Assert.Null(remembered.WwwAuthenticate);
     }
@@ -154,14 +157,39 @@ public sealed class RegistryChallengesTests : IDisposable
             _challenges.LearnFromPing("evil.test", pinged);
         }
 
+        using (var honest = Answer(HttpStatusCode.Unauthorized, "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\""))
+        {
+            _challenges.LearnFromPing(Registry, honest);
+        }
+
         // An index written before this rule holds the realm: loading it must not honour it either.
-        _cache.Index.PutChallenge(new ChallengeRecord { Id = "old-evil.test", Realm = hijack, SeenAt = _cache.Now });
-        var restarted = new TokenEndpoint(_upstream, new AccessTokens(_time), new AccessGrants(RandomNumberGenerator.GetBytes(32), _cache.Index, new AccessTokens(_time), _time, TimeSpan.FromDays(7)),
-            _cache, _time, NullLogger<TokenEndpoint>.Instance);
+        _index.Challenges.PutChallenge(new ChallengeRecord { Id = "old-evil.test", Realm = hijack, SeenAt = _time.GetUtcNow().UtcDateTime });
+        var restarted = NewTokenEndpoint();
+        _ = new RegistryChallenges(_index.Challenges, restarted, _time, NullLogger<RegistryChallenges>.Instance);
         var registryHost = new InterceptTarget("registry.test", 5000);
 
-        Assert.Null(_cache.Index.FindChallenge("evil.test")!.Realm);
+        Assert.Null(_challenges.Find("evil.test")!.Realm);
         Assert.Null(_tokens.RegistriesFor(registryHost, "/v2/library/app/manifests/v1"));
         Assert.Null(restarted.RegistriesFor(registryHost, "/v2/library/app/manifests/v1"));
+        Assert.Equal([Registry], restarted.RegistriesFor(AuthHost, "/token")); // an honoured realm is back after the restart
+    }
+
+    [Fact]
+    public void ScopedChallenge_BearerScopedToTheRepository_BasicAsItIs_NoneWhenUnknown()
+    {
+        using (var bearer = Answer(HttpStatusCode.Unauthorized, "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\""))
+        {
+            _challenges.LearnFromPing(Registry, bearer);
+        }
+
+        using (var basic = Answer(HttpStatusCode.Unauthorized, "Basic realm=\"Registry\""))
+        {
+            _challenges.LearnFromPing("basic.test", basic);
+        }
+
+        Assert.Equal("Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\",scope=\"repository:library/busybox:pull\"",
+            _challenges.ScopedChallenge(Registry, "library/busybox"));
+        Assert.Equal("Basic realm=\"Registry\"", _challenges.ScopedChallenge("basic.test", "library/busybox"));
+        Assert.Null(_challenges.ScopedChallenge("unknown.test", "library/busybox"));
     }
 }

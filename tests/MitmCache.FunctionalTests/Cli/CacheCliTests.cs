@@ -62,14 +62,19 @@ public sealed class CacheCliTests
 
         // prune --max-size one byte under the total removes exactly the least recently used entry, as eviction would.
         var cache = world.Proxy.Get<BlobCache>();
-        cache.Index.FlushAccess();
-        var leastRecent = cache.Index.BlobsByLastAccess().First();
+        var (blobs, links, tags) = (world.Proxy.Get<BlobRecords>(), world.Proxy.Get<LinkRecords>(), world.Proxy.Get<TagRecords>());
+        blobs.FlushAccess();
+        var leastRecent = blobs.BlobsByLastAccess().First();
+        var linkedIn = links.LinksOf(leastRecent.Id).Select(l => $"{l.Registry}/{l.Repository}").Order(StringComparer.Ordinal).ToList();
+        Assert.NotEmpty(linkedIn);
         var pruned = await RunJsonAsync<PruneReport>("cache", "prune", "--json", "--proxy", proxy, "--max-size", (stats.TotalBytes - 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
         var gone = Assert.Single(pruned.Blobs);
         Assert.Equal(leastRecent.Id, gone.Digest);
         Assert.Equal("size", gone.Reason);
-        Assert.Null(cache.Index.FindBlob(leastRecent.Id));
-        Assert.DoesNotContain(cache.Index.AllTags(), t => t.Digest == leastRecent.Id);
+        Assert.Equal(linkedIn, gone.Repositories);
+        Assert.Null(blobs.FindBlob(leastRecent.Id));
+        Assert.DoesNotContain(tags.AllTags(), t => t.Digest == leastRecent.Id);
+        Assert.Empty(links.LinksOf(leastRecent.Id)); // its links went with it: fetched again, it earns them again
         Assert.Equal(stats.TotalBytes - leastRecent.Size, cache.TotalBytes);
 
         // verify finds a layer whose bytes changed on disk; --delete drops it; the next pull fetches it again.
@@ -80,7 +85,7 @@ public sealed class CacheCliTests
         Assert.Contains(layer, found.StdOut, StringComparison.Ordinal);
         Assert.Contains("content does not match the digest", found.StdOut, StringComparison.Ordinal);
         Assert.Contains("kept (use --delete)", found.StdOut, StringComparison.Ordinal);
-        Assert.NotNull(cache.Index.FindBlob(layer));
+        Assert.NotNull(blobs.FindBlob(layer));
 
         var deleted = await MitmCacheCli.RunAsync("cache", "verify", "--delete", "--json", "--proxy", proxy);
         Assert.Equal(1, deleted.ExitCode);
@@ -89,10 +94,10 @@ public sealed class CacheCliTests
         Assert.Equal(layer, corrupt.Digest);
         Assert.True(corrupt.Deleted);
         Assert.Equal(new[] { $"{world.Authority}/library/other" }, corrupt.Repositories);
-        Assert.Null(cache.Index.FindBlob(layer));
+        Assert.Null(blobs.FindBlob(layer));
         Assert.Equal(0, (await MitmCacheCli.RunAsync("cache", "verify", "--proxy", proxy)).ExitCode);
         await PullAsync(world, "library/other:v2", "other-again");
-        Assert.NotNull(cache.Index.FindBlob(layer));
+        Assert.NotNull(blobs.FindBlob(layer));
 
         using var http = new HttpClient();
         var metrics = PrometheusText.Parse(await http.GetStringAsync($"{proxy}/metrics"));
@@ -145,7 +150,7 @@ public sealed class CacheCliTests
         await world.Proxy.StartAgainAsync();
         Assert.Equal(0, world.Proxy.Get<BlobCache>().TotalBytes);
         await PullAsync(world, "library/offline:v1", "again");
-        Assert.Equal(4, world.Proxy.Get<BlobCache>().Index.CountBlobs().Total);
+        Assert.Equal(4, world.Proxy.Get<BlobRecords>().CountBlobs().Total);
 
         // While it runs, nothing else may open its index.
         var locked = await MitmCacheCli.RunAsync(["cache", "stats"], env);

@@ -66,15 +66,15 @@ public sealed class DiskFaultTests
 
         var later = await Skopeo.CopyToOciAsync($"{world.Authority}/library/later:v1", world.Dir.Combine("oci-later"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
         Assert.True(later.Succeeded, later.StdErr + "\n" + world.Proxy.Log.Tail());
-        var cache = world.Proxy.Get<BlobCache>();
+        var index = world.Proxy.Get<IndexDatabase>();
 
         File.Delete(filler);
-        time.Advance(CacheIndex.ReopenInterval);
+        time.Advance(IndexDatabase.ReopenInterval);
         await world.KillUpstreamsAsync();
         var offline = await Skopeo.CopyToOciAsync(kept, world.Dir.Combine("oci-offline"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
 
         Assert.True(offline.Succeeded, offline.StdErr + "\n" + world.Proxy.Log.Tail());
-        Assert.True(cache.Index.Reopens > 0, "the index never failed: the test did not fill the disk under it");
+        Assert.True(index.Reopens > 0, "the index never failed: the test did not fill the disk under it");
     }
 
     [Fact]
@@ -82,8 +82,8 @@ public sealed class DiskFaultTests
     {
         using var mount = await TmpfsMount.CreateAsync("4m");
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        using var index = new CacheIndex(Path.Combine(mount.Path, "index.db"), time);
-        var grants = new AccessGrants(new byte[32], index, new AccessTokens(time), time, TimeSpan.FromDays(7));
+        using var index = new IndexDatabase(Path.Combine(mount.Path, "index.db"), time);
+        var grants = new AccessGrants(new byte[32], new GrantRecords(index), new RepositoryVisibility(index), new AccessTokens(time), time, TimeSpan.FromDays(7));
         const string Credential = "Basic dXNlcjpwYXNz";
         grants.RecordSuccess(Credential, "registry.test", "team/private");
         Assert.True(grants.IsGranted(Credential, "registry.test", "team/private"));
@@ -98,7 +98,7 @@ public sealed class DiskFaultTests
         Assert.False(grants.IsGranted(Credential, "registry.test", "team/private")); // ...and the grant is gone all the same
 
         File.Delete(filler);
-        time.Advance(CacheIndex.ReopenInterval);
+        time.Advance(IndexDatabase.ReopenInterval);
         Assert.False(grants.IsGranted(Credential, "registry.test", "team/private"));
         grants.RecordSuccess(Credential, "registry.test", "team/private"); // upstream says yes again
         Assert.True(grants.IsGranted(Credential, "registry.test", "team/private"));

@@ -54,7 +54,7 @@ public sealed class HostileUpstreamTests
         Assert.NotEqual(HttpStatusCode.OK, blob.StatusCode);
         Assert.Equal(0, Volatile.Read(ref secretRequests));
         Assert.Null(world.Proxy.Get<BlobCache>().TryGet(ParseDigest(secretDigest)));
-        Assert.Empty(world.Proxy.Get<BlobCache>().Index.FindTags(evil.Authority, "x", "latest"));
+        Assert.Empty(world.Proxy.Get<TagRecords>().FindTags(evil.Authority, "x", "latest"));
         await plainApp.DisposeAsync();
         await tlsApp.DisposeAsync();
     }
@@ -133,7 +133,7 @@ public sealed class HostileUpstreamTests
         Assert.NotEqual(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("MANIFEST_INVALID", answer, StringComparison.Ordinal);
         Assert.Null(world.Proxy.Get<BlobCache>().TryGet(Digest.Compute(bytes)));
-        Assert.Empty(world.Proxy.Get<BlobCache>().Index.FindTags(evil.Authority, "x", "latest"));
+        Assert.Empty(world.Proxy.Get<TagRecords>().FindTags(evil.Authority, "x", "latest"));
     }
 
     /// <summary>

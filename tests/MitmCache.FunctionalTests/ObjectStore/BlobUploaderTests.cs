@@ -28,7 +28,7 @@ public sealed class BlobUploaderTests(CephEngineFixture fixture) : GatewayTests(
         var indexPath = Dir.Combine("data", "index.db");
 
         Engine.KillGateway();
-        using (var index = new CacheIndex(indexPath))
+        using (var index = new IndexDatabase(indexPath))
         {
             var queue = new UploadQueue(index, capacity: 100);
             await using var uploader = new BlobUploader(harness.Tier, queue, store, harness.BlobStoreMetrics, TimeProvider.System, harness.CreateLogger<BlobUploader>());
@@ -41,7 +41,7 @@ public sealed class BlobUploaderTests(CephEngineFixture fixture) : GatewayTests(
         } // the uploader stops, then the index closes: a process restart, minus the process
 
         await Engine.StartGatewayAsync();
-        using (var index = new CacheIndex(indexPath))
+        using (var index = new IndexDatabase(indexPath))
         {
             var queue = new UploadQueue(index, capacity: 100);
             Assert.Equal(4, queue.Count);
@@ -74,7 +74,7 @@ public sealed class BlobUploaderTests(CephEngineFixture fixture) : GatewayTests(
         var missing = WriteCommitted(store, 6_000, seed: 2);
         Assert.Equal(UploadOutcome.Uploaded, await other.Tier.UploadAsync(present, store.PathOf(present), "application/octet-stream", default));
 
-        using var index = new CacheIndex(Dir.Combine("data", "index.db"));
+        using var index = new IndexDatabase(Dir.Combine("data", "index.db"));
         var queue = new UploadQueue(index, harness.Settings.UploadQueueCapacity);
         await using var uploader = new BlobUploader(harness.Tier, queue, store, harness.BlobStoreMetrics, TimeProvider.System, harness.CreateLogger<BlobUploader>());
         uploader.Enqueue(present, "application/octet-stream");
@@ -98,7 +98,7 @@ public sealed class BlobUploaderTests(CephEngineFixture fixture) : GatewayTests(
         store.CreateDirectories();
         var digest = WriteCommitted(store, 9_000, seed: 9);
         var indexPath = Dir.Combine("data", "index.db");
-        using (var index = new CacheIndex(indexPath))
+        using (var index = new IndexDatabase(indexPath))
         {
             var queue = new UploadQueue(index, 10);
             // Refused keys (403), a dead engine, and a good upload: every path that logs.
