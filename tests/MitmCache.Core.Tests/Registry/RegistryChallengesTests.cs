@@ -29,7 +29,8 @@ public sealed class RegistryChallengesTests : IDisposable
         _cache = new BlobCache(settings, _time, new CacheMetrics(), NullLogger<BlobCache>.Instance);
         var accessTokens = new AccessTokens(_time);
         var grants = new AccessGrants(RandomNumberGenerator.GetBytes(32), _cache.Index, accessTokens, _time, TimeSpan.FromDays(7));
-        _upstream = new RegistryUpstream(_invoker, new UpstreamConnector(settings), settings, NullLogger<RegistryUpstream>.Instance);
+        var connector = new UpstreamConnector(settings);
+        _upstream = new RegistryUpstream(_invoker, connector, new UpstreamHealth(connector, settings, TimeProvider.System, NullLogger<UpstreamHealth>.Instance), settings, NullLogger<RegistryUpstream>.Instance);
         _tokens = new TokenEndpoint(_upstream, accessTokens, grants, _cache, _time, NullLogger<TokenEndpoint>.Instance);
         _challenges = new RegistryChallenges(_cache, _tokens, NullLogger<RegistryChallenges>.Instance);
     }

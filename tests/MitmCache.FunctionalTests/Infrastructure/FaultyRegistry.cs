@@ -44,6 +44,20 @@ public sealed class FaultyRegistry : IAsyncDisposable
 
     public volatile UpstreamFault Fault;
 
+    /// <summary>Status faults (500, 503, 429) answer <c>/v2/</c> too, as a registry down for maintenance does.</summary>
+    public volatile bool FaultPing;
+
+    private long _delayTicks;
+
+    /// <summary>Every answer (of <see cref="DelayedMethod"/> only, when set) waits this long before its head: a slow upstream.</summary>
+    public TimeSpan Delay
+    {
+        get => TimeSpan.FromTicks(Interlocked.Read(ref _delayTicks));
+        set => Interlocked.Exchange(ref _delayTicks, value.Ticks);
+    }
+
+    public volatile string? DelayedMethod;
+
     public ConcurrentDictionary<string, int> Requests { get; } = new();
 
     public static async Task<FaultyRegistry> StartAsync(TestPki pki, string host = DefaultHost)
@@ -69,8 +83,20 @@ public sealed class FaultyRegistry : IAsyncDisposable
     {
         var path = context.Request.Path.Value ?? "";
         Requests.AddOrUpdate($"{context.Request.Method} {path}", 1, (_, n) => n + 1);
+        if (Delay > TimeSpan.Zero && (DelayedMethod is null || DelayedMethod == context.Request.Method))
+        {
+            await Task.Delay(Delay, context.RequestAborted);
+        }
+
         if (path == "/v2/")
         {
+            context.Response.StatusCode = FaultPing ? Fault switch
+            {
+                UpstreamFault.Status500 => 500,
+                UpstreamFault.Status503 => 503,
+                UpstreamFault.Status429 => 429,
+                _ => 200,
+            } : 200;
             await context.Response.WriteAsync("{}");
             return;
         }
