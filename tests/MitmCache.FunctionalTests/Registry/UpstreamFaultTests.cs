@@ -64,7 +64,10 @@ public sealed class UpstreamFaultTests : IAsyncLifetime
         Assert.Null(_proxy.Get<BlobCache>().TryGet(Parse(digest)));
         Assert.Empty(Directory.EnumerateFiles(_dir.Combine("proxy", "tmp")));
 
+        // A 5xx or 429 marks the upstream down: nothing is asked of it until its probe gets an answer.
         _upstream.Fault = UpstreamFault.None;
+        Assert.True(await Poll.UntilAsync(() => _proxy.Get<MitmCache.Upstream.UpstreamHealth>().FindDown(_upstream.Authority) is null,
+            MitmCache.Upstream.UpstreamHealth.MaxProbeDelay), "the probe never saw the upstream answer again");
         var healed = await TryGetBytesAsync(client, url);
 
         Assert.True(healed.Complete, "the fetch after the fault completes");
