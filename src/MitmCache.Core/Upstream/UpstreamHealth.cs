@@ -189,10 +189,11 @@ internal sealed class UpstreamHealth : IDisposable
 
     /// <summary>
     /// The wait before the first probe of a host that just went down: <see cref="FirstProbeDelay"/>, or twice the last
-    /// one (up to <see cref="MaxProbeDelay"/>) when the host was up for less than that since its last outage.
+    /// one (up to <see cref="MaxProbeDelay"/>) when the host flaps: down again sooner than that last wait after it came
+    /// back (a registry that answers <c>/v2/</c> but 429s every pull).
     /// </summary>
     internal static TimeSpan NextProbeDelay(TimeSpan previous, TimeSpan wasUpFor) =>
-        previous > TimeSpan.Zero && wasUpFor < MaxProbeDelay ? Min(previous * 2, MaxProbeDelay) : FirstProbeDelay;
+        previous > TimeSpan.Zero && wasUpFor < previous ? Min(previous * 2, MaxProbeDelay) : FirstProbeDelay;
 
     /// <summary>Remembers a connection to a known host (pooled by the HTTP client), to close it if the host goes down.</summary>
     public void TrackConnection(string authority, Stream stream)

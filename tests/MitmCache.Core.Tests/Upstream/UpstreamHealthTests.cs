@@ -26,6 +26,7 @@ public sealed class UpstreamHealthTests : IDisposable
     [InlineData(16, 3, 30)] // doubling stops at the cap
     [InlineData(30, 3, 30)]
     [InlineData(8, 60, 1)] // up for a minute: a new outage starts again at 1 s
+    [InlineData(4, 10, 1)] // up for longer than the last wait: not flapping
     public void NextProbeDelay_DoublesOnlyWhileTheHostFlaps(double previousSeconds, double upSeconds, double expectedSeconds) =>
         Assert.Equal(TimeSpan.FromSeconds(expectedSeconds), UpstreamHealth.NextProbeDelay(TimeSpan.FromSeconds(previousSeconds), TimeSpan.FromSeconds(upSeconds)));
 

@@ -67,6 +67,17 @@ public sealed class FaultyRegistry : IAsyncDisposable
         return registry;
     }
 
+    /// <summary>Settings for a proxy in front of this registry alone: intercepted, its port allowed, dialled on loopback, its CA trusted.</summary>
+    public MitmCache.Configuration.ProxySettings ProxySettings(TestPki pki, string dataDirectory) => new()
+    {
+        Listen = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0),
+        DataDirectory = dataDirectory,
+        Intercept = [Host],
+        AllowedPorts = new HashSet<int> { 443, Port },
+        UpstreamCaFile = pki.CaCertPath,
+        ConnectTo = [new(Host, Port, "127.0.0.1", Port)],
+    };
+
     /// <summary>Adds a blob (or manifest) and returns its digest.</summary>
     public string Add(byte[] bytes, string mediaType = "application/octet-stream")
     {

@@ -24,16 +24,7 @@ public sealed class UpstreamFaultTests : IAsyncLifetime
         _dir = TempDir.Create("mitmcache-faults");
         var pki = TestPki.Create(_dir.Combine("pki"));
         _upstream = await FaultyRegistry.StartAsync(pki);
-        _proxy = await ProxyUnderTest.StartAsync(new MitmCache.Configuration.ProxySettings
-        {
-            Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            DataDirectory = _dir.Combine("proxy"),
-            Intercept = [_upstream.Host],
-            AllowedPorts = new HashSet<int> { 443, _upstream.Port },
-            UpstreamCaFile = pki.CaCertPath,
-            ConnectTo = [new(_upstream.Host, _upstream.Port, "127.0.0.1", _upstream.Port)],
-            UpstreamTimeout = TimeSpan.FromSeconds(2),
-        });
+        _proxy = await ProxyUnderTest.StartAsync(_upstream.ProxySettings(pki, _dir.Combine("proxy")) with { UpstreamTimeout = TimeSpan.FromSeconds(2) });
     }
 
     public async Task DisposeAsync()

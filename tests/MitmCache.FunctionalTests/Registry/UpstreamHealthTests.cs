@@ -30,14 +30,8 @@ public sealed class UpstreamHealthTests : IAsyncLifetime
         _dir = TempDir.Create("mitmcache-health");
         var pki = TestPki.Create(_dir.Combine("pki"));
         _upstream = await FaultyRegistry.StartAsync(pki);
-        _proxy = await ProxyUnderTest.StartAsync(new MitmCache.Configuration.ProxySettings
+        _proxy = await ProxyUnderTest.StartAsync(_upstream.ProxySettings(pki, _dir.Combine("proxy")) with
         {
-            Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            DataDirectory = _dir.Combine("proxy"),
-            Intercept = [_upstream.Host],
-            AllowedPorts = new HashSet<int> { 443, _upstream.Port },
-            UpstreamCaFile = pki.CaCertPath,
-            ConnectTo = [new(_upstream.Host, _upstream.Port, "127.0.0.1", _upstream.Port)],
             ConnectTimeout = ConnectTimeout,
             UpstreamTimeout = UpstreamTimeout,
         }, time: _clock);
