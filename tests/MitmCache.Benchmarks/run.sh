@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-packages=(nginx-light docker-registry skopeo containerd runc curl util-linux squid-openssl)
+packages=(nginx-light docker-registry skopeo containerd runc curl util-linux squid-openssl iproute2 iptables)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

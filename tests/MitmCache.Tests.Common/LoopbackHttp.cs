@@ -6,15 +6,19 @@ using System.Security.Cryptography.X509Certificates;
 namespace MitmCache.Tests.Common;
 
 /// <summary>
-/// HttpClient for talking to fixtures directly: named hosts are dialled on 127.0.0.1,
-/// and TLS trusts only the given CA (plus the usual host name check).
+/// HttpClient for talking to fixtures directly: named hosts are dialled on 127.0.0.1 (or the address
+/// given), and TLS trusts only the given CA (plus the usual host name check).
 /// </summary>
 public static class LoopbackHttp
 {
     public static HttpClient CreateClient(
-        IReadOnlyDictionary<string, int> hostToPort, X509Certificate2 trustedCa, TimeSpan? timeout = null)
+        IReadOnlyDictionary<string, int> hostToPort, X509Certificate2 trustedCa, TimeSpan? timeout = null) =>
+        CreateClient(hostToPort.ToDictionary(h => h.Key, h => new IPEndPoint(IPAddress.Loopback, h.Value)), trustedCa, timeout);
+
+    public static HttpClient CreateClient(
+        IReadOnlyDictionary<string, IPEndPoint> hostToEndPoint, X509Certificate2 trustedCa, TimeSpan? timeout = null)
     {
-        var ports = new Dictionary<string, int>(hostToPort, StringComparer.OrdinalIgnoreCase);
+        var endPoints = new Dictionary<string, IPEndPoint>(hostToEndPoint, StringComparer.OrdinalIgnoreCase);
         var chainPolicy = new X509ChainPolicy
         {
             TrustMode = X509ChainTrustMode.CustomRootTrust,
@@ -32,15 +36,15 @@ public static class LoopbackHttp
             ConnectCallback = async (context, ct) =>
             {
                 var host = context.DnsEndPoint.Host;
-                if (!ports.TryGetValue(host, out var port))
+                if (!endPoints.TryGetValue(host, out var endPoint))
                 {
                     throw new HttpRequestException($"LoopbackHttp: host '{host}' is not mapped to a loopback port.");
                 }
 
-                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
                 try
                 {
-                    await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), ct);
+                    await socket.ConnectAsync(endPoint, ct);
                     return new NetworkStream(socket, ownsSocket: true);
                 }
                 catch

@@ -11,4 +11,7 @@ public sealed record RegistryOptions
 
     /// <summary>The name it answers to (its certificate and <see cref="RegistryServer.Authority"/>); <c>registry.test</c> by default.</summary>
     public string Host { get; init; } = Hosts.Registry;
+
+    /// <summary>When set, the registry runs inside this network namespace, on its address; else on 127.0.0.1.</summary>
+    public NetworkNamespace? Network { get; init; }
 }

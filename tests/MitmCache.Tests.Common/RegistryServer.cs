@@ -32,6 +32,9 @@ public sealed partial class RegistryServer : IAsyncDisposable
 
     public int Port { get; private set; }
 
+    /// <summary>Where it listens: 127.0.0.1, or the address of its <see cref="RegistryOptions.Network"/>.</summary>
+    public IPAddress Address => _options.Network?.Address ?? IPAddress.Loopback;
+
     /// <summary>The name it answers to: <c>registry.test</c> unless <see cref="RegistryOptions.Host"/> says otherwise.</summary>
     public string Host => _options.Host;
 
@@ -79,16 +82,16 @@ public sealed partial class RegistryServer : IAsyncDisposable
     /// <summary>An HttpClient that reaches this registry, its token server and its redirect host directly.</summary>
     public HttpClient CreateClient(TimeSpan? timeout = null)
     {
-        var map = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase) { [_options.Host] = Port };
+        var map = new Dictionary<string, IPEndPoint>(StringComparer.OrdinalIgnoreCase) { [_options.Host] = new(Address, Port) };
         if (_options.Token is { } token)
         {
-            map[Hosts.Auth] = token.Port;
+            map[Hosts.Auth] = new(IPAddress.Loopback, token.Port);
         }
 
         if (_options.RedirectBaseUrl is { } redirect)
         {
             var uri = new Uri(redirect);
-            map[uri.Host] = uri.Port;
+            map[uri.Host] = new(IPAddress.Loopback, uri.Port);
         }
 
         return LoopbackHttp.CreateClient(map, _pki.CaCertificate, timeout);
@@ -171,7 +174,8 @@ public sealed partial class RegistryServer : IAsyncDisposable
 
     private async Task LaunchAsync(CancellationToken ct)
     {
-        var process = BackgroundProcess.Start(Executable, ["serve", _configPath], onLine: OnOutputLine);
+        var (file, args) = _options.Network is { } network ? network.Wrap(Executable, ["serve", _configPath]) : (Executable, ["serve", _configPath]);
+        var process = BackgroundProcess.Start(file, args, onLine: OnOutputLine);
         _process = process;
 
         using var http = CreateClient(TimeSpan.FromSeconds(2));
@@ -224,7 +228,7 @@ public sealed partial class RegistryServer : IAsyncDisposable
         yaml.AppendLine("version: 0.1");
         yaml.AppendLine("log: {level: info, formatter: text, accesslog: {disabled: false}}");
         yaml.AppendLine($"storage: {{filesystem: {{rootdirectory: \"{StorageRoot}\"}}, delete: {{enabled: true}}}}");
-        yaml.AppendLine($"http: {{addr: \"127.0.0.1:{Port}\", secret: mitmcache-test-secret, tls: {{certificate: \"{certPath}\", key: \"{keyPath}\"}}}}");
+        yaml.AppendLine($"http: {{addr: \"{Address}:{Port}\", secret: mitmcache-test-secret, tls: {{certificate: \"{certPath}\", key: \"{keyPath}\"}}}}");
         yaml.AppendLine("health: {storagedriver: {enabled: false}}");
         if (_options.Token is { } token)
         {

@@ -80,6 +80,10 @@ public static class ProxyOptions
         "with `--manifest-policy ttl`, how long a tag is served without asking upstream; also how long \"public\" stands before it is re-proven",
         (s, v) => s with { ManifestTtl = v });
 
+    public static readonly Option<TimeSpan> ConnectTimeout = Option.Duration("connect-timeout", "2s", positive: true,
+        "wait for a connection to an upstream (TCP and TLS; a name's addresses are tried in parallel); one that does not connect in time is marked down, and asked again only once a background probe gets an answer",
+        (s, v) => s with { ConnectTimeout = v });
+
     public static readonly Option<TimeSpan> UpstreamTimeout = Option.Duration("upstream-timeout", "10s", positive: true,
         "wait for an upstream answer before serving from cache", (s, v) => s with { UpstreamTimeout = v });
 
@@ -120,7 +124,7 @@ public static class ProxyOptions
     public static IReadOnlyList<OptionDefinition> All { get; } =
     [
         Config, Listen, MetricsListen, Data, NoDefaultIntercept, Intercept, AllowPort, UpstreamCa, ConnectTo, UpstreamProxy,
-        AllowUpstreamNetwork, AllowClient, ProxyAuth, LogFormat, LogLevel, MaxCacheSize, ManifestPolicy, ManifestTtl, UpstreamTimeout, OfflineGrantWindow,
+        AllowUpstreamNetwork, AllowClient, ProxyAuth, LogFormat, LogLevel, MaxCacheSize, ManifestPolicy, ManifestTtl, ConnectTimeout, UpstreamTimeout, OfflineGrantWindow,
         OnCacheFailure, VerifyOnRead, RegistryCredential, MaxConnections, MaxConnectionsPerClient, HeaderTimeout, TunnelIdleTimeout,
         ShutdownTimeout,
     ];

@@ -30,6 +30,7 @@ public sealed record ProxySettings
     public long MaxCacheBytes { get; init; } = ProxyOptions.MaxCacheSize.Default;
     public ManifestPolicy ManifestPolicy { get; init; } = ProxyOptions.ManifestPolicy.Default;
     public TimeSpan ManifestTtl { get; init; } = ProxyOptions.ManifestTtl.Default;
+    public TimeSpan ConnectTimeout { get; init; } = ProxyOptions.ConnectTimeout.Default;
     public TimeSpan UpstreamTimeout { get; init; } = ProxyOptions.UpstreamTimeout.Default;
     public TimeSpan OfflineGrantWindow { get; init; } = ProxyOptions.OfflineGrantWindow.Default;
     public CacheFailureMode OnCacheFailure { get; init; } = ProxyOptions.OnCacheFailure.Default;

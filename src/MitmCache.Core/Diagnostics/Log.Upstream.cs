@@ -21,4 +21,13 @@ internal static partial class Log
 
     [LoggerMessage(205, LogLevel.Warning, "Ignoring the token realm {Realm} named by {Registry}: a realm must be https, and may not be a registry ping, blob or manifest path, nor a repository path under another host's /v2/")]
     public static partial void RealmIgnored(this ILogger logger, string realm, string registry);
+
+    [LoggerMessage(206, LogLevel.Warning, "Upstream {Upstream} is down ({Reason}): answering from the cache without asking it until a probe gets an answer")]
+    public static partial void UpstreamDown(this ILogger logger, string upstream, string reason);
+
+    [LoggerMessage(207, LogLevel.Information, "Upstream {Upstream} answers again, after {Seconds} s down")]
+    public static partial void UpstreamUp(this ILogger logger, string upstream, double seconds);
+
+    [LoggerMessage(208, LogLevel.Debug, "Upstream {Upstream} still down: probe {Reason}")]
+    public static partial void UpstreamProbeFailed(this ILogger logger, string upstream, string reason);
 }

@@ -3,11 +3,12 @@ using Microsoft.AspNetCore.Http;
 using MitmCache.Caching;
 using MitmCache.Certificates;
 using MitmCache.Diagnostics;
+using MitmCache.Upstream;
 
 namespace MitmCache.Hosting;
 
 /// <summary>The proxy's own endpoints on the proxy port: health, readiness, the root CA, metrics and the admin calls.</summary>
-internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, ProxyMeter metrics, AdminEndpoints admin, TimeProvider time)
+internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, UpstreamHealth health, ProxyMeter metrics, AdminEndpoints admin, TimeProvider time)
 {
     /// <summary>The connection item that marks the <c>--metrics-listen</c> listener.</summary>
     public const string MonitoringListener = "mitmcache.monitoring";
@@ -74,11 +75,18 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
         }
     }
 
-    /// <summary>The cache's readiness (<see cref="BlobCache.Readiness"/>), and a CA that can mint leaves.</summary>
+    /// <summary>
+    /// The cache's readiness (<see cref="BlobCache.Readiness"/>), and a CA that can mint leaves. An upstream down is a
+    /// degradation, not a problem: the proxy answers from its cache, which is what it is for.
+    /// </summary>
     private (IReadOnlyList<string> Problems, IReadOnlyList<string> Degraded) Readiness()
     {
-        var (cacheProblems, degraded) = cache.Readiness();
+        var (cacheProblems, cacheDegraded) = cache.Readiness();
         var problems = cacheProblems.ToList();
+        var degraded = cacheDegraded.Concat(health.Known.Where(u => u.IsDown).OrderBy(u => u.Authority, StringComparer.Ordinal).Select(u =>
+            string.Create(CultureInfo.InvariantCulture,
+                $"upstream {u.Authority} down for {health.TimeInState(u).TotalSeconds:0} s ({u.Reason}), answered from the cache; next probe in {health.UntilProbe(u).TotalSeconds:0} s")))
+            .ToList();
         if (!authority.Certificate.HasPrivateKey)
         {
             problems.Add("root CA has no private key: no leaf can be minted");

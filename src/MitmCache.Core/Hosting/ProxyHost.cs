@@ -91,7 +91,8 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton<ProxyAccess>();
         services.AddSingleton(new ConnectionLimiter(settings, time));
         services.AddSingleton<UpstreamConnector>();
-        services.AddSingleton(sp => UpstreamHttp.CreateInvoker(sp.GetRequiredService<UpstreamConnector>(), settings));
+        services.AddSingleton(sp => new UpstreamHealth(sp.GetRequiredService<UpstreamConnector>(), settings, s_wallClock, sp.GetRequiredService<ILogger<UpstreamHealth>>()));
+        services.AddSingleton(sp => UpstreamHttp.CreateInvoker(sp.GetRequiredService<UpstreamConnector>(), settings, sp.GetRequiredService<UpstreamHealth>()));
         services.AddSingleton<HttpForwarder>();
         services.AddSingleton<RegistryUpstream>();
         services.AddMetrics();

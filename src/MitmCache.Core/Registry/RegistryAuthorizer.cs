@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using Microsoft.AspNetCore.Http;
 using MitmCache.Caching;
@@ -42,6 +43,9 @@ internal sealed record ProbeResult(ProbeOutcome Outcome, HttpResponseMessage? Re
 internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, RegistryUpstream upstream, AccessTokens tokens, RegistryChallenges challenges, ProxySettings settings,
     LinkRecords links, RepositoryVisibility repositories)
 {
+    /// <summary>Probes in flight, by the question they answer (the credential by its grant key, never itself).</summary>
+    private readonly ConcurrentDictionary<ProbeKey, Task<ProbeAnswer>> _probes = new();
+
     /// <summary>Linked here, and this client may read it without asking upstream.</summary>
     public bool IsAllowed(HttpContext context, InterceptTarget target, string repository, Digest digest) =>
         links.IsLinked(target.Authority, repository, digest.ToString()) && IsAuthorized(context, target, repository);
@@ -71,39 +75,75 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
     /// in <paramref name="repository"/>: a blob HEAD whose redirects are followed (under the redirect rules) to
     /// the final answer. A yes is remembered as a grant (or, for a client without credentials, as the
     /// repository being public); a 401/403 drops the credential's grant.
+    /// <para>One question, one HEAD: clients asking the same (registry, repository, digest, size) with the same
+    /// credential while a probe is in flight wait for its answer, each getting its own copy. The probe belongs to
+    /// none of them: a client that leaves stops waiting, the others still get the answer. With the registry
+    /// down (<see cref="UpstreamHealth"/>), the answer is Unreachable at once.</para>
     /// </summary>
     /// <param name="size">The blob's size, which a yes must announce; null when not known yet.</param>
     public async Task<ProbeResult> ProbeAsync(HttpContext context, InterceptTarget target, string repository, Digest digest, long? size)
     {
-        var registry = target.Authority;
         var authorization = upstream.UpstreamAuthorization(target, context.Request);
-        using var probe = upstream.CreateRequest(HttpMethod.Head, target, $"/v2/{repository}/blobs/{digest}", context.Request);
+        var key = new ProbeKey(target.Authority, repository, digest, size, authorization is null ? "" : grants.KeyOf(authorization));
+        var mine = new TaskCompletionSource<ProbeAnswer>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var shared = _probes.GetOrAdd(key, mine.Task);
+        if (shared == mine.Task)
+        {
+            // Built now, from this client's request, which outlives nothing the probe does later.
+            var probe = upstream.CreateRequest(HttpMethod.Head, target, $"/v2/{repository}/blobs/{digest}", context.Request);
+            _ = RunProbeAsync(key, mine, probe, authorization);
+        }
+
+        return (await shared.WaitAsync(context.RequestAborted)).ToResult();
+    }
+
+    private async Task RunProbeAsync(ProbeKey key, TaskCompletionSource<ProbeAnswer> answer, HttpRequestMessage probe, string? authorization)
+    {
+        try
+        {
+            answer.SetResult(await AskAsync(key, probe, authorization));
+        }
+        catch (Exception ex)
+        {
+            answer.SetException(ex);
+        }
+        finally
+        {
+            probe.Dispose();
+            _probes.TryRemove(new KeyValuePair<ProbeKey, Task<ProbeAnswer>>(key, answer.Task));
+        }
+    }
+
+    private async Task<ProbeAnswer> AskAsync(ProbeKey key, HttpRequestMessage probe, string? authorization)
+    {
         HttpResponseMessage response;
         try
         {
-            response = await upstream.SendAsync(probe, followRedirects: true, upstream.Timeout, context.RequestAborted);
+            response = await upstream.SendAsync(probe, followRedirects: true, upstream.Timeout, CancellationToken.None);
         }
         catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
-            return new(ProbeOutcome.Unreachable, Reason: HttpForwarder.Describe(ex).Reason);
+            return new(ProbeOutcome.Unreachable, HttpForwarder.Describe(ex).Reason);
         }
 
-        if (Confirms(response, registry, digest, size))
+        using (response)
         {
-            response.Dispose();
-            grants.RecordSuccess(authorization, registry, repository);
-            return new(ProbeOutcome.Confirmed);
-        }
+            if (Confirms(response, key.Registry, key.Digest, key.Size))
+            {
+                grants.RecordSuccess(authorization, key.Registry, key.Repository);
+                return new(ProbeOutcome.Confirmed);
+            }
 
-        if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
-        {
-            grants.RecordRefusal(authorization, registry, repository);
-            challenges.LearnFromRefusal(registry, response);
-        }
+            if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+            {
+                grants.RecordRefusal(authorization, key.Registry, key.Repository);
+                challenges.LearnFromRefusal(key.Registry, response);
+            }
 
-        return RegistryUpstream.IsUpstreamFault(response.StatusCode)
-            ? new(ProbeOutcome.Fault, response, $"answered {(int)response.StatusCode}")
-            : new(ProbeOutcome.NotConfirmed, response);
+            return RegistryUpstream.IsUpstreamFault(response.StatusCode)
+                ? new(ProbeOutcome.Fault, $"answered {(int)response.StatusCode}", ProbeAnswer.HeadOf(response))
+                : new(ProbeOutcome.NotConfirmed, "", ProbeAnswer.HeadOf(response));
+        }
     }
 
     /// <summary>
@@ -149,6 +189,8 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
         return (!tokens.IsAnonymous(authorization) && grants.IsGranted(authorization, registry, repository))
             || LocalTokenAllows(context, registry, repository);
     }
+
+    private readonly record struct ProbeKey(string Registry, string Repository, Digest Digest, long? Size, string CredentialKey);
 
     /// <summary>A proxy-local token minted for this registry, for a credential that still holds a grant for this repository.</summary>
     private bool LocalTokenAllows(HttpContext context, string registry, string repository) =>

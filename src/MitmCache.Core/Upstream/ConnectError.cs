@@ -14,6 +14,8 @@ internal enum ConnectError
     Timeout,
     /// <summary>The parent proxy refused the CONNECT: 502.</summary>
     ParentProxyRefused,
+    /// <summary>Known down (<see cref="UpstreamHealth"/>): not dialled at all until a probe gets an answer: 503.</summary>
+    Down,
 }
 
 internal sealed class UpstreamConnectException(ConnectError error, string message, Exception? inner = null)

@@ -9,14 +9,22 @@ namespace MitmCache.Upstream;
 /// <summary>
 /// Forwards a request to an upstream unchanged and streams the answer back, both ways, without
 /// buffering. Used for everything on an intercepted host that is not cached (token endpoints, pushes,
-/// tag lists) and for plain-HTTP absolute-form proxy requests.
+/// tag lists) and for plain-HTTP absolute-form proxy requests. An upstream known down (<see cref="UpstreamHealth"/>)
+/// gets nothing: 503 at once. What these requests find out is not recorded there: a client chooses their hosts.
 /// </summary>
-internal sealed class HttpForwarder(HttpMessageInvoker invoker, ILogger<HttpForwarder> logger)
+internal sealed class HttpForwarder(HttpMessageInvoker invoker, UpstreamHealth health, ILogger<HttpForwarder> logger)
 {
     public HttpMessageInvoker Invoker => invoker;
 
     public async Task ForwardAsync(HttpContext context, Uri target)
     {
+        if (target.Scheme == Uri.UriSchemeHttps && health.FindDown(target.Authority) is { } down)
+        {
+            var (status, reason) = Describe(health.Unavailable(down));
+            await WriteErrorAsync(context.Response, status, $"MitmCache: upstream {target.Authority}: {reason}");
+            return;
+        }
+
         var request = context.Request;
         var canHaveBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? false;
         using var message = HeaderRules.CreateRequest(request, target, canHaveBody);
@@ -105,6 +113,7 @@ internal sealed class HttpForwarder(HttpMessageInvoker invoker, ILogger<HttpForw
             {
                 ConnectError.Denied => (StatusCodes.Status403Forbidden, connect.Message),
                 ConnectError.Timeout => (StatusCodes.Status504GatewayTimeout, connect.Message),
+                ConnectError.Down => (StatusCodes.Status503ServiceUnavailable, connect.Message),
                 _ => (StatusCodes.Status502BadGateway, connect.Message),
             };
         }

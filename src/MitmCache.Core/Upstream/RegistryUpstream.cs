@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
@@ -18,12 +19,16 @@ namespace MitmCache.Upstream;
 /// client's CONNECT gets (https, an allowed port, no denied address) and, to another host, no internal
 /// address either: those hops go through their own connection pool, whose connector refuses loopback and
 /// private ranges unless the operator allowed them (<c>--connect-to</c>, <c>--allow-upstream-network</c>).</para>
+/// <para>Every hop goes through <see cref="UpstreamHealth"/>: a host known down fails at once (an
+/// <see cref="UpstreamConnectException"/>, as for a refused connection, so every caller answers from the cache at
+/// once), and each hop's outcome tells the health of the host that answered it, or failed to.</para>
 /// </summary>
-internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConnector connector, ProxySettings settings, ILogger<RegistryUpstream> logger) : IDisposable
+internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConnector connector, UpstreamHealth health, ProxySettings settings,
+    ILogger<RegistryUpstream> logger) : IDisposable
 {
     private const int MaxRedirects = 5;
 
-    private readonly HttpMessageInvoker _redirects = UpstreamHttp.CreateInvoker(connector, settings, UpstreamReach.Redirect);
+    private readonly HttpMessageInvoker _redirects = UpstreamHttp.CreateInvoker(connector, settings, health, UpstreamReach.Redirect);
 
     public TimeSpan Timeout => settings.UpstreamTimeout;
 
@@ -74,6 +79,7 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConne
     /// Sends and, when asked, follows 301/302/303/307/308 (relative Locations too). The response head
     /// must arrive within <paramref name="timeout"/>; the body is the caller's to read.
     /// </summary>
+    /// <exception cref="UpstreamConnectException">A host on the way is down (<see cref="ConnectError.Down"/>), or could not be connected to.</exception>
     public async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, bool followRedirects, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -88,11 +94,8 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConne
                 {
                     // Another host than the one the client named is the upstream's choice: the stricter pool.
                     var sameHost = string.Equals(current.RequestUri!.Authority, request.RequestUri!.Authority, StringComparison.OrdinalIgnoreCase);
-                    response = await (sameHost ? invoker : _redirects).SendAsync(current, deadline.Token);
-                }
-                catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-                {
-                    throw new TimeoutException($"no response from {current.RequestUri!.Authority} within {timeout.TotalSeconds:0.#}s", ex);
+                    response = await SendHopAsync(current, sameHost ? invoker : _redirects, sameHost ? UpstreamReach.Client : UpstreamReach.Redirect,
+                        timeout, deadline.Token, cancellationToken);
                 }
                 catch (HttpRequestException ex) when (hop > 0 && ex.InnerException is UpstreamConnectException { Error: ConnectError.Denied } denied)
                 {
@@ -137,6 +140,54 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConne
             {
                 current.Dispose();
             }
+        }
+    }
+
+    /// <summary>
+    /// One request to one host, through its health: refused at once when the host is known down, given up at once
+    /// when it goes down meanwhile, and its outcome (an answer, a fault, a failure to connect or to answer in time)
+    /// recorded against that host, never against the one that redirected here.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendHopAsync(HttpRequestMessage message, HttpMessageInvoker client, UpstreamReach reach, TimeSpan timeout,
+        CancellationToken deadline, CancellationToken cancellationToken)
+    {
+        var host = health.Track(message.RequestUri!, reach);
+        if (host.IsDown)
+        {
+            throw health.Unavailable(host);
+        }
+
+        using var hop = CancellationTokenSource.CreateLinkedTokenSource(deadline, host.UpToken);
+        try
+        {
+            var response = await health.WatchAsync(host, client.SendAsync(message, hop.Token));
+            health.ReportAnswer(host, response.StatusCode);
+            return response;
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            if (host.IsDown)
+            {
+                throw health.Unavailable(host, ex); // it went down while we waited (another request, or our own check, found out)
+            }
+
+            if (deadline.IsCancellationRequested)
+            {
+                var noAnswer = string.Create(CultureInfo.InvariantCulture, $"no response from {host.Authority} within {timeout.TotalSeconds:0.#}s");
+                health.ReportFailure(host, noAnswer, network: true);
+                throw new TimeoutException(noAnswer, ex);
+            }
+
+            // The handler's ConnectTimeout (TCP and TLS): a cancellation with a TimeoutException inside.
+            var failure = new UpstreamConnectException(ConnectError.Timeout, string.Create(CultureInfo.InvariantCulture,
+                $"connecting to {host.Authority} timed out (--connect-timeout {settings.ConnectTimeout.TotalSeconds:0.###}s)"), ex);
+            health.ReportFailure(host, failure.Message, network: true);
+            throw failure;
+        }
+        catch (HttpRequestException ex) when (UpstreamHealth.IsOutage(ex))
+        {
+            health.ReportFailure(host, HttpForwarder.Describe(ex).Reason, network: true);
+            throw;
         }
     }
 

@@ -27,11 +27,17 @@ internal enum UpstreamReach
 /// (so DNS cannot point us at metadata endpoints or at ourselves), and goes through a parent proxy
 /// with <c>CONNECT</c> when one is configured, after the same checks: the parent is only ever asked
 /// for a target the proxy would have dialled itself.
+/// <para>One <c>--connect-timeout</c> bounds it all: resolving, connecting and, through a parent, its answer
+/// to <c>CONNECT</c>. A name's addresses are raced as RFC 8305 (happy eyeballs) says: a new attempt every
+/// 250 ms, or as soon as one fails, families alternating, the first connection wins; so one address that
+/// drops packets costs 250 ms, not the whole budget.</para>
 /// </summary>
 internal sealed class UpstreamConnector
 {
-    private static readonly TimeSpan s_connectTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>RFC 8305's recommended Connection Attempt Delay.</summary>
+    internal static readonly TimeSpan AttemptDelay = TimeSpan.FromMilliseconds(250);
 
+    private readonly TimeSpan _connectTimeout;
     private readonly IReadOnlyList<ConnectToRule> _connectTo;
     private readonly IReadOnlyList<IPNetwork> _allowedInternal;
     private readonly Uri? _parentProxy;
@@ -40,6 +46,7 @@ internal sealed class UpstreamConnector
 
     public UpstreamConnector(ProxySettings settings)
     {
+        _connectTimeout = settings.ConnectTimeout;
         _connectTo = settings.ConnectTo;
         _allowedInternal = settings.AllowedUpstreamNetworks;
         _parentProxy = settings.UpstreamProxy;
@@ -70,23 +77,28 @@ internal sealed class UpstreamConnector
         // A URI's IPv6 host comes bracketed ("[::1]"); inside, hosts are bare, and brackets go back on exactly once.
         var (dialHost, dialPort, byRule) = Resolve(host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host, port);
         var internalAllowed = reach == UpstreamReach.Client || byRule;
-        if (_parentProxy is not null)
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        budget.CancelAfter(_connectTimeout);
+        try
         {
+            if (_parentProxy is null)
+            {
+                return new NetworkStream(await ConnectDirectAsync(dialHost, dialPort, internalAllowed, budget.Token), ownsSocket: true);
+            }
+
             // The parent resolves the name again: check every address it could pick. A name we cannot
             // resolve at all is the parent's to resolve (a node may see only internal DNS), as for clients.
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(s_connectTimeout);
-            var addresses = await ResolveAsync(dialHost, timeout.Token, cancellationToken, parent: true);
+            var addresses = await ResolveAsync(dialHost, budget.Token, parent: true);
             if (addresses?.FirstOrDefault(a => IsRefused(a, dialPort, internalAllowed)) is { } refused)
             {
                 throw Refused(dialHost, refused, internalAllowed);
             }
 
-            var socket = await ConnectDirectAsync(_parentProxy.Host, _parentProxy.Port, null, cancellationToken);
+            var socket = await ConnectDirectAsync(_parentProxy.Host, _parentProxy.Port, null, budget.Token);
             var stream = new NetworkStream(socket, ownsSocket: true);
             try
             {
-                await ParentConnectAsync(stream, dialHost, dialPort, cancellationToken);
+                await ParentConnectAsync(stream, dialHost, dialPort, budget.Token);
                 return stream;
             }
             catch
@@ -95,13 +107,15 @@ internal sealed class UpstreamConnector
                 throw;
             }
         }
-
-        var direct = await ConnectDirectAsync(dialHost, dialPort, internalAllowed, cancellationToken);
-        return new NetworkStream(direct, ownsSocket: true);
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new UpstreamConnectException(ConnectError.Timeout,
+                $"connecting to {dialHost}:{dialPort} timed out (--connect-timeout {_connectTimeout.TotalSeconds:0.###}s)", ex);
+        }
     }
 
     /// <summary>The addresses of a name or literal; null when a parent proxy is asked and the name does not resolve here.</summary>
-    private static async Task<IPAddress[]?> ResolveAsync(string host, CancellationToken timeout, CancellationToken cancellationToken, bool parent = false)
+    private static async Task<IPAddress[]?> ResolveAsync(string host, CancellationToken cancellationToken, bool parent = false)
     {
         if (IPAddress.TryParse(host, out var literal))
         {
@@ -110,7 +124,7 @@ internal sealed class UpstreamConnector
 
         try
         {
-            return await Dns.GetHostAddressesAsync(host, timeout);
+            return await Dns.GetHostAddressesAsync(host, cancellationToken);
         }
         catch (SocketException) when (parent)
         {
@@ -119,10 +133,6 @@ internal sealed class UpstreamConnector
         catch (SocketException ex)
         {
             throw new UpstreamConnectException(ConnectError.NameNotResolved, $"cannot resolve {host}: {ex.SocketErrorCode}", ex);
-        }
-        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new UpstreamConnectException(ConnectError.Timeout, $"resolving {host} timed out", ex);
         }
     }
 
@@ -139,9 +149,7 @@ internal sealed class UpstreamConnector
     /// denied addresses, and internal ones too unless allowed.</param>
     private async Task<Socket> ConnectDirectAsync(string host, int port, bool? internalAllowed, CancellationToken cancellationToken)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(s_connectTimeout);
-        var addresses = (await ResolveAsync(host, timeout.Token, cancellationToken))!;
+        var addresses = (await ResolveAsync(host, cancellationToken))!;
         var allowed = internalAllowed is { } mayReachInternal ? addresses.Where(a => !IsRefused(a, port, mayReachInternal)).ToArray() : addresses;
         if (allowed.Length == 0)
         {
@@ -150,33 +158,117 @@ internal sealed class UpstreamConnector
                 : Refused(host, addresses[0], internalAllowed!.Value);
         }
 
-        Exception? last = null;
-        foreach (var address in allowed)
+        try
         {
-            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
+            return await ConnectAnyAsync(allowed, port, AttemptDelay, cancellationToken);
+        }
+        catch (SocketException ex)
+        {
+            throw new UpstreamConnectException(ConnectError.Unreachable, $"cannot connect to {host}:{port}: {ex.SocketErrorCode}", ex);
+        }
+    }
+
+    /// <summary>
+    /// Happy eyeballs (RFC 8305 section 5): the addresses in <see cref="Interleave"/> order, a new attempt
+    /// every <paramref name="attemptDelay"/> or at once when one fails, the first to connect wins and the
+    /// others are cancelled (or closed, if they connect anyway).
+    /// </summary>
+    /// <exception cref="SocketException">Every address failed: the last failure.</exception>
+    internal static async Task<Socket> ConnectAnyAsync(IReadOnlyList<IPAddress> addresses, int port, TimeSpan attemptDelay, CancellationToken cancellationToken)
+    {
+        var ordered = Interleave(addresses);
+        using var race = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pending = new List<Task<Socket>>();
+        SocketException? last = null;
+        var next = 0;
+        try
+        {
+            while (next < ordered.Count || pending.Count > 0)
             {
-                await socket.ConnectAsync(new IPEndPoint(address, port), timeout.Token);
-                return socket;
+                if (next < ordered.Count)
+                {
+                    pending.Add(ConnectOneAsync(ordered[next++], port, race.Token));
+                }
+
+                var done = next < ordered.Count
+                    ? await Task.WhenAny([.. pending, Task.Delay(attemptDelay, race.Token)])
+                    : await Task.WhenAny(pending);
+                cancellationToken.ThrowIfCancellationRequested();
+                if (done is not Task<Socket> attempt)
+                {
+                    continue; // the attempt delay passed: start the next address alongside
+                }
+
+                pending.Remove(attempt);
+                if (attempt.IsCompletedSuccessfully)
+                {
+                    return attempt.Result;
+                }
+
+                // Failed: the next address starts at once.
+                last = attempt.Exception?.InnerException as SocketException
+                    ?? throw attempt.Exception?.InnerException ?? new OperationCanceledException(cancellationToken);
             }
-            catch (SocketException ex)
+
+            throw last ?? new SocketException((int)SocketError.HostUnreachable);
+        }
+        finally
+        {
+            await race.CancelAsync();
+            foreach (var loser in pending)
             {
-                socket.Dispose();
-                last = ex;
+                // Cancelled, or connected just too late: closed either way.
+                _ = loser.ContinueWith(static t =>
+                {
+                    if (t.IsCompletedSuccessfully)
+                    {
+                        t.Result.Dispose();
+                    }
+                }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
             }
-            catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        }
+    }
+
+    /// <summary>RFC 8305 section 4: families alternate, starting with the family of the first address.</summary>
+    internal static IReadOnlyList<IPAddress> Interleave(IReadOnlyList<IPAddress> addresses)
+    {
+        if (addresses.All(a => a.AddressFamily == addresses[0].AddressFamily))
+        {
+            return addresses;
+        }
+
+        var first = addresses.Where(a => a.AddressFamily == addresses[0].AddressFamily).ToList();
+        var second = addresses.Where(a => a.AddressFamily != addresses[0].AddressFamily).ToList();
+        var ordered = new List<IPAddress>(addresses.Count);
+        for (var i = 0; i < Math.Max(first.Count, second.Count); i++)
+        {
+            if (i < first.Count)
             {
-                socket.Dispose();
-                throw new UpstreamConnectException(ConnectError.Timeout, $"connecting to {host}:{port} timed out", ex);
+                ordered.Add(first[i]);
             }
-            catch
+
+            if (i < second.Count)
             {
-                socket.Dispose();
-                throw;
+                ordered.Add(second[i]);
             }
         }
 
-        throw new UpstreamConnectException(ConnectError.Unreachable, $"cannot connect to {host}:{port}: {(last as SocketException)?.SocketErrorCode}", last);
+        return ordered;
+    }
+
+    private static async Task<Socket> ConnectOneAsync(IPAddress address, int port, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(new IPEndPoint(address, port), cancellationToken);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     private static async Task ParentConnectAsync(Stream stream, string host, int port, CancellationToken cancellationToken)

@@ -12,16 +12,14 @@ namespace MitmCache.Upstream;
 /// </summary>
 internal static class UpstreamHttp
 {
+    /// <param name="health">Told of every connection made, to close them if their host goes down; null for probes.</param>
     /// <param name="reach">Who chooses the hosts this invoker connects to: clients (the registries they name), or
     /// upstreams (redirects to other hosts), which may not lead into internal networks.</param>
-    public static HttpMessageInvoker CreateInvoker(UpstreamConnector connector, ProxySettings settings, UpstreamReach reach = UpstreamReach.Client)
+    /// <param name="pooled">False for probes: a new connection for every request, closed after it.</param>
+    public static HttpMessageInvoker CreateInvoker(UpstreamConnector connector, ProxySettings settings, UpstreamHealth? health,
+        UpstreamReach reach = UpstreamReach.Client, bool pooled = true)
     {
-        var extraRoots = new X509Certificate2Collection();
-        if (settings.UpstreamCaFile is { } file)
-        {
-            extraRoots.ImportFromPemFile(file);
-        }
-
+        var extraRoots = ExtraRoots(settings);
         var handler = new SocketsHttpHandler
         {
             AllowAutoRedirect = false,
@@ -29,11 +27,20 @@ internal static class UpstreamHttp
             UseCookies = false,
             UseProxy = false,
             PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
-            PooledConnectionLifetime = TimeSpan.FromMinutes(10),
+            PooledConnectionLifetime = pooled ? TimeSpan.FromMinutes(10) : TimeSpan.Zero,
             EnableMultipleHttp2Connections = true,
-            ConnectTimeout = TimeSpan.FromSeconds(10),
+            // The whole connection, TLS included: what the connector's own budget leaves out.
+            ConnectTimeout = settings.ConnectTimeout,
             ConnectCallback = async (context, ct) =>
-                await connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, reach, ct),
+            {
+                var stream = await connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, reach, ct);
+                if (context.InitialRequestMessage.RequestUri is { } uri)
+                {
+                    health?.TrackConnection(uri.Authority, stream);
+                }
+
+                return stream;
+            },
             SslOptions = new SslClientAuthenticationOptions
             {
                 RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
@@ -42,6 +49,18 @@ internal static class UpstreamHttp
         };
 
         return new HttpMessageInvoker(handler, disposeHandler: true);
+    }
+
+    /// <summary>The operator's <c>--upstream-ca</c> roots (none without it).</summary>
+    public static X509Certificate2Collection ExtraRoots(ProxySettings settings)
+    {
+        var extraRoots = new X509Certificate2Collection();
+        if (settings.UpstreamCaFile is { } file)
+        {
+            extraRoots.ImportFromPemFile(file);
+        }
+
+        return extraRoots;
     }
 
     /// <summary>System roots first; then, for chain errors only, the operator's <c>--upstream-ca</c> bundle.</summary>

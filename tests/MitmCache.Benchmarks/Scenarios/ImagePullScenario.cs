@@ -61,7 +61,7 @@ internal static class ImagePullScenario
     private static string Seconds(double s) => s.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) + " s";
 
     /// <summary>One pull into an empty client store; returns its wall time in seconds.</summary>
-    private static async Task<double> PullAsync(BenchWorld world, string client, string reference, ProxyRunner? proxy, string hosts)
+    internal static async Task<double> PullAsync(BenchWorld world, string client, string reference, ProxyRunner? proxy, string hosts)
     {
         var ca = proxy?.CaPath ?? world.Pki.CaCertPath;
         var hostsFile = proxy is null ? hosts : null;

@@ -25,7 +25,8 @@ public sealed class RegistryChallengesTests : IDisposable
     {
         var settings = TestSettings.Create(_directory.Path, 1L << 30);
         _index = new TestIndex(_directory.Combine("index.db"), _time);
-        _upstream = new RegistryUpstream(_invoker, new UpstreamConnector(settings), settings, NullLogger<RegistryUpstream>.Instance);
+        var connector = new UpstreamConnector(settings);
+        _upstream = new RegistryUpstream(_invoker, connector, new UpstreamHealth(connector, settings, TimeProvider.System, NullLogger<UpstreamHealth>.Instance), settings, NullLogger<RegistryUpstream>.Instance);
         _tokens = NewTokenEndpoint();
         _challenges = new RegistryChallenges(_index.Challenges, _tokens, _time, NullLogger<RegistryChallenges>.Instance);
     }

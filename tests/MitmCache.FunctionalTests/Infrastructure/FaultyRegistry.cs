@@ -44,6 +44,20 @@ public sealed class FaultyRegistry : IAsyncDisposable
 
     public volatile UpstreamFault Fault;
 
+    /// <summary>Status faults (500, 503, 429) answer <c>/v2/</c> too, as a registry down for maintenance does.</summary>
+    public volatile bool FaultPing;
+
+    private long _delayTicks;
+
+    /// <summary>Every answer (of <see cref="DelayedMethod"/> only, when set) waits this long before its head: a slow upstream.</summary>
+    public TimeSpan Delay
+    {
+        get => TimeSpan.FromTicks(Interlocked.Read(ref _delayTicks));
+        set => Interlocked.Exchange(ref _delayTicks, value.Ticks);
+    }
+
+    public volatile string? DelayedMethod;
+
     public ConcurrentDictionary<string, int> Requests { get; } = new();
 
     public static async Task<FaultyRegistry> StartAsync(TestPki pki, string host = DefaultHost)
@@ -52,6 +66,17 @@ public sealed class FaultyRegistry : IAsyncDisposable
         (registry._app, registry.Port) = await LoopbackKestrel.StartAsync(pki.IssueServerCertificate(host), 0, registry.HandleAsync, CancellationToken.None);
         return registry;
     }
+
+    /// <summary>Settings for a proxy in front of this registry alone: intercepted, its port allowed, dialled on loopback, its CA trusted.</summary>
+    public MitmCache.Configuration.ProxySettings ProxySettings(TestPki pki, string dataDirectory) => new()
+    {
+        Listen = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0),
+        DataDirectory = dataDirectory,
+        Intercept = [Host],
+        AllowedPorts = new HashSet<int> { 443, Port },
+        UpstreamCaFile = pki.CaCertPath,
+        ConnectTo = [new(Host, Port, "127.0.0.1", Port)],
+    };
 
     /// <summary>Adds a blob (or manifest) and returns its digest.</summary>
     public string Add(byte[] bytes, string mediaType = "application/octet-stream")
@@ -69,8 +94,20 @@ public sealed class FaultyRegistry : IAsyncDisposable
     {
         var path = context.Request.Path.Value ?? "";
         Requests.AddOrUpdate($"{context.Request.Method} {path}", 1, (_, n) => n + 1);
+        if (Delay > TimeSpan.Zero && (DelayedMethod is null || DelayedMethod == context.Request.Method))
+        {
+            await Task.Delay(Delay, context.RequestAborted);
+        }
+
         if (path == "/v2/")
         {
+            context.Response.StatusCode = FaultPing ? Fault switch
+            {
+                UpstreamFault.Status500 => 500,
+                UpstreamFault.Status503 => 503,
+                UpstreamFault.Status429 => 429,
+                _ => 200,
+            } : 200;
             await context.Response.WriteAsync("{}");
             return;
         }

@@ -12,6 +12,8 @@ namespace MitmCache.FunctionalTests.Infrastructure;
 /// </summary>
 public sealed class RegistryWorld : IAsyncDisposable
 {
+    private readonly List<HangingServer> _hanging = [];
+
     private RegistryWorld(TempDir dir, TestPki pki)
     {
         Dir = dir;
@@ -38,24 +40,26 @@ public sealed class RegistryWorld : IAsyncDisposable
     /// <param name="acl">Token server ACL; default: everyone pulls everything.</param>
     /// <param name="tokenPath">The token realm's path: Docker Hub's <c>/token</c>, or under <c>/v2/</c> as on quay.io and gcr.io.</param>
     /// <param name="time">The proxy's clock; the system's by default.</param>
+    /// <param name="network">A namespace to run the registry in (on its address, not loopback), where its packets can be dropped.</param>
     public static async Task<RegistryWorld> StartAsync(
         bool tokenAuth,
         Func<ProxySettings, ProxySettings>? configure = null,
         IReadOnlyDictionary<string, string>? users = null,
         Func<string?, string, string[], string[]>? acl = null,
         string tokenPath = "/token",
-        TimeProvider? time = null)
+        TimeProvider? time = null,
+        NetworkNamespace? network = null)
     {
         var dir = TempDir.Create("mitmcache-world");
         var world = new RegistryWorld(dir, TestPki.Create(dir.Combine("pki")));
         var registryDir = dir.Combine("registry");
-        var options = new RegistryOptions();
+        var options = new RegistryOptions { Network = network };
         if (tokenAuth)
         {
             var allUsers = new Dictionary<string, string>(users ?? new Dictionary<string, string>()) { [TokenServer.AdminUser] = TokenServer.DefaultAdminPassword };
             world.Tokens = await TokenServer.StartAsync(world.Pki, dir.Combine("tokens"), allUsers, acl, tokenPath);
             world.Cdn = await StaticHttpsServer.StartAsync(world.Pki, RegistryServer.StorageRootIn(registryDir));
-            options = new RegistryOptions { Token = world.Tokens, RedirectBaseUrl = world.Cdn.BaseUrl };
+            options = options with { Token = world.Tokens, RedirectBaseUrl = world.Cdn.BaseUrl };
         }
 
         world.Registry = await RegistryServer.StartAsync(world.Pki, registryDir, options, CancellationToken.None);
@@ -67,7 +71,7 @@ public sealed class RegistryWorld : IAsyncDisposable
     /// <summary>Settings a user would pass: intercept the test registry and its token host, trust the test CA.</summary>
     public ProxySettings DefaultProxySettings()
     {
-        var connectTo = new List<ConnectToRule> { new(Hosts.Registry, Registry.Port, "127.0.0.1", Registry.Port) };
+        var connectTo = new List<ConnectToRule> { new(Hosts.Registry, Registry.Port, Registry.Address.ToString(), Registry.Port) };
         var ports = new HashSet<int> { 443, Registry.Port };
         if (Tokens is not null)
         {
@@ -168,8 +172,31 @@ public sealed class RegistryWorld : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Kills every upstream and puts a <see cref="HangingServer"/> on each of their ports: connections are
+    /// accepted and never answered, until they are disposed (at the latest with the world).
+    /// </summary>
+    public async Task<IReadOnlyList<HangingServer>> HangUpstreamsAsync()
+    {
+        int[] ports = [Registry.Port, .. Tokens is null ? [] : new[] { Tokens.Port }, .. Cdn is null ? [] : new[] { Cdn.Port }];
+        if (Registry.Address.Equals(System.Net.IPAddress.Loopback) is false)
+        {
+            throw new InvalidOperationException("a registry in a network namespace hangs by dropping its packets (NetworkNamespace.DropAsync)");
+        }
+
+        await KillUpstreamsAsync();
+        var hanging = ports.Select(HangingServer.Start).ToList();
+        _hanging.AddRange(hanging);
+        return hanging;
+    }
+
     public async ValueTask DisposeAsync()
     {
+        foreach (var hanging in _hanging)
+        {
+            await hanging.DisposeAsync();
+        }
+
         await Proxy.DisposeAsync();
         await Registry.DisposeAsync();
         if (Tokens is not null)

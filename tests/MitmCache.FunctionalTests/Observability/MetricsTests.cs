@@ -94,6 +94,8 @@ public sealed partial class MetricsTests
         Assert.Equal(0, metrics.Value("mitmcache_connections_total", ("decision", "tunnel")));
         Assert.Equal(1, metrics.Value("mitmcache_certificates_minted_total")); // one leaf for registry.test, cached for the second pull
         Assert.Equal(1, metrics.Value("mitmcache_certificates_cached"));
+        Assert.Equal(1, metrics.Value("mitmcache_upstream_up", ("upstream", world.Authority))); // answered every request
+        Assert.True(metrics.Value("mitmcache_upstream_state_seconds", ("upstream", world.Authority)) >= 0);
     }
 
     private static readonly (string Name, string Type)[] s_families =
@@ -116,6 +118,8 @@ public sealed partial class MetricsTests
         ("mitmcache_served_bytes_total", "counter"),
         ("mitmcache_upstream_bytes_total", "counter"),
         ("mitmcache_upstream_errors_total", "counter"),
+        ("mitmcache_upstream_state_seconds", "gauge"),
+        ("mitmcache_upstream_up", "gauge"),
     ];
 
     private static async Task<(string? ContentType, string Text)> ScrapeAsync(HttpClient http, string proxyUrl)

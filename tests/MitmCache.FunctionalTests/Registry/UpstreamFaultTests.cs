@@ -24,16 +24,7 @@ public sealed class UpstreamFaultTests : IAsyncLifetime
         _dir = TempDir.Create("mitmcache-faults");
         var pki = TestPki.Create(_dir.Combine("pki"));
         _upstream = await FaultyRegistry.StartAsync(pki);
-        _proxy = await ProxyUnderTest.StartAsync(new MitmCache.Configuration.ProxySettings
-        {
-            Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            DataDirectory = _dir.Combine("proxy"),
-            Intercept = [_upstream.Host],
-            AllowedPorts = new HashSet<int> { 443, _upstream.Port },
-            UpstreamCaFile = pki.CaCertPath,
-            ConnectTo = [new(_upstream.Host, _upstream.Port, "127.0.0.1", _upstream.Port)],
-            UpstreamTimeout = TimeSpan.FromSeconds(2),
-        });
+        _proxy = await ProxyUnderTest.StartAsync(_upstream.ProxySettings(pki, _dir.Combine("proxy")) with { UpstreamTimeout = TimeSpan.FromSeconds(2) });
     }
 
     public async Task DisposeAsync()
@@ -64,7 +55,10 @@ public sealed class UpstreamFaultTests : IAsyncLifetime
         Assert.Null(_proxy.Get<BlobCache>().TryGet(Parse(digest)));
         Assert.Empty(Directory.EnumerateFiles(_dir.Combine("proxy", "tmp")));
 
+        // A 5xx or 429 marks the upstream down: nothing is asked of it until its probe gets an answer.
         _upstream.Fault = UpstreamFault.None;
+        Assert.True(await Poll.UntilAsync(() => _proxy.Get<MitmCache.Upstream.UpstreamHealth>().FindDown(_upstream.Authority) is null,
+            MitmCache.Upstream.UpstreamHealth.MaxProbeDelay), "the probe never saw the upstream answer again");
         var healed = await TryGetBytesAsync(client, url);
 
         Assert.True(healed.Complete, "the fetch after the fault completes");
