@@ -11,7 +11,7 @@ internal sealed record BenchOptions
     /// <summary>Interleaved repetitions of each baseline/candidate pair.</summary>
     public int Repetitions { get; init; } = 3;
 
-    /// <summary>Scenario numbers to run (1-9); empty runs all.</summary>
+    /// <summary>Scenario numbers to run (1-10); empty runs all.</summary>
     public IReadOnlySet<int> Only { get; init; } = new HashSet<int>();
 
     /// <summary>Smaller sizes and counts, for trying the harness out (not for reporting).</summary>

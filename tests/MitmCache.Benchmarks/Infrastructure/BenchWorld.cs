@@ -13,6 +13,7 @@ internal sealed class BenchWorld : IAsyncDisposable
 
     private readonly Dictionary<string, SeededBlob> _blobs = [];
     private int _proxyCount;
+    private CpuFloor? _floor;
 
     private BenchWorld(BenchOptions options, TempDir dir, TestPki pki)
     {
@@ -66,6 +67,13 @@ internal sealed class BenchWorld : IAsyncDisposable
         }
 
         return hash;
+    }
+
+    /// <summary>The CPU floor of a cold miss on this run (<see cref="CpuFloor"/>), measured on first use.</summary>
+    public async Task<CpuFloor> CpuFloorAsync()
+    {
+        var size = Options.Quick ? 256L << 20 : 1L << 30;
+        return _floor ??= await CpuFloor.MeasureAsync(this, size, Options.Repetitions);
     }
 
     /// <summary>Removes a seeded blob from the registry's storage (disk space).</summary>
