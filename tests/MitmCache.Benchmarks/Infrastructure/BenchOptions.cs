@@ -20,6 +20,9 @@ internal sealed record BenchOptions
     /// <summary>Set up, print how to reach the proxy and peers, and wait this long (for profiling by hand); no scenarios.</summary>
     public int? HoldSeconds { get; init; }
 
+    /// <summary>With <c>--perf DIR</c>: profile the proxy during the measured parts that say so (<see cref="PerfProfile"/>), into DIR.</summary>
+    public string? PerfDirectory { get; init; }
+
     /// <summary>Where the markdown table is also written.</summary>
     public string? Output { get; init; }
 
@@ -27,7 +30,7 @@ internal sealed record BenchOptions
 
     public static BenchOptions Parse(string[] args)
     {
-        string? proxy = null, output = null;
+        string? proxy = null, output = null, perf = null;
         var repetitions = 3;
         var only = new HashSet<int>();
         var quick = false;
@@ -55,11 +58,14 @@ internal sealed record BenchOptions
                 case "--hold":
                     hold = int.Parse(args[++i], CultureInfo.InvariantCulture);
                     break;
+                case "--perf":
+                    perf = Path.GetFullPath(args[++i]);
+                    break;
                 case "--output":
                     output = args[++i];
                     break;
                 default:
-                    throw new ArgumentException($"unknown argument {args[i]}; usage: --proxy mitmcache.dll [--reps N] [--only 1,2,...] [--quick] [--output FILE] [--hold SECONDS]");
+                    throw new ArgumentException($"unknown argument {args[i]}; usage: --proxy mitmcache.dll [--reps N] [--only 1,2,...] [--quick] [--output FILE] [--hold SECONDS] [--perf DIR]");
             }
         }
 
@@ -68,6 +74,6 @@ internal sealed record BenchOptions
             throw new ArgumentException($"--proxy must name the built mitmcache.dll (got '{proxy}')");
         }
 
-        return new BenchOptions { ProxyDll = Path.GetFullPath(proxy), Repetitions = repetitions, Only = only, Quick = quick, Output = output, HoldSeconds = hold };
+        return new BenchOptions { ProxyDll = Path.GetFullPath(proxy), Repetitions = repetitions, Only = only, Quick = quick, Output = output, HoldSeconds = hold, PerfDirectory = perf };
     }
 }

@@ -76,6 +76,19 @@ internal sealed class BenchWorld : IAsyncDisposable
         return _floor ??= await CpuFloor.MeasureAsync(this, size, Options.Repetitions);
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> with the registry's access log cleared first, waits until every request
+    /// answered so far is logged (<see cref="RegistryServer.SyncAccessLogAsync"/>), and counts them by method.
+    /// Run nothing else against the registry meanwhile.
+    /// </summary>
+    public async Task<(T Result, UpstreamRequests Requests)> CountUpstreamAsync<T>(Func<Task<T>> work)
+    {
+        Registry.ClearAccessLog();
+        var result = await work();
+        await Registry.SyncAccessLogAsync();
+        return (result, UpstreamRequests.From(Registry.AccessLog));
+    }
+
     /// <summary>Removes a seeded blob from the registry's storage (disk space).</summary>
     public void DropBlob(string name)
     {
@@ -109,7 +122,7 @@ internal sealed class BenchWorld : IAsyncDisposable
             "--allow-port", Registry.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--upstream-ca", Pki.CaCertPath,
             "--connect-to", $"{Hosts.Registry}:{Registry.Port}:127.0.0.1:{Registry.Port},:443:127.0.0.1:{Nginx.Port}",
-        ]);
+        ], Options.PerfDirectory is null ? null : new Dictionary<string, string?> { ["DOTNET_PerfMapEnabled"] = "1" });
     }
 
     /// <summary>Stops a proxy and deletes its data directory (cold runs would fill the disk otherwise).</summary>
