@@ -122,7 +122,19 @@ internal sealed class BenchWorld : IAsyncDisposable
             "--allow-port", Registry.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--upstream-ca", Pki.CaCertPath,
             "--connect-to", $"{Hosts.Registry}:{Registry.Port}:127.0.0.1:{Registry.Port},:443:127.0.0.1:{Nginx.Port}",
-        ], Options.PerfDirectory is null ? null : new Dictionary<string, string?> { ["DOTNET_PerfMapEnabled"] = "1" });
+        ], ProxyEnvironment());
+    }
+
+    private Dictionary<string, string?> ProxyEnvironment()
+    {
+        var env = Options.ProxyEnvironment.ToDictionary(e => e.Key, e => (string?)e.Value);
+        if (Options.PerfDirectory is not null)
+        {
+            env["DOTNET_PerfMapEnabled"] = "1";
+            env["DOTNET_EnableWriteXorExecute"] = "0";
+        }
+
+        return env;
     }
 
     /// <summary>Stops a proxy and deletes its data directory (cold runs would fill the disk otherwise).</summary>

@@ -10,8 +10,10 @@ namespace MitmCache.Benchmarks.Infrastructure;
 /// <c>cpu-clock</c> events, which work in this VM; DWARF call graphs, because OpenSSL's assembly has no
 /// frame pointers but does have CFI), then sorts every sample into the cost it belongs to by its stack
 /// (<see cref="Categories"/>) and writes <c>DIR/NAME.md</c>: CPU-seconds per category, per GiB or per
-/// request. JIT-compiled frames are named through <c>DOTNET_PerfMapEnabled=1</c>, which
-/// <see cref="BenchWorld.StartProxyAsync"/> sets when profiling. The raw <c>DIR/NAME.data</c> stays for
+/// request. JIT-compiled frames are named through <c>DOTNET_PerfMapEnabled=1</c> (with
+/// <c>DOTNET_EnableWriteXorExecute=0</c>, else they run from an unnamed mapping), which
+/// <see cref="BenchWorld.StartProxyAsync"/> sets when profiling. Profiling changes the proxy's code placement
+/// a little; measured rows come from runs without perf attached. The raw <c>DIR/NAME.data</c> stays for
 /// <c>perf report -i</c>.
 /// </summary>
 internal static class PerfProfile

@@ -20,17 +20,16 @@ internal static class ColdMissScenario
         var perGiB = (double)(1L << 30) / size;
         var blob = await world.BlobAsync(WarmHitScenario.Name, size);
         var url = world.BlobUrl(WarmHitScenario.Name, blob);
-        var warmup = await world.BlobAsync("warmup", 64L << 20);
         var floor = await world.CpuFloorAsync();
         var registryPid = ProcStat.FindByCommandLine(Path.Combine(Path.GetDirectoryName(world.Registry.StorageRoot)!, "config.yml"));
         foreach (var http2 in new[] { false, true })
         {
             var version = http2 ? "HTTP/2" : "HTTP/1.1";
-            List<double> direct = [], mitm = [], peer = [], directCpu = [], mitmCpu = [], peerCpu = [];
+            List<double> direct = [], mitm = [], peer = [], directCpu = [], mitmCpu = [], peerCpu = [], warmUps = [];
             UpstreamRequests? directRequests = null, mitmRequests = null, peerRequests = null;
             if (world.Options.PerfDirectory is not null)
             {
-                await ProfileAsync(world, url, size, warmup, http2);
+                await ProfileAsync(world, url, size, http2);
             }
 
             for (var rep = 0; rep < world.Options.Repetitions; rep++)
@@ -43,8 +42,7 @@ internal static class ColdMissScenario
                 var proxy = await world.StartProxyAsync();
                 try
                 {
-                    await CurlFetch.GetCheckedAsync(world.BlobUrl("warmup", warmup), CurlRoute.ViaProxy(proxy), http2, warmup.Size);
-                    await proxy.WaitIdleAsync();
+                    warmUps.Add(await WarmUpAsync(world, proxy, http2));
                     var proxyBefore = proxy.CpuTime();
                     (var result, mitmRequests) = await world.CountUpstreamAsync(() => CurlFetch.GetCheckedAsync(url, CurlRoute.ViaProxy(proxy), http2, size));
                     mitm.Add(result.SpeedBytesPerSecond);
@@ -99,19 +97,27 @@ internal static class ColdMissScenario
             }
             else
             {
+                table.Note($"cold miss: each fresh proxy filled {Stats.Median(warmUps):0} 16 MiB blobs (median) before its JIT settled and the measured fill began.");
                 table.Add(new ResultRow(label, $"{version} upstream requests per cold pull (direct)", $"{mitmRequests}", $"{directRequests} (direct)", "—", "—", "—"));
             }
         }
     }
 
+    /// <summary>Fills 16 MiB blobs of its own (a new one each round) until the proxy's JIT has settled (<see cref="ProxyRunner.WarmUpAsync"/>); the fills it took.</summary>
+    private static async Task<double> WarmUpAsync(BenchWorld world, ProxyRunner proxy, bool http2) =>
+        await proxy.WarmUpAsync(async round =>
+        {
+            var blob = await world.BlobAsync($"warmup-{round}", 16L << 20);
+            await CurlFetch.GetCheckedAsync(world.BlobUrl($"warmup-{round}", blob), CurlRoute.ViaProxy(proxy), http2, blob.Size);
+        });
+
     /// <summary>With <c>--perf</c>: one more cold miss, not measured, on a fresh proxy under perf (<see cref="PerfProfile"/>).</summary>
-    private static async Task ProfileAsync(BenchWorld world, string url, long size, SeededBlob warmup, bool http2)
+    private static async Task ProfileAsync(BenchWorld world, string url, long size, bool http2)
     {
         var proxy = await world.StartProxyAsync();
         try
         {
-            await CurlFetch.GetCheckedAsync(world.BlobUrl("warmup", warmup), CurlRoute.ViaProxy(proxy), http2, warmup.Size);
-            await proxy.WaitIdleAsync();
+            await WarmUpAsync(world, proxy, http2);
             await PerfProfile.RecordAsync(world, proxy.Pid, $"cold-miss-{(http2 ? "h2" : "h1")}", size / (double)(1L << 30), "GiB",
                 () => CurlFetch.GetCheckedAsync(url, CurlRoute.ViaProxy(proxy), http2, size));
         }
