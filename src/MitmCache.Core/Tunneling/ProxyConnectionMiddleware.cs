@@ -139,11 +139,7 @@ internal sealed class ProxyConnectionMiddleware(
         var name = !string.IsNullOrEmpty(sni) && HostPolicy.IsValidHostName(sni) && policy.IsIntercepted(sni.ToLowerInvariant())
             ? sni.ToLowerInvariant()
             : target.Host;
-        return ValueTask.FromResult(new SslServerAuthenticationOptions
-        {
-            ServerCertificateContext = leaves.Get(name),
-            ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
-        });
+        return ValueTask.FromResult(leaves.GetServerOptions(name));
     }
 
     private async Task HandleConnectAsync(ConnectionContext connection, ConnectRequest request, ConnectionDelegate tls)

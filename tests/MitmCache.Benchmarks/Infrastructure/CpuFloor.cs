@@ -220,7 +220,8 @@ internal sealed record CpuFloor(double Decrypt, double Encrypt, double Sha256, d
         return ThreadCpuSeconds() - start;
     }).Join();
 
-    private static double ThreadCpuSeconds()
+    /// <summary>CPU-seconds (user + system) the calling thread has used.</summary>
+    public static double ThreadCpuSeconds()
     {
         const int ClockThreadCpuTimeId = 3;
         return ClockGetTime(ClockThreadCpuTimeId, out var time) == 0 ? time.Seconds + (time.Nanoseconds / 1e9)
