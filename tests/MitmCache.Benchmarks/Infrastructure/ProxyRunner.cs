@@ -105,21 +105,28 @@ internal sealed class ProxyRunner : IDisposable
     public void ResetPeak() => File.WriteAllText($"/proc/{Pid}/clear_refs", "5");
 
     /// <summary>
-    /// Runs <paramref name="round"/> until a round passes with the JIT's background thread (".NET Tiered
+    /// Runs <paramref name="round"/> until two rounds in a row pass with the JIT's background thread (".NET Tiered
     /// Compilation") nearly idle, at most 30 rounds. With tiered PGO a hot method is compiled up to three times
     /// after ReadyToRun (instrumented, then optimised), thousands of methods in all, and a measurement started
     /// before that settles counts the compiling as the path's own cost (0.9 CPU-s of a cold 1 GiB miss, 40% of
     /// a handshake round, in profiles). A proxy that has been up for a while has none of it.
     /// </summary>
     /// <returns>How many rounds it took.</returns>
+    /// <remarks>
+    /// Two quiet rounds in a row: right after the first round the compiler has not started yet (it waits for
+    /// call counts and a quiet spell), so one quiet round alone said "settled" while 0.7 CPU-s of compiling
+    /// was still to come in the measured fill.
+    /// </remarks>
     public async Task<int> WarmUpAsync(Func<int, Task> round)
     {
+        var quiet = 0;
         for (var i = 0; i < 30; i++)
         {
             var before = JitCpuTime();
             await round(i);
             await Task.Delay(250); // the compiler starts a batch after a 100 ms quiet period
-            if (JitCpuTime() - before < TimeSpan.FromMilliseconds(20))
+            quiet = JitCpuTime() - before < TimeSpan.FromMilliseconds(20) ? quiet + 1 : 0;
+            if (quiet == 2)
             {
                 return i + 1;
             }
