@@ -17,6 +17,7 @@ internal static class Program
         (8, "leaf mint", LeafMintScenario.RunAsync),
         (5, "handshakes", HandshakeScenario.RunAsync),
         (1, "warm hit", WarmHitScenario.RunAsync),
+        (10, "cpu floor", CpuFloorScenario.RunAsync),
         (2, "cold miss", ColdMissScenario.RunAsync),
         (6, "memory", MemoryScenario.RunAsync),
         (4, "concurrency", ConcurrencyScenario.RunAsync),

@@ -20,6 +20,9 @@ internal sealed class LeafCertificateCache
 {
     public const int DefaultCapacity = 1024;
 
+    // Offered in this order: HTTP/2 first, as Kestrel does.
+    private static readonly List<SslApplicationProtocol> s_applicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11];
+
     private readonly LeafCertificateFactory _factory;
     private readonly TimeProvider _time;
     private readonly X509Certificate2Collection _additionalCertificates;
@@ -64,17 +67,49 @@ internal sealed class LeafCertificateCache
 
     /// <summary>Returns the certificate context for <paramref name="host"/>, minting it on first use.</summary>
     /// <exception cref="ArgumentException">The host is not a valid ASCII DNS name or IP literal.</exception>
-    public SslStreamCertificateContext Get(string host)
+    public SslStreamCertificateContext Get(string host) => GetLeaf(host).Context;
+
+    /// <summary>
+    /// The options for a TLS handshake as <paramref name="host"/>: its certificate context and the
+    /// application protocols the proxy offers (HTTP/2, then HTTP/1.1). One instance per leaf, shared by
+    /// every handshake for the host; SslStream and Kestrel only read it.
+    /// </summary>
+    /// <exception cref="ArgumentException">The host is not a valid ASCII DNS name or IP literal.</exception>
+    public SslServerAuthenticationOptions GetServerOptions(string host) => GetLeaf(host).Options;
+
+    private Leaf GetLeaf(string host)
     {
-        var parsed = CertificateHost.Parse(host);
-        var node = GetOrAdd(parsed);
+        // A name already in its normal form (what the TLS callback passes: lower-case, validated) is
+        // found without parsing it again; any other spelling is parsed, and so normalised, first.
+        var node = TryGetNormalized(host);
+        CertificateHost? parsed = null;
+        if (node is null)
+        {
+            parsed = CertificateHost.Parse(host);
+            node = GetOrAdd(parsed);
+        }
+
         var leaf = Resolve(node);
         if (_time.GetUtcNow() < leaf.RenewAfter)
         {
-            return leaf.Context;
+            return leaf;
         }
 
-        return Resolve(Renew(node, parsed)).Context;
+        return Resolve(Renew(node, parsed ?? CertificateHost.Parse(host)));
+    }
+
+    private LinkedListNode<Entry>? TryGetNormalized(string host)
+    {
+        lock (_lock)
+        {
+            if (!_entries.TryGetValue(host, out var node))
+            {
+                return null;
+            }
+
+            Touch(node);
+            return node;
+        }
     }
 
     private LinkedListNode<Entry> GetOrAdd(CertificateHost host)
@@ -83,16 +118,20 @@ internal sealed class LeafCertificateCache
         {
             if (_entries.TryGetValue(host.Name, out var node))
             {
-                if (node != _recency.First)
-                {
-                    _recency.Remove(node);
-                    _recency.AddFirst(node);
-                }
-
+                Touch(node);
                 return node;
             }
 
             return AddLocked(host);
+        }
+    }
+
+    private void Touch(LinkedListNode<Entry> node)
+    {
+        if (node != _recency.First)
+        {
+            _recency.Remove(node);
+            _recency.AddFirst(node);
         }
     }
 
@@ -162,10 +201,11 @@ internal sealed class LeafCertificateCache
 
         var notBefore = new DateTimeOffset(certificate.NotBefore.ToUniversalTime());
         var notAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime());
-        return new Leaf(context, notBefore + ((notAfter - notBefore) * 2 / 3));
+        var options = new SslServerAuthenticationOptions { ServerCertificateContext = context, ApplicationProtocols = s_applicationProtocols };
+        return new Leaf(context, options, notBefore + ((notAfter - notBefore) * 2 / 3));
     }
 
     private sealed record Entry(string Key, Lazy<Leaf> Leaf);
 
-    private sealed record Leaf(SslStreamCertificateContext Context, DateTimeOffset RenewAfter);
+    private sealed record Leaf(SslStreamCertificateContext Context, SslServerAuthenticationOptions Options, DateTimeOffset RenewAfter);
 }

@@ -41,7 +41,8 @@ internal sealed class ProxyConnectionMiddleware(
 
     public async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate tls)
     {
-        using var scope = logger.BeginScope(new Dictionary<string, object> { ["ConnectionId"] = connection.ConnectionId });
+        var scope = new ConnectionLogScope(connection.ConnectionId);
+        using var logScope = logger.BeginScope(scope);
         if (!access.IsClientAllowed(connection.RemoteEndPoint))
         {
             logger.ClientRefused(connection.RemoteEndPoint?.ToString() ?? "?");
@@ -59,7 +60,7 @@ internal sealed class ProxyConnectionMiddleware(
 
         try
         {
-            await ServeAsync(connection, tls);
+            await ServeAsync(connection, tls, scope);
         }
         finally
         {
@@ -67,7 +68,7 @@ internal sealed class ProxyConnectionMiddleware(
         }
     }
 
-    private async Task ServeAsync(ConnectionContext connection, ConnectionDelegate tls)
+    private async Task ServeAsync(ConnectionContext connection, ConnectionDelegate tls, ConnectionLogScope scope)
     {
         var input = connection.Transport.Input;
         using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
@@ -122,7 +123,7 @@ internal sealed class ProxyConnectionMiddleware(
                     return;
                 default:
                     input.AdvanceTo(buffer.GetPosition(parsed.Consumed));
-                    await HandleConnectAsync(connection, parsed.Request!, tls);
+                    await HandleConnectAsync(connection, parsed.Request!, tls, scope);
                     return;
             }
         }
@@ -139,14 +140,10 @@ internal sealed class ProxyConnectionMiddleware(
         var name = !string.IsNullOrEmpty(sni) && HostPolicy.IsValidHostName(sni) && policy.IsIntercepted(sni.ToLowerInvariant())
             ? sni.ToLowerInvariant()
             : target.Host;
-        return ValueTask.FromResult(new SslServerAuthenticationOptions
-        {
-            ServerCertificateContext = leaves.Get(name),
-            ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
-        });
+        return ValueTask.FromResult(leaves.GetServerOptions(name));
     }
 
-    private async Task HandleConnectAsync(ConnectionContext connection, ConnectRequest request, ConnectionDelegate tls)
+    private async Task HandleConnectAsync(ConnectionContext connection, ConnectRequest request, ConnectionDelegate tls, ConnectionLogScope scope)
     {
         if (!access.IsAuthorized(request.ProxyAuthorization))
         {
@@ -157,7 +154,7 @@ internal sealed class ProxyConnectionMiddleware(
         }
 
         var decision = policy.Decide(request.Host, request.Port, out var reason);
-        using var scope = logger.BeginScope(new Dictionary<string, object> { ["Target"] = request.Authority, ["Decision"] = decision });
+        scope.Decided(request.Authority, decision);
         logger.ConnectDecided(request.Authority, decision);
         switch (decision)
         {

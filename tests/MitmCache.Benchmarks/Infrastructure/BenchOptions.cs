@@ -20,6 +20,12 @@ internal sealed record BenchOptions
     /// <summary>Set up, print how to reach the proxy and peers, and wait this long (for profiling by hand); no scenarios.</summary>
     public int? HoldSeconds { get; init; }
 
+    /// <summary>With <c>--perf DIR</c>: profile the proxy during the measured parts that say so (<see cref="PerfProfile"/>), into DIR.</summary>
+    public string? PerfDirectory { get; init; }
+
+    /// <summary><c>--proxy-env NAME=VALUE</c> (repeatable): set in every proxy's environment, to A/B a runtime knob without a rebuild.</summary>
+    public IReadOnlyDictionary<string, string> ProxyEnvironment { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Where the markdown table is also written.</summary>
     public string? Output { get; init; }
 
@@ -27,9 +33,10 @@ internal sealed record BenchOptions
 
     public static BenchOptions Parse(string[] args)
     {
-        string? proxy = null, output = null;
+        string? proxy = null, output = null, perf = null;
         var repetitions = 3;
         var only = new HashSet<int>();
+        var proxyEnvironment = new Dictionary<string, string>();
         var quick = false;
         int? hold = null;
         for (var i = 0; i < args.Length; i++)
@@ -55,11 +62,18 @@ internal sealed record BenchOptions
                 case "--hold":
                     hold = int.Parse(args[++i], CultureInfo.InvariantCulture);
                     break;
+                case "--proxy-env":
+                    var pair = args[++i].Split('=', 2);
+                    proxyEnvironment[pair[0]] = pair.Length == 2 ? pair[1] : throw new ArgumentException($"--proxy-env wants NAME=VALUE, got '{args[i]}'");
+                    break;
+                case "--perf":
+                    perf = Path.GetFullPath(args[++i]);
+                    break;
                 case "--output":
                     output = args[++i];
                     break;
                 default:
-                    throw new ArgumentException($"unknown argument {args[i]}; usage: --proxy mitmcache.dll [--reps N] [--only 1,2,...] [--quick] [--output FILE] [--hold SECONDS]");
+                    throw new ArgumentException($"unknown argument {args[i]}; usage: --proxy mitmcache.dll [--reps N] [--only 1,2,...] [--quick] [--output FILE] [--hold SECONDS] [--perf DIR] [--proxy-env NAME=VALUE]");
             }
         }
 
@@ -68,6 +82,7 @@ internal sealed record BenchOptions
             throw new ArgumentException($"--proxy must name the built mitmcache.dll (got '{proxy}')");
         }
 
-        return new BenchOptions { ProxyDll = Path.GetFullPath(proxy), Repetitions = repetitions, Only = only, Quick = quick, Output = output, HoldSeconds = hold };
+        return new BenchOptions { ProxyDll = Path.GetFullPath(proxy), Repetitions = repetitions, Only = only, Quick = quick, Output = output, HoldSeconds = hold, PerfDirectory = perf,
+            ProxyEnvironment = proxyEnvironment };
     }
 }

@@ -13,6 +13,7 @@ internal sealed class BenchWorld : IAsyncDisposable
 
     private readonly Dictionary<string, SeededBlob> _blobs = [];
     private int _proxyCount;
+    private CpuFloor? _floor;
 
     private BenchWorld(BenchOptions options, TempDir dir, TestPki pki)
     {
@@ -68,6 +69,26 @@ internal sealed class BenchWorld : IAsyncDisposable
         return hash;
     }
 
+    /// <summary>The CPU floor of a cold miss on this run (<see cref="CpuFloor"/>), measured on first use.</summary>
+    public async Task<CpuFloor> CpuFloorAsync()
+    {
+        var size = Options.Quick ? 256L << 20 : 1L << 30;
+        return _floor ??= await CpuFloor.MeasureAsync(this, size, Options.Repetitions);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> with the registry's access log cleared first, waits until every request
+    /// answered so far is logged (<see cref="RegistryServer.SyncAccessLogAsync"/>), and counts them by method.
+    /// Run nothing else against the registry meanwhile.
+    /// </summary>
+    public async Task<(T Result, UpstreamRequests Requests)> CountUpstreamAsync<T>(Func<Task<T>> work)
+    {
+        Registry.ClearAccessLog();
+        var result = await work();
+        await Registry.SyncAccessLogAsync();
+        return (result, UpstreamRequests.From(Registry.AccessLog));
+    }
+
     /// <summary>Removes a seeded blob from the registry's storage (disk space).</summary>
     public void DropBlob(string name)
     {
@@ -101,7 +122,19 @@ internal sealed class BenchWorld : IAsyncDisposable
             "--allow-port", Registry.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--upstream-ca", Pki.CaCertPath,
             "--connect-to", $"{Hosts.Registry}:{Registry.Port}:127.0.0.1:{Registry.Port},:443:127.0.0.1:{Nginx.Port}",
-        ]);
+        ], ProxyEnvironment());
+    }
+
+    private Dictionary<string, string?> ProxyEnvironment()
+    {
+        var env = Options.ProxyEnvironment.ToDictionary(e => e.Key, e => (string?)e.Value);
+        if (Options.PerfDirectory is not null)
+        {
+            env["DOTNET_PerfMapEnabled"] = "1";
+            env["DOTNET_EnableWriteXorExecute"] = "0";
+        }
+
+        return env;
     }
 
     /// <summary>Stops a proxy and deletes its data directory (cold runs would fill the disk otherwise).</summary>

@@ -11,12 +11,13 @@ namespace MitmCache.Benchmarks.Infrastructure;
 /// <param name="ProxyPort">When set: connect here and <c>CONNECT host:port</c> first; else connect to <paramref name="ServerPort"/>.</param>
 /// <param name="Host">The name for CONNECT, SNI and Host; <c>{0}</c> is replaced by the request number.</param>
 /// <param name="Path">The small GET; null for a handshake only (close after TLS).</param>
-internal sealed record HandshakeRequest(int? ProxyPort, int ServerPort, string Host, string? Path, X509Certificate2 TrustedRoot);
+/// <param name="Resume">Offer the session ticket of an earlier connection to the same host (TLS resumption), as Go clients and containerd do.</param>
+internal sealed record HandshakeRequest(int? ProxyPort, int ServerPort, string Host, string? Path, X509Certificate2 TrustedRoot, bool Resume = false);
 
 /// <summary>
 /// A raw client for the handshake benchmark: a new TCP connection per request, optionally CONNECT through
-/// the proxy, a full TLS handshake (session resumption off, so every handshake is a full one on both
-/// sides), then optionally one small HTTP/1.1 GET read to the end. A fixed number of requests, a few at a time.
+/// the proxy, a TLS handshake (full unless <see cref="HandshakeRequest.Resume"/>), then optionally one small
+/// HTTP/1.1 GET read to the end. A fixed number of requests, a few at a time.
 /// </summary>
 internal static class HandshakeClient
 {
@@ -60,7 +61,7 @@ internal static class HandshakeClient
         await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
         {
             TargetHost = host,
-            AllowTlsResume = false,
+            AllowTlsResume = request.Resume,
             CertificateChainPolicy = policy,
             ApplicationProtocols = [SslApplicationProtocol.Http11],
         });

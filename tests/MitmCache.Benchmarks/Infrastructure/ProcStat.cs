@@ -6,9 +6,12 @@ namespace MitmCache.Benchmarks.Infrastructure;
 internal static class ProcStat
 {
     /// <summary>utime + stime; zero when the process is gone.</summary>
-    public static TimeSpan CpuTime(int pid)
+    public static TimeSpan CpuTime(int pid) => CpuTime(pid.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>utime + stime of <c>/proc/PATH/stat</c>, PATH a pid or <c>PID/task/TID</c>; zero when it is gone.</summary>
+    public static TimeSpan CpuTime(string path)
     {
-        var fields = Fields(pid);
+        var fields = Fields(path);
         return fields is null ? TimeSpan.Zero
             : TimeSpan.FromSeconds((long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0); // USER_HZ
     }
@@ -34,14 +37,14 @@ internal static class ProcStat
         return -1;
     }
 
-    public static int ParentOf(int pid) => Fields(pid) is { } fields ? int.Parse(fields[1], CultureInfo.InvariantCulture) : -1;
+    public static int ParentOf(int pid) => Fields(pid.ToString(CultureInfo.InvariantCulture)) is { } fields ? int.Parse(fields[1], CultureInfo.InvariantCulture) : -1;
 
     /// <summary>The fields after "(comm)", so index 0 is the state, 1 the parent, 11 utime, 12 stime.</summary>
-    private static string[]? Fields(int pid)
+    private static string[]? Fields(string path)
     {
         try
         {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var stat = File.ReadAllText($"/proc/{path}/stat");
             return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)

@@ -11,12 +11,17 @@ namespace MitmCache.Benchmarks.Infrastructure;
 internal sealed class PullThroughRegistry : IDisposable
 {
     private readonly BackgroundProcess _process;
+    private readonly string _dir;
+    private readonly string _configPath;
+    private int _pid = -1;
 
-    private PullThroughRegistry(BackgroundProcess process, int port, string storageRoot)
+    private PullThroughRegistry(BackgroundProcess process, int port, string dir, string configPath)
     {
         _process = process;
+        _dir = dir;
+        _configPath = configPath;
         Port = port;
-        StorageRoot = storageRoot;
+        StorageRoot = Path.Combine(dir, "storage");
     }
 
     public int Port { get; }
@@ -46,7 +51,7 @@ internal sealed class PullThroughRegistry : IDisposable
                 ""));
             var (file, args) = PrivateHosts.Wrap(hosts, "/usr/bin/docker-registry", ["serve", config]);
             var process = BackgroundProcess.Start(file, args, new Dictionary<string, string?> { ["SSL_CERT_FILE"] = pki.CaCertPath });
-            var registry = new PullThroughRegistry(process, port, storage);
+            var registry = new PullThroughRegistry(process, port, dir, config);
             if (await registry.WaitReadyAsync(pki))
             {
                 return registry;
@@ -61,11 +66,50 @@ internal sealed class PullThroughRegistry : IDisposable
         }
     }
 
+    /// <summary>How clients reach it: <c>registry.test:PORT</c> dialled to 127.0.0.1, trusting the test CA.</summary>
+    public CurlRoute Route(TestPki pki) => CurlRoute.Direct(pki.CaCertPath, Hosts.Registry, Port, Port);
+
+    /// <summary>The blob's URL on this peer.</summary>
+    public string BlobUrl(string repository, string digest) => $"https://{Hosts.Registry}:{Port}/v2/{repository}/blobs/{digest}";
+
     /// <summary>True once the blob is in its own storage, i.e. later GETs are served locally.</summary>
-    public bool HasBlob(SeededBlob blob)
+    public bool HasBlob(SeededBlob blob) => HasBlob(blob.Hex, blob.Size);
+
+    private bool HasBlob(string hex, long size)
     {
-        var data = new FileInfo(Path.Combine(StorageRoot, "docker", "registry", "v2", "blobs", "sha256", blob.Hex[..2], blob.Hex, "data"));
-        return data.Exists && data.Length == blob.Size;
+        var data = new FileInfo(Path.Combine(StorageRoot, "docker", "registry", "v2", "blobs", "sha256", hex[..2], hex, "data"));
+        return data.Exists && data.Length == size;
+    }
+
+    /// <summary>
+    /// Waits until every blob (hex digest, size) is in its own storage: it stores what it serves in the
+    /// background, after the client has its bytes. False if they are not there within a minute.
+    /// </summary>
+    public async Task<bool> WaitStoredAsync(IEnumerable<(string Hex, long Size)> blobs)
+    {
+        var all = blobs.ToList();
+        for (var wait = 0; wait < 600; wait++)
+        {
+            if (all.All(b => HasBlob(b.Hex, b.Size)))
+            {
+                return true;
+            }
+
+            await Task.Delay(100);
+        }
+
+        return false;
+    }
+
+    /// <summary>User + system CPU time of the registry process (not of the unshare wrapper around it).</summary>
+    public TimeSpan CpuTime()
+    {
+        if (_pid < 0)
+        {
+            _pid = ProcStat.FindByCommandLine(_configPath);
+        }
+
+        return ProcStat.CpuTime(_pid);
     }
 
     private async Task<bool> WaitReadyAsync(TestPki pki)
@@ -93,4 +137,17 @@ internal sealed class PullThroughRegistry : IDisposable
     }
 
     public void Dispose() => _process.Dispose();
+
+    /// <summary>Stops it and deletes its storage (cold runs would fill the disk otherwise).</summary>
+    public void Discard()
+    {
+        Dispose();
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
 }

@@ -9,7 +9,8 @@ namespace MitmCache.Benchmarks.Scenarios;
 /// log: upstream blob GETs (must be 1). Timed: wall time until the last client has the whole blob,
 /// against one client alone on a cold proxy. For scale, also the same N clients on the now warm blob
 /// (pure serving, no upstream; 20 only, to stay within the time budget). The peers on the same cold blob:
-/// distribution's pull-through cache and Squid ssl-bump with collapsed forwarding, 20 clients each.
+/// distribution's pull-through cache and Squid ssl-bump with collapsed forwarding, 20 clients each. The
+/// upstream requests of every cold run by method (HEAD probes included), from the registry's access log.
 /// </summary>
 internal static class ConcurrencyScenario
 {
@@ -25,9 +26,12 @@ internal static class ConcurrencyScenario
 
         // One client alone, cold: the reference wall time.
         List<double> alone = [];
+        UpstreamRequests? aloneRequests = null;
         for (var rep = 0; rep < world.Options.Repetitions; rep++)
         {
-            alone.Add((await ColdRunAsync(world, url, size, 1, warmToo: false)).Cold);
+            var run = await ColdRunAsync(world, url, size, 1, warmToo: false);
+            alone.Add(run.Cold);
+            aloneRequests = run.Requests;
         }
 
         var single = Stats.Median(alone);
@@ -35,15 +39,10 @@ internal static class ConcurrencyScenario
         var mitmCold = new Dictionary<int, double>();
         foreach (var clients in counts)
         {
-            world.Registry.ClearAccessLog();
-            var (cold, warm) = await ColdRunAsync(world, url, size, clients, warmToo: clients <= 20);
+            var (cold, warm, requests, fetches) = await ColdRunAsync(world, url, size, clients, warmToo: clients <= 20);
             mitmCold[clients] = cold;
-            var fetches = await world.Registry.WaitForRequestsAsync("GET", path, 1);
-            await Task.Delay(500);
-            fetches = world.Registry.CountRequests("GET", path);
-            var heads = world.Registry.CountRequests("HEAD", path);
-            table.Add(new ResultRow(label, $"{clients} clients: upstream blob GETs (HEAD probes)", $"{fetches} ({heads})", "—", "—", "= 1",
-                fetches == 1 ? "holds" : "MISS"));
+            table.Add(new ResultRow(label, $"{clients} clients: upstream blob GETs (all upstream requests; 1 client alone)", $"{fetches} ({requests})",
+                $"{aloneRequests} (1 client)", "—", "= 1", fetches == 1 ? "holds" : "MISS"));
             table.AddRatio(label, $"{clients} clients: wall s vs 1 client alone", Seconds(cold), Seconds(single) + " (1 client)", cold / single, atMost: 1.2);
             if (!double.IsNaN(warm))
             {
@@ -53,15 +52,27 @@ internal static class ConcurrencyScenario
 
         // The peer: distribution's pull-through cache, N clients on a cold blob.
         var peerClients = 20;
-        using var peer = await PullThroughRegistry.StartAsync(world.Pki, world.Dir.Combine("pullthrough-cold"), world.Registry);
-        world.Registry.ClearAccessLog();
-        var peerUrl = $"https://{Hosts.Registry}:{peer.Port}/v2/{BenchWorld.Repository(Name)}/blobs/{blob.Digest}";
-        var peerRoute = CurlRoute.Direct(world.Pki.CaCertPath, Hosts.Registry, peer.Port, peer.Port);
-        var peerWall = await ManyAsync(peerUrl, peerRoute, size, peerClients);
-        await Task.Delay(1000);
-        var peerFetches = world.Registry.CountRequests("GET", path);
-        table.Add(new ResultRow(label, $"{peerClients} clients: upstream blob GETs, distribution pull-through", $"{peerFetches}", "—", "—", "—", "—"));
-        table.Note($"distribution pull-through, {peerClients} clients on the cold blob: {peerWall:0.00} s wall, {peerFetches} upstream GETs of the blob.");
+        var peer = await PullThroughRegistry.StartAsync(world.Pki, world.Dir.Combine("pullthrough-cold"), world.Registry);
+        double peerWall;
+        UpstreamRequests peerRequests;
+        int peerFetches;
+        try
+        {
+            (peerWall, peerRequests) = await world.CountUpstreamAsync(async () =>
+            {
+                var wall = await ManyAsync(peer.BlobUrl(BenchWorld.Repository(Name), blob.Digest), peer.Route(world.Pki), size, peerClients);
+                return await peer.WaitStoredAsync([(blob.Hex, blob.Size)]) ? wall : throw new TimeoutException("distribution pull-through did not store the blob within a minute");
+            });
+            peerFetches = world.Registry.CountRequests("GET", path);
+        }
+        finally
+        {
+            peer.Discard();
+        }
+
+        table.Add(new ResultRow(label, $"{peerClients} clients: upstream blob GETs (all upstream requests), distribution pull-through", $"{peerFetches} ({peerRequests})", "—", "—", "—", "—"));
+        table.AddRatio(label, $"{peerClients} clients: cold wall s, MitmCache vs distribution pull-through (speed ratio)", Seconds(mitmCold[peerClients]),
+            Seconds(peerWall) + " (distribution)", peerWall / mitmCold[peerClients], atLeast: 1.0);
 
         // The other peer: Squid ssl-bump with collapsed forwarding, 20 clients (at 100 it needs minutes,
         // beyond the suite's time budget).
@@ -72,25 +83,30 @@ internal static class ConcurrencyScenario
         }
 
         using var squid = await SquidServer.StartAsync(world.Pki);
-        world.Registry.ClearAccessLog();
-        var squidWall = await ManyAsync(url, new CurlRoute(world.Pki.CaCertPath, Proxy: squid.Url), size, peerClients);
-        await Task.Delay(1000);
+        var (squidWall, squidRequests) = await world.CountUpstreamAsync(() => ManyAsync(url, new CurlRoute(world.Pki.CaCertPath, Proxy: squid.Url), size, peerClients));
         var squidFetches = world.Registry.CountRequests("GET", path);
-        table.Add(new ResultRow(label, $"{peerClients} clients: upstream blob GETs, Squid ssl-bump with collapsed_forwarding", $"{squidFetches}", "—", "—", "—", "—"));
+        table.Add(new ResultRow(label, $"{peerClients} clients: upstream blob GETs (all upstream requests), Squid ssl-bump with collapsed_forwarding", $"{squidFetches} ({squidRequests})", "—", "—", "—", "—"));
         table.AddRatio(label, $"{peerClients} clients: cold wall s, MitmCache vs Squid (speed ratio)", Seconds(mitmCold[peerClients]), Seconds(squidWall) + " (Squid)",
             squidWall / mitmCold[peerClients]);
     }
 
-    /// <summary>A fresh proxy; the manifest first (as a client would), then N clients at once; optionally N again, warm.</summary>
-    private static async Task<(double Cold, double Warm)> ColdRunAsync(BenchWorld world, string url, long size, int clients, bool warmToo)
+    /// <summary>
+    /// A fresh proxy; the manifest first (as a client would), then N clients at once; optionally N again, warm.
+    /// The upstream requests of the cold part (manifest included), and its upstream GETs of the blob.
+    /// </summary>
+    private static async Task<(double Cold, double Warm, UpstreamRequests Requests, int BlobFetches)> ColdRunAsync(BenchWorld world, string url, long size, int clients, bool warmToo)
     {
         var proxy = await world.StartProxyAsync();
         try
         {
-            await world.ResolveManifestAsync(proxy, Name);
-            var cold = await ManyAsync(url, CurlRoute.ViaProxy(proxy), size, clients);
+            var (cold, requests) = await world.CountUpstreamAsync(async () =>
+            {
+                await world.ResolveManifestAsync(proxy, Name);
+                return await ManyAsync(url, CurlRoute.ViaProxy(proxy), size, clients);
+            });
+            var fetches = world.Registry.CountRequests("GET", new Uri(url).AbsolutePath);
             var warm = warmToo ? await ManyAsync(url, CurlRoute.ViaProxy(proxy), size, clients) : double.NaN;
-            return (cold, warm);
+            return (cold, warm, requests, fetches);
         }
         finally
         {

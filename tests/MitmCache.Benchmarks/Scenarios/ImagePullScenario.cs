@@ -7,7 +7,9 @@ namespace MitmCache.Benchmarks.Scenarios;
 /// <summary>
 /// 3. A whole 10-layer image pulled by real clients, skopeo (to an OCI dir) and <c>ctr content fetch</c>
 /// (a private containerd per pull, so its content store is empty): straight from the registry (the
-/// client gets registry.test from a private /etc/hosts) against a cold proxy and then the same proxy warm.
+/// client gets registry.test from a private /etc/hosts) against a cold proxy and then the same proxy warm,
+/// and against distribution's pull-through cache, cold (empty storage) and then warm (once it has stored
+/// every blob). The upstream registry's requests of each pull, by method, from its access log.
 /// </summary>
 internal static class ImagePullScenario
 {
@@ -32,52 +34,80 @@ internal static class ImagePullScenario
 
         var reference = $"{world.Registry.Authority}/{Repository}:latest";
         var hosts = PrivateHosts.WriteFile(world.Dir.Combine("client-hosts"), Hosts.Registry);
+        var blobs = image.Blobs.Select(b => (Digests.Hex(b.Digest), (long)b.Bytes.Length)).ToList();
         var label = $"3 image pull 10 layers {total >> 20} MiB";
+        var ca = world.Pki.CaCertPath;
 
         foreach (var client in new[] { "skopeo", "ctr" })
         {
-            List<double> direct = [], cold = [], warm = [];
+            List<double> direct = [], cold = [], warm = [], peerCold = [], peerWarm = [];
+            var requests = new Dictionary<string, UpstreamRequests>();
+            async Task<double> CountedAsync(string key, Func<Task<double>> pull)
+            {
+                var (seconds, counted) = await world.CountUpstreamAsync(pull);
+                requests[key] = counted;
+                return seconds;
+            }
+
             for (var rep = 0; rep < world.Options.Repetitions; rep++)
             {
-                direct.Add(await PullAsync(world, client, reference, proxy: null, hosts));
+                direct.Add(await CountedAsync("direct", () => PullAsync(client, reference, proxyUrl: null, ca, hosts)));
                 var proxy = await world.StartProxyAsync();
                 try
                 {
-                    cold.Add(await PullAsync(world, client, reference, proxy, hosts));
-                    warm.Add(await PullAsync(world, client, reference, proxy, hosts));
+                    cold.Add(await CountedAsync("cold", () => PullAsync(client, reference, proxy.Url, proxy.CaPath, hostsFile: null)));
+                    warm.Add(await CountedAsync("warm", () => PullAsync(client, reference, proxy.Url, proxy.CaPath, hostsFile: null)));
                 }
                 finally
                 {
                     BenchWorld.DiscardProxy(proxy);
                 }
+
+                var peer = await PullThroughRegistry.StartAsync(world.Pki, world.Dir.Combine($"pullthrough-image-{client}-{rep}"), world.Registry);
+                try
+                {
+                    var peerReference = $"{Hosts.Registry}:{peer.Port}/{Repository}:latest";
+                    peerCold.Add(await CountedAsync("peer cold", async () =>
+                    {
+                        var seconds = await PullAsync(client, peerReference, proxyUrl: null, ca, hosts);
+                        return await peer.WaitStoredAsync(blobs) ? seconds : throw new TimeoutException("distribution pull-through did not store the image within a minute");
+                    }));
+                    peerWarm.Add(await CountedAsync("peer warm", () => PullAsync(client, peerReference, proxyUrl: null, ca, hosts)));
+                }
+                finally
+                {
+                    peer.Discard();
+                }
             }
 
-            double d = Stats.Median(direct), c = Stats.Median(cold), w = Stats.Median(warm);
-            table.AddRatio(label, $"{client} cold: s (speed vs direct)", Seconds(c), Seconds(d) + " (direct)", d / c);
-            table.AddRatio(label, $"{client} warm: s (speed vs direct)", Seconds(w), Seconds(d) + " (direct)", d / w);
+            double d = Stats.Median(direct), c = Stats.Median(cold), w = Stats.Median(warm), pc = Stats.Median(peerCold), pw = Stats.Median(peerWarm);
+            table.AddRatio(label, $"{client} cold: s (speed vs direct)", Seconds(c), Seconds(d) + " (direct)", d / c, atLeast: 0.6);
+            table.AddRatio(label, $"{client} warm: s (speed vs direct)", Seconds(w), Seconds(d) + " (direct)", d / w, atLeast: 0.95);
+            table.AddRatio(label, $"{client} cold: s (speed vs distribution pull-through)", Seconds(c), Seconds(pc) + " (distribution)", pc / c, atLeast: 1.0);
+            table.AddRatio(label, $"{client} warm: s (speed vs distribution pull-through)", Seconds(w), Seconds(pw) + " (distribution)", pw / w, atLeast: 1.0);
+            table.Add(new ResultRow(label, $"{client} upstream requests, cold / warm: MitmCache vs distribution pull-through (direct)",
+                $"{requests["cold"]} / {requests["warm"]}", $"{requests["peer cold"]} / {requests["peer warm"]} ({requests["direct"]} direct)", "—", "—", "—"));
         }
     }
 
     private static string Seconds(double s) => s.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) + " s";
 
-    /// <summary>One pull into an empty client store; returns its wall time in seconds.</summary>
-    internal static async Task<double> PullAsync(BenchWorld world, string client, string reference, ProxyRunner? proxy, string hosts)
+    /// <summary>One pull into an empty client store, through <paramref name="proxyUrl"/> or straight (names from <paramref name="hostsFile"/>); its wall time in seconds.</summary>
+    internal static async Task<double> PullAsync(string client, string reference, string? proxyUrl, string ca, string? hostsFile)
     {
-        var ca = proxy?.CaPath ?? world.Pki.CaCertPath;
-        var hostsFile = proxy is null ? hosts : null;
         using var dir = TempDir.Create("mitmcache-bench-pull");
         ProcessResult result;
         Stopwatch clock;
         if (client == "skopeo")
         {
             clock = Stopwatch.StartNew();
-            result = await Skopeo.CopyToOciAsync(reference, dir.Combine("oci"), proxy?.Url, ca, creds: null, all: false, hostsFile, CancellationToken.None);
+            result = await Skopeo.CopyToOciAsync(reference, dir.Combine("oci"), proxyUrl, ca, creds: null, all: false, hostsFile, CancellationToken.None);
         }
         else
         {
             await using var containerd = await ContainerdServer.StartAsync(dir.Combine("containerd"), CancellationToken.None);
             clock = Stopwatch.StartNew();
-            result = await containerd.ContentFetchAsync(reference, proxy?.Url, ca, user: null, allPlatforms: false, hostsFile, CancellationToken.None);
+            result = await containerd.ContentFetchAsync(reference, proxyUrl, ca, user: null, allPlatforms: false, hostsFile, CancellationToken.None);
         }
 
         var elapsed = clock.Elapsed.TotalSeconds;

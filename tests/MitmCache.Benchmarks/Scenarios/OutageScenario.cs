@@ -85,7 +85,7 @@ internal static class OutageScenario
     }
 
     private static Task<double> PullAsync(BenchWorld world, string client, string reference, ProxyRunner proxy) =>
-        ImagePullScenario.PullAsync(world, client, reference, proxy, hosts: "");
+        ImagePullScenario.PullAsync(client, reference, proxy.Url, proxy.CaPath, hostsFile: null);
 
     /// <summary>Waits until <c>/readyz</c> lists no upstream down (the probe saw the registry answer); returns the seconds waited.</summary>
     private static async Task<double> WaitUpAsync(ProxyRunner proxy)

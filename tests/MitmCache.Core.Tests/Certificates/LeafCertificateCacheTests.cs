@@ -111,6 +111,44 @@ public sealed class LeafCertificateCacheTests : IDisposable
     }
 
     [Fact]
+    public void GetServerOptions_SameHostAnySpelling_OneSharedInstanceWithLeafAndAlpn()
+    {
+        var cache = CreateCache();
+
+        var first = cache.GetServerOptions("registry.example.com");
+        var second = cache.GetServerOptions("Registry.Example.COM");
+
+        Assert.Same(first, second);
+        Assert.Same(cache.Get("registry.example.com"), first.ServerCertificateContext);
+        Assert.Equal([SslApplicationProtocol.Http2, SslApplicationProtocol.Http11], first.ApplicationProtocols);
+        Assert.Equal(1, cache.MintedCount);
+    }
+
+    [Fact]
+    public void GetServerOptions_LessThanAThirdOfValidityLeft_RenewedLeafInFreshOptions()
+    {
+        var cache = CreateCache();
+        var first = cache.GetServerOptions("registry.example.com");
+
+        _time.Advance(TimeSpan.FromDays(21));
+        var renewed = cache.GetServerOptions("registry.example.com");
+
+        Assert.NotSame(first, renewed);
+        Assert.NotSame(first.ServerCertificateContext, renewed.ServerCertificateContext);
+        Assert.Same(renewed, cache.GetServerOptions("registry.example.com"));
+        Assert.Equal(2, cache.MintedCount);
+    }
+
+    [Fact]
+    public void GetServerOptions_InvalidHost_ThrowsArgumentException()
+    {
+        var cache = CreateCache();
+
+        Assert.Throws<ArgumentException>(() => cache.GetServerOptions("bad host"));
+        Assert.Equal(0, cache.Count);
+    }
+
+    [Fact]
     public void Get_OverCapacity_EvictsLeastRecentlyUsed()
     {
         var cache = CreateCache(capacity: 2);

@@ -44,6 +44,8 @@ public sealed class RequestLogTests
         foreach (var line in requests)
         {
             Assert.False(string.IsNullOrEmpty(line.GetProperty("ConnectionId").GetString()), line.ToString());
+            Assert.Equal(world.Authority, line.GetProperty("Target").GetString()); // the connection's CONNECT, from its log scope
+            Assert.Equal("Intercept", line.GetProperty("Decision").GetString());
             Assert.Equal(world.Authority, line.GetProperty("Registry").GetString());
             Assert.True(line.GetProperty("Bytes").GetInt64() >= 0);
             Assert.True(line.GetProperty("ElapsedMs").GetInt64() >= 0);
