@@ -24,7 +24,7 @@ internal static class Program
         (3, "image pull", ImagePullScenario.RunAsync),
         (7, "index scale", IndexScaleScenario.RunAsync),
         (9, "blob store", BlobStoreScenario.RunAsync),
-        (10, "outage", OutageScenario.RunAsync),
+        (11, "outage", OutageScenario.RunAsync),
     ];
 
     public static async Task<int> Main(string[] args)

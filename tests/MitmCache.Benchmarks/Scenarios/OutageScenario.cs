@@ -6,7 +6,7 @@ using MitmCache.Tests.Common;
 namespace MitmCache.Benchmarks.Scenarios;
 
 /// <summary>
-/// 10. A cached 10-layer image pulled with skopeo and ctr while its registry is up, refused (killed: connections
+/// 11. A cached 10-layer image pulled with skopeo and ctr while its registry is up, refused (killed: connections
 /// refused at once) and blackholed (every packet to its port dropped, by iptables inside the private network
 /// namespace the registry runs in, so no RST and no ICMP: the outage that hangs). Each state twice: the first
 /// pull, which finds out, and a later one. Then how long after the packets flow again tags go upstream again.
