@@ -139,10 +139,12 @@ public sealed class UpstreamHealthTests : IDisposable
     public async Task WatchAsync_SlowAnswerFromAHostThatStillHandshakes_NotMarkedDown()
     {
         using var server = TlsServer.Start();
-        var health = Health(TimeSpan.FromMilliseconds(400), ("slow.test", server.Port));
+        // A connect budget a loaded 2-core machine meets (a first TLS handshake JITs SslStream); the answer comes
+        // after the first check (budget / 4) and during the second wait, so the host is checked at least once.
+        var health = Health(TimeSpan.FromSeconds(2), ("slow.test", server.Port));
         var host = health.Track(new Uri($"https://slow.test:{server.Port}/v2/"), UpstreamReach.Client);
         using var answer = new HttpResponseMessage(HttpStatusCode.OK);
-        var slow = Task.Delay(TimeSpan.FromSeconds(1.5)).ContinueWith(_ => answer, TaskScheduler.Default);
+        var slow = Task.Delay(TimeSpan.FromSeconds(3)).ContinueWith(_ => answer, TaskScheduler.Default);
 
         Assert.Same(answer, await health.WatchAsync(host, slow));
 
