@@ -44,7 +44,7 @@ internal static class OutageScenario
         try
         {
             await PullAsync(world, "skopeo", reference, proxy); // warms the cache
-            var label = $"10 outage, cached image 10 layers {image.Layers.Sum(l => (long)l.Bytes.Length) >> 20} MiB";
+            var label = $"11 outage, cached image 10 layers {image.Layers.Sum(l => (long)l.Bytes.Length) >> 20} MiB";
             foreach (var client in new[] { "skopeo", "ctr" })
             {
                 List<double> up = [], refusedFirst = [], refused = [], blackholedFirst = [], blackholed = [], recovery = [];
