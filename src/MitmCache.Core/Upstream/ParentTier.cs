@@ -80,7 +80,7 @@ internal sealed class ParentTier
 
     /// <summary>What a request fails with when no route is left: the parents and why each is out.</summary>
     public UpstreamConnectException NoRoute(string target, IEnumerable<string> failures) => new(ConnectError.Down,
-        $"no way to {target}: " + string.Join("; ", failures.DefaultIfEmpty("every parent is down")) +
+        $"no way to {target}: " + string.Join("; ", failures.Distinct().DefaultIfEmpty("no parent answered")) +
         (DirectFallback ? "" : "; direct connections are off (--no-direct-fallback)"));
 
     /// <summary>Why a parent that is known down is not asked, for <see cref="NoRoute"/>.</summary>

@@ -35,8 +35,8 @@ internal sealed class TierHandler : HttpMessageHandler
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        var failures = new List<string>();
         var routes = _tier.Routes(ParentTier.KeyOf(request));
+        var failures = _tier.DownParents().ToList(); // skipped without a try: named if nothing else works
         for (var i = 0; i < routes.Count; i++)
         {
             var route = routes[i];

@@ -90,8 +90,9 @@ internal sealed class UpstreamConnector
             return await ConnectAsync(host, port, reach, UpstreamRoute.Direct, cancellationToken);
         }
 
-        var failures = new List<string>();
-        foreach (var route in _tier.Routes(key: null))
+        var routes = _tier.Routes(key: null);
+        var failures = _tier.DownParents().ToList();
+        foreach (var route in routes)
         {
             if (route.IsDirect)
             {
@@ -112,7 +113,7 @@ internal sealed class UpstreamConnector
             }
         }
 
-        throw _tier.NoRoute($"{host}:{port}", failures.Count > 0 ? failures : _tier.DownParents());
+        throw _tier.NoRoute($"{host}:{port}", failures);
     }
 
     /// <summary>One way only: through the given parent (<c>CONNECT</c>), or direct.</summary>
@@ -120,7 +121,8 @@ internal sealed class UpstreamConnector
     public async Task<Stream> ConnectAsync(string host, int port, UpstreamReach reach, UpstreamRoute route, CancellationToken cancellationToken)
     {
         // A URI's IPv6 host comes bracketed ("[::1]"); inside, hosts are bare, and brackets go back on exactly once.
-        var (dialHost, dialPort, byRule) = Resolve(host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host, port);
+        var named = host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host;
+        var (dialHost, dialPort, byRule) = Resolve(named, port);
         var internalAllowed = reach is UpstreamReach.Client or UpstreamReach.Parent || byRule;
         using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         budget.CancelAfter(_connectTimeout);
@@ -144,7 +146,9 @@ internal sealed class UpstreamConnector
             var stream = new NetworkStream(socket, ownsSocket: true);
             try
             {
-                await ParentConnectAsync(stream, dialHost, dialPort, _tier.ViaFor(ParentTier.ArrivedVia.Value), budget.Token);
+                // The parent is asked for the name, not for where --connect-to sends it here: the parent intercepts
+                // and caches by name, and dials it as its own --connect-to says.
+                await ParentConnectAsync(stream, named, port, _tier.ViaFor(ParentTier.ArrivedVia.Value), budget.Token);
                 return stream;
             }
             catch
