@@ -46,8 +46,17 @@ public static class ProxyOptions
     public static readonly ListOption<ConnectToRule> ConnectTo = Option.List<ConnectToRule>("connect-to", "HOST:PORT:ADDRESS:PORT2",
         "dial `ADDRESS:PORT2` for `HOST:PORT`, like curl (split horizon, tests)", ParseConnectTo, (s, v) => s with { ConnectTo = v });
 
-    public static readonly Option<Uri?> UpstreamProxy = Option.Text<Uri>("upstream-proxy", "http://HOST:PORT",
-        "parent HTTP proxy for all upstream connections (CONNECT); targets are still resolved and checked by MitmCache first", ParseProxyUri, (s, v) => s with { UpstreamProxy = v });
+    public static readonly ListOption<Uri> UpstreamProxy = Option.List<Uri>("upstream-proxy", "http://HOST:PORT",
+        "parent proxies (the cluster tier, docs/cluster.md) for all upstream connections (CONNECT); each blob goes to the parent its digest ranks first on, each repository's manifests, tags and tokens to the one its name ranks first on, the rest to the first parent up; a parent that fails hands over to the next, then to the upstream itself. Targets are still resolved and checked by MitmCache first",
+        ParseProxyUri, (s, v) => s with { UpstreamProxies = v });
+
+    public static readonly Option<bool> NoDirectFallback = Option.Switch("no-direct-fallback",
+        "with `--upstream-proxy`: never connect to an upstream directly, even when every parent is down (sites where the parents are the only way out)",
+        (s, v) => s with { DirectFallback = !v });
+
+    public static readonly Option<string?> InstanceName = Option.Text<string>("instance-name", "NAME",
+        "this proxy's name in the `Via` header it adds to requests it sends to a parent; a request that already names it is refused (a loop). Unique per proxy", ParseInstanceName,
+        (s, v) => v is null ? s : s with { InstanceName = v }, documentedDefault: "host name and a random suffix, new at each start");
 
     public static readonly ListOption<IPNetwork> AllowUpstreamNetwork = Option.List<IPNetwork>("allow-upstream-network", "CIDR",
         "internal networks an upstream's redirect may send the proxy to (a registry whose storage is on a private address); redirects to loopback and private ranges are refused otherwise, and `--connect-to` addresses are always allowed",
@@ -123,7 +132,7 @@ public static class ProxyOptions
     /// <summary>Every option, in binding and documentation order.</summary>
     public static IReadOnlyList<OptionDefinition> All { get; } =
     [
-        Config, Listen, MetricsListen, Data, NoDefaultIntercept, Intercept, AllowPort, UpstreamCa, ConnectTo, UpstreamProxy,
+        Config, Listen, MetricsListen, Data, NoDefaultIntercept, Intercept, AllowPort, UpstreamCa, ConnectTo, UpstreamProxy, NoDirectFallback, InstanceName,
         AllowUpstreamNetwork, AllowClient, ProxyAuth, LogFormat, LogLevel, MaxCacheSize, ManifestPolicy, ManifestTtl, ConnectTimeout, UpstreamTimeout, OfflineGrantWindow,
         OnCacheFailure, VerifyOnRead, RegistryCredential, MaxConnections, MaxConnectionsPerClient, HeaderTimeout, TunnelIdleTimeout,
         ShutdownTimeout,
@@ -132,6 +141,7 @@ public static class ProxyOptions
     /// <summary>Checks across options, once each has its value (what <c>IValidateOptions</c> does in the .NET options stack).</summary>
     public static void Check(ProxySettings settings, List<string> errors)
     {
+        CheckParents(settings, errors);
         if (settings.MetricsListen is { } metrics && metrics.Port == settings.Listen.Port && metrics.Port != 0
             && (metrics.Address.Equals(settings.Listen.Address) || IsAny(metrics.Address) || IsAny(settings.Listen.Address)))
         {
@@ -142,6 +152,19 @@ public static class ProxyOptions
         {
             errors.Add($"--listen {settings.Listen}: refusing to run an open proxy on a non-loopback address. " +
                 "Add --allow-client CIDR (for example your node network) and/or --proxy-auth USER:PASSWORD.");
+        }
+    }
+
+    private static void CheckParents(ProxySettings settings, List<string> errors)
+    {
+        foreach (var twice in settings.UpstreamProxies.GroupBy(p => p.Authority, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
+        {
+            errors.Add($"--upstream-proxy {twice.Key} is given {twice.Count()} times; give each parent once");
+        }
+
+        if (!settings.DirectFallback && settings.UpstreamProxies.Count == 0)
+        {
+            errors.Add("--no-direct-fallback needs at least one --upstream-proxy: without parents, direct is the only way out");
         }
     }
 
@@ -180,10 +203,19 @@ public static class ProxyOptions
         return ConnectToRule.TryParse(text, out value);
     }
 
-    private static bool ParseProxyUri(string text, out Uri? value, out string expected)
+    private static bool ParseProxyUri(string text, out Uri value, out string expected)
     {
         expected = "http://HOST:PORT";
-        return Uri.TryCreate(text, UriKind.Absolute, out value) && value.Scheme == Uri.UriSchemeHttp && value.AbsolutePath == "/";
+        return Uri.TryCreate(text, UriKind.Absolute, out value!) && value.Scheme == Uri.UriSchemeHttp && value.AbsolutePath == "/"
+            && value.UserInfo.Length == 0 && value.Query.Length == 0;
+    }
+
+    /// <summary>A <c>Via</c> pseudonym: an RFC 9110 token, so it can be matched exactly in a <c>Via</c> list.</summary>
+    private static bool ParseInstanceName(string text, out string? value, out string expected)
+    {
+        value = text;
+        expected = "a name of letters, digits, '-', '.' and '_' (at most 64)";
+        return text.Length is > 0 and <= 64 && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_');
     }
 
     private static bool ParseNetwork(string text, out IPNetwork value, out string expected)

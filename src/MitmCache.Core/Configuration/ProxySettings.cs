@@ -19,7 +19,15 @@ public sealed record ProxySettings
     public IReadOnlySet<int> AllowedPorts { get; init; } = new HashSet<int> { HttpsPort };
     public string? UpstreamCaFile { get; init; }
     public IReadOnlyList<ConnectToRule> ConnectTo { get; init; } = [];
-    public Uri? UpstreamProxy { get; init; }
+
+    /// <summary>The cluster tier's parents (<c>--upstream-proxy</c>), in the operator's order: the order of the fall-back for requests no key ranks.</summary>
+    public IReadOnlyList<Uri> UpstreamProxies { get; init; } = [];
+
+    /// <summary>False with <c>--no-direct-fallback</c>: when every parent fails, the request fails.</summary>
+    public bool DirectFallback { get; init; } = !ProxyOptions.NoDirectFallback.Default;
+
+    /// <summary>This proxy's <c>Via</c> pseudonym; unique per process unless the operator names it.</summary>
+    public string InstanceName { get; init; } = DefaultInstanceName();
     public IReadOnlyList<IPNetwork> AllowedClients { get; init; } = [];
 
     /// <summary>Internal networks an upstream's redirect may lead to (<c>--allow-upstream-network</c>).</summary>
@@ -48,6 +56,12 @@ public sealed record ProxySettings
         "registry-1.docker.io", "auth.docker.io", "ghcr.io", "quay.io", "registry.k8s.io",
         "gcr.io", "*.pkg.dev", "mcr.microsoft.com", "public.ecr.aws", "nvcr.io",
     ];
+
+    private static string DefaultInstanceName()
+    {
+        var host = new string([.. Environment.MachineName.Where(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_').Take(48)]);
+        return $"{(host.Length > 0 ? host : "mitmcache")}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}";
+    }
 
     /// <summary>Every path in <see cref="DataDirectory"/>.</summary>
     public DataLayout Layout => new(DataDirectory);

@@ -84,8 +84,9 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
         var (cacheProblems, cacheDegraded) = cache.Readiness();
         var problems = cacheProblems.ToList();
         var degraded = cacheDegraded.Concat(health.Known.Where(u => u.IsDown).OrderBy(u => u.Authority, StringComparer.Ordinal).Select(u =>
-            string.Create(CultureInfo.InvariantCulture,
-                $"upstream {u.Authority} down for {health.TimeInState(u).TotalSeconds:0} s ({u.Reason}), answered from the cache; next probe in {health.UntilProbe(u).TotalSeconds:0} s")))
+            u.Reach == UpstreamReach.Parent
+                ? string.Create(CultureInfo.InvariantCulture, $"parent {u.Authority} down for {health.TimeInState(u).TotalSeconds:0} s ({u.Reason}), its requests go to the next parent in rank; next probe of /readyz in {health.UntilProbe(u).TotalSeconds:0} s")
+                : string.Create(CultureInfo.InvariantCulture, $"upstream {u.Authority} down for {health.TimeInState(u).TotalSeconds:0} s ({u.Reason}), answered from the cache; next probe in {health.UntilProbe(u).TotalSeconds:0} s")))
             .ToList();
         if (!authority.Certificate.HasPrivateKey)
         {

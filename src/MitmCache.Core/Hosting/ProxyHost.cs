@@ -90,6 +90,7 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton(sp => HostPolicy.From(settings, authority, sp.GetRequiredService<ILogger<HostPolicy>>()));
         services.AddSingleton<ProxyAccess>();
         services.AddSingleton(new ConnectionLimiter(settings, time));
+        services.AddSingleton<ParentTier>();
         services.AddSingleton<UpstreamConnector>();
         services.AddSingleton(sp => new UpstreamHealth(sp.GetRequiredService<UpstreamConnector>(), settings, s_wallClock, sp.GetRequiredService<ILogger<UpstreamHealth>>()));
         services.AddSingleton(sp => UpstreamHttp.CreateInvoker(sp.GetRequiredService<UpstreamConnector>(), settings, sp.GetRequiredService<UpstreamHealth>()));

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using MitmCache.Configuration;
 using MitmCache.Diagnostics;
 using MitmCache.Registry;
 using MitmCache.Tunneling;
@@ -21,6 +22,7 @@ internal sealed class RequestRouter(
     HostPolicy policy,
     ProxyAccess access,
     ProxyEndpoints endpoints,
+    ProxySettings settings,
     ILogger<RequestRouter> logger)
 {
     public Task HandleAsync(HttpContext context)
@@ -37,6 +39,15 @@ internal sealed class RequestRouter(
                 $"MitmCache: method names are case-sensitive: '{context.Request.Method}' is not {standard}");
         }
 
+        // The cluster tier: a request that already passed through this proxy went round a loop of parents.
+        var via = context.Request.Headers.Via.ToString();
+        if (ParentTier.NamesHop(via, settings.InstanceName))
+        {
+            return HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status508LoopDetected,
+                $"MitmCache: this request already passed through {settings.InstanceName} (Via: {via}): check the --upstream-proxy lists of the tier");
+        }
+
+        ParentTier.ArrivedVia.Value = via.Length > 0 ? via : null; // each request sets it: one left by the last on this connection is overwritten
         var rawTarget = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
         var target = InterceptTarget.From(items);
         if (target is not null)

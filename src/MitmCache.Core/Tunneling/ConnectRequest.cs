@@ -1,7 +1,8 @@
 namespace MitmCache.Tunneling;
 
 /// <summary>A parsed <c>CONNECT host:port</c> head. <see cref="Host"/> is lower-case, without IPv6 brackets.</summary>
-internal sealed record ConnectRequest(string Host, int Port, string? ProxyAuthorization)
+/// <param name="Via">The hops it passed (a child of the cluster tier names itself): a loop if this proxy is among them.</param>
+internal sealed record ConnectRequest(string Host, int Port, string? ProxyAuthorization, string? Via = null)
 {
     /// <summary>The authority as written on the wire: <c>host:port</c> or <c>[v6]:port</c>.</summary>
     public string Authority => Host.Contains(':', StringComparison.Ordinal) ? $"[{Host}]:{Port}" : $"{Host}:{Port}";

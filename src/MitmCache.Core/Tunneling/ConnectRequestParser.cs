@@ -66,6 +66,7 @@ internal static class ConnectRequestParser
         }
 
         string? proxyAuthorization = null;
+        string? via = null;
         foreach (var line in lines.AsSpan(1))
         {
             if (line.Length == 0)
@@ -83,9 +84,13 @@ internal static class ConnectRequestParser
             {
                 proxyAuthorization = line[(colon + 1)..].Trim();
             }
+            else if (line.AsSpan(0, colon).Equals("Via", StringComparison.OrdinalIgnoreCase))
+            {
+                via = via is null ? line[(colon + 1)..].Trim() : via + ", " + line[(colon + 1)..].Trim();
+            }
         }
 
-        return new(ConnectParseStatus.Parsed, new ConnectRequest(host, port, proxyAuthorization), reader.Consumed);
+        return new(ConnectParseStatus.Parsed, new ConnectRequest(host, port, proxyAuthorization, via), reader.Consumed);
     }
 
     /// <summary>

@@ -153,6 +153,13 @@ internal sealed class ProxyConnectionMiddleware(
             return;
         }
 
+        if (ParentTier.NamesHop(request.Via, settings.InstanceName))
+        {
+            logger.ConnectRefused(request.Authority, $"a loop: it already passed through {settings.InstanceName} (Via: {request.Via})");
+            await RespondAsync(connection, 508, "Loop Detected", $"this request already passed through {settings.InstanceName}: check the --upstream-proxy lists of the tier");
+            return;
+        }
+
         var decision = policy.Decide(request.Host, request.Port, out var reason);
         scope.Decided(request.Authority, decision);
         logger.ConnectDecided(request.Authority, decision);
@@ -181,6 +188,7 @@ internal sealed class ProxyConnectionMiddleware(
         Stream upstream;
         try
         {
+            ParentTier.ArrivedVia.Value = request.Via;
             upstream = await connector.ConnectAsync(request.Host, request.Port, connection.ConnectionClosed);
         }
         catch (UpstreamConnectException ex)

@@ -49,13 +49,17 @@ internal static class HeaderRules
         return message;
     }
 
-    /// <summary>Copies status and end-to-end headers of an upstream response to the client response.</summary>
+    /// <summary>
+    /// Copies status and end-to-end headers of an upstream response to the client response, marked as relayed
+    /// (<see cref="ParentTier.RelayedHeader"/>): a child of the cluster tier then knows a 5xx is the upstream's answer,
+    /// not this proxy failing. An upstream's own copy of that header is dropped, so no registry can fake it.
+    /// </summary>
     public static void CopyResponseHead(HttpResponseMessage upstream, HttpResponse response)
     {
         response.StatusCode = (int)upstream.StatusCode;
         foreach (var (name, values) in upstream.Headers)
         {
-            if (!IsHopByHop(name))
+            if (!IsHopByHop(name) && !name.Equals(ParentTier.RelayedHeader, StringComparison.OrdinalIgnoreCase))
             {
                 response.Headers[name] = new StringValues(values.ToArray());
             }
@@ -65,5 +69,7 @@ internal static class HeaderRules
         {
             response.Headers[name] = new StringValues(values.ToArray());
         }
+
+        response.Headers[ParentTier.RelayedHeader] = "1";
     }
 }

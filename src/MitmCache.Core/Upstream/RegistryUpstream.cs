@@ -23,8 +23,8 @@ namespace MitmCache.Upstream;
 /// <see cref="UpstreamConnectException"/>, as for a refused connection, so every caller answers from the cache at
 /// once), and each hop's outcome tells the health of the host that answered it, or failed to.</para>
 /// </summary>
-internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConnector connector, UpstreamHealth health, ProxySettings settings,
-    ILogger<RegistryUpstream> logger) : IDisposable
+internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConnector connector, UpstreamHealth health,
+    ProxySettings settings, ILogger<RegistryUpstream> logger, AccessTokens? tokens = null) : IDisposable
 {
     private const int MaxRedirects = 5;
 
@@ -32,11 +32,15 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConne
 
     public TimeSpan Timeout => settings.UpstreamTimeout;
 
-    /// <summary>The credential that goes upstream: the client's, unless it is ours; else a configured fallback.</summary>
+    /// <summary>
+    /// The credential that goes upstream: the client's, unless it is ours; else a configured fallback. With parents,
+    /// only a local token this proxy minted is ours: one a parent minted goes back to the parents (the tier's
+    /// handler drops it on a direct request).
+    /// </summary>
     public string? UpstreamAuthorization(InterceptTarget target, HttpRequest client)
     {
         var authorization = client.Headers.Authorization.ToString();
-        if (authorization.Length > 0 && !AccessTokens.IsLocal(authorization))
+        if (authorization.Length > 0 && (!AccessTokens.IsLocal(authorization) || (connector.Tier.Enabled && tokens?.FindLocal(authorization) is null)))
         {
             return authorization;
         }

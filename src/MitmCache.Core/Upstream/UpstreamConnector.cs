@@ -19,6 +19,9 @@ internal enum UpstreamReach
     /// rule (the operator's own choice) or <c>--allow-upstream-network</c> says so.
     /// </summary>
     Redirect,
+
+    /// <summary>A parent proxy of the cluster tier (<c>--upstream-proxy</c>): the operator's choice, dialled directly.</summary>
+    Parent,
 }
 
 /// <summary>
@@ -40,18 +43,21 @@ internal sealed class UpstreamConnector
     private readonly TimeSpan _connectTimeout;
     private readonly IReadOnlyList<ConnectToRule> _connectTo;
     private readonly IReadOnlyList<IPNetwork> _allowedInternal;
-    private readonly Uri? _parentProxy;
+    private readonly ParentTier _tier;
     private readonly IPEndPoint _listen;
     private readonly Lazy<HashSet<IPAddress>> _localAddresses = new(LocalAddresses);
 
-    public UpstreamConnector(ProxySettings settings)
+    /// <param name="tier">The host's one tier (shared with health and the HTTP client); a tier of its own otherwise.</param>
+    public UpstreamConnector(ProxySettings settings, ParentTier? tier = null)
     {
         _connectTimeout = settings.ConnectTimeout;
         _connectTo = settings.ConnectTo;
         _allowedInternal = settings.AllowedUpstreamNetworks;
-        _parentProxy = settings.UpstreamProxy;
+        _tier = tier ?? new ParentTier(settings);
         _listen = settings.Listen;
     }
+
+    public ParentTier Tier => _tier;
 
     /// <summary>Where a <c>host:port</c> is really dialled after <c>--connect-to</c>, and whether a rule chose it.</summary>
     public (string Host, int Port, bool ByRule) Resolve(string host, int port)
@@ -71,19 +77,60 @@ internal sealed class UpstreamConnector
     public Task<Stream> ConnectAsync(string host, int port, CancellationToken cancellationToken) =>
         ConnectAsync(host, port, UpstreamReach.Client, cancellationToken);
 
+    /// <summary>
+    /// Through the tier when there is one: the parents in the operator's order, those known down skipped, each that
+    /// fails reported and the next tried, then direct unless <c>--no-direct-fallback</c>. Blind tunnels and checks
+    /// come here; registry requests choose their own order per key (<see cref="TierHandler"/>).
+    /// </summary>
     /// <inheritdoc cref="ConnectAsync(string, int, CancellationToken)"/>
     public async Task<Stream> ConnectAsync(string host, int port, UpstreamReach reach, CancellationToken cancellationToken)
     {
+        if (!_tier.Enabled || reach == UpstreamReach.Parent)
+        {
+            return await ConnectAsync(host, port, reach, UpstreamRoute.Direct, cancellationToken);
+        }
+
+        var routes = _tier.Routes(key: null);
+        var failures = _tier.DownParents().ToList();
+        foreach (var route in routes)
+        {
+            if (route.IsDirect)
+            {
+                return await ConnectAsync(host, port, reach, route, cancellationToken);
+            }
+
+            try
+            {
+                return await ConnectAsync(host, port, reach, route, cancellationToken);
+            }
+            catch (UpstreamConnectException ex) when (ex.Error is ConnectError.Timeout or ConnectError.Unreachable or ConnectError.ParentProxyRefused)
+            {
+                failures.Add($"parent {_tier.Parents[route.Parent].Authority}: {ex.Message}");
+                if (ex.Error != ConnectError.ParentProxyRefused)
+                {
+                    _tier.ReportFailure(route.Parent, ex.Message, network: true);
+                }
+            }
+        }
+
+        throw _tier.NoRoute($"{host}:{port}", failures);
+    }
+
+    /// <summary>One way only: through the given parent (<c>CONNECT</c>), or direct.</summary>
+    /// <inheritdoc cref="ConnectAsync(string, int, CancellationToken)"/>
+    public async Task<Stream> ConnectAsync(string host, int port, UpstreamReach reach, UpstreamRoute route, CancellationToken cancellationToken)
+    {
         // A URI's IPv6 host comes bracketed ("[::1]"); inside, hosts are bare, and brackets go back on exactly once.
-        var (dialHost, dialPort, byRule) = Resolve(host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host, port);
-        var internalAllowed = reach == UpstreamReach.Client || byRule;
+        var named = host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host;
+        var (dialHost, dialPort, byRule) = Resolve(named, port);
+        var internalAllowed = reach is UpstreamReach.Client or UpstreamReach.Parent || byRule;
         using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         budget.CancelAfter(_connectTimeout);
         try
         {
-            if (_parentProxy is null)
+            if (route.IsDirect)
             {
-                return new NetworkStream(await ConnectDirectAsync(dialHost, dialPort, internalAllowed, budget.Token), ownsSocket: true);
+                return new NetworkStream(await ConnectDirectAsync(dialHost, dialPort, reach == UpstreamReach.Parent ? null : internalAllowed, budget.Token), ownsSocket: true);
             }
 
             // The parent resolves the name again: check every address it could pick. A name we cannot
@@ -94,11 +141,14 @@ internal sealed class UpstreamConnector
                 throw Refused(dialHost, refused, internalAllowed);
             }
 
-            var socket = await ConnectDirectAsync(_parentProxy.Host, _parentProxy.Port, null, budget.Token);
+            var parent = _tier.Parents[route.Parent];
+            var socket = await ConnectDirectAsync(parent.IdnHost.Trim('[', ']'), parent.Port, null, budget.Token);
             var stream = new NetworkStream(socket, ownsSocket: true);
             try
             {
-                await ParentConnectAsync(stream, dialHost, dialPort, budget.Token);
+                // The parent is asked for the name, not for where --connect-to sends it here: the parent intercepts
+                // and caches by name, and dials it as its own --connect-to says.
+                await ParentConnectAsync(stream, named, port, _tier.ViaFor(ParentTier.ArrivedVia.Value), budget.Token);
                 return stream;
             }
             catch
@@ -109,8 +159,9 @@ internal sealed class UpstreamConnector
         }
         catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
+            var through = route.IsDirect ? "" : $" through parent {_tier.Parents[route.Parent].Authority}";
             throw new UpstreamConnectException(ConnectError.Timeout,
-                $"connecting to {dialHost}:{dialPort} timed out (--connect-timeout {_connectTimeout.TotalSeconds:0.###}s)", ex);
+                $"connecting to {dialHost}:{dialPort}{through} timed out (--connect-timeout {_connectTimeout.TotalSeconds:0.###}s)", ex);
         }
     }
 
@@ -271,10 +322,10 @@ internal sealed class UpstreamConnector
         }
     }
 
-    private static async Task ParentConnectAsync(Stream stream, string host, int port, CancellationToken cancellationToken)
+    private static async Task ParentConnectAsync(Stream stream, string host, int port, string via, CancellationToken cancellationToken)
     {
         var authority = IPAddress.TryParse(host, out var literal) && literal.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{host}]:{port}" : $"{host}:{port}";
-        var request = Encoding.ASCII.GetBytes($"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+        var request = Encoding.ASCII.GetBytes($"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nVia: {via}\r\n\r\n");
         await stream.WriteAsync(request, cancellationToken);
 
         // Read the response head byte by byte: it is short, and we must not read past it.

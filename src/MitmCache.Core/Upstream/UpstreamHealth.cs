@@ -46,6 +46,7 @@ internal sealed class UpstreamHealth : IDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lazy<HttpMessageInvoker> _probeClients;
     private readonly Lazy<HttpMessageInvoker> _probeRedirects;
+    private readonly Lazy<HttpMessageInvoker> _probeParents;
 
     public UpstreamHealth(UpstreamConnector connector, ProxySettings settings, TimeProvider time, ILogger<UpstreamHealth> logger)
     {
@@ -56,6 +57,20 @@ internal sealed class UpstreamHealth : IDisposable
         _extraRoots = UpstreamHttp.ExtraRoots(settings);
         _probeClients = new(() => UpstreamHttp.CreateInvoker(connector, settings, health: null, UpstreamReach.Client, pooled: false));
         _probeRedirects = new(() => UpstreamHttp.CreateInvoker(connector, settings, health: null, UpstreamReach.Redirect, pooled: false));
+        _probeParents = new(() => new HttpMessageInvoker(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            PooledConnectionLifetime = TimeSpan.Zero,
+            ConnectCallback = async (context, ct) =>
+                await connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, UpstreamReach.Parent, UpstreamRoute.Direct, ct),
+        }, disposeHandler: true));
+
+        // The tier's parents are known from the start and never forgotten; their failures are reported here.
+        connector.Tier.Health = this;
+        foreach (var parent in connector.Tier.States)
+        {
+            _upstreams[parent.Authority] = parent;
+        }
     }
 
     /// <summary>How long a request waits for its answer before the host is checked: a quarter of the connect timeout.</summary>
@@ -268,13 +283,18 @@ internal sealed class UpstreamHealth : IDisposable
         }
     }
 
-    /// <summary>A new connection (TCP, TLS) and <c>GET /v2/</c>, without credentials: any answer but a 5xx or 429 is up.</summary>
-    private async Task<(bool Up, string Reason, TimeSpan RetryAfter)> ProbeOnceAsync(UpstreamState state)
+    /// <summary>
+    /// A new connection (TCP, TLS) and <c>GET /v2/</c>, without credentials: any answer but a 5xx or 429 is up. A parent
+    /// of the tier is asked <c>GET /readyz</c> on a direct connection instead: ready (or degraded) is up.
+    /// </summary>
+    private async Task<(bool Up, string Reason, TimeSpan RetryAfter)> ProbeOnceAsync(UpstreamState state, TimeSpan? budget = null)
     {
-        var invoker = state.Reach == UpstreamReach.Client ? _probeClients.Value : _probeRedirects.Value;
-        using var request = new HttpRequestMessage(HttpMethod.Get, new UriBuilder(Uri.UriSchemeHttps, state.Host, state.Port, "/v2/").Uri);
+        var parent = state.Reach == UpstreamReach.Parent;
+        var invoker = parent ? _probeParents.Value : state.Reach == UpstreamReach.Client ? _probeClients.Value : _probeRedirects.Value;
+        using var request = new HttpRequestMessage(HttpMethod.Get,
+            new UriBuilder(parent ? Uri.UriSchemeHttp : Uri.UriSchemeHttps, state.Host, state.Port, parent ? "/readyz" : "/v2/").Uri);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-        deadline.CancelAfter(_settings.UpstreamTimeout);
+        deadline.CancelAfter(budget ?? _settings.UpstreamTimeout);
         try
         {
             using var response = await invoker.SendAsync(request, deadline.Token);
@@ -310,6 +330,12 @@ internal sealed class UpstreamHealth : IDisposable
 
     private async Task<bool> ConnectsAsync(UpstreamState state)
     {
+        if (state.Reach == UpstreamReach.Parent)
+        {
+            // A parent that accepts connections but stopped answering (stopped, swapping) is as dead as one that refuses.
+            return (await ProbeOnceAsync(state, _settings.ConnectTimeout)).Up || _stopping.IsCancellationRequested;
+        }
+
         using var budget = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         budget.CancelAfter(_settings.ConnectTimeout);
         try
@@ -340,7 +366,7 @@ internal sealed class UpstreamHealth : IDisposable
             return;
         }
 
-        var idle = _upstreams.Values.Where(s => !s.IsDown && s.Connections.IsEmpty).MinBy(s => s.LastUsed);
+        var idle = _upstreams.Values.Where(s => !s.IsDown && s.Connections.IsEmpty && s.Reach != UpstreamReach.Parent).MinBy(s => s.LastUsed);
         if (idle is not null)
         {
             _upstreams.TryRemove(new KeyValuePair<string, UpstreamState>(idle.Authority, idle));
@@ -362,6 +388,11 @@ internal sealed class UpstreamHealth : IDisposable
         if (_probeRedirects.IsValueCreated)
         {
             _probeRedirects.Value.Dispose();
+        }
+
+        if (_probeParents.IsValueCreated)
+        {
+            _probeParents.Value.Dispose();
         }
     }
 }

@@ -20,36 +20,43 @@ internal static class UpstreamHttp
         UpstreamReach reach = UpstreamReach.Client, bool pooled = true)
     {
         var extraRoots = ExtraRoots(settings);
-        var handler = new SocketsHttpHandler
-        {
-            AllowAutoRedirect = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            UseCookies = false,
-            UseProxy = false,
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
-            PooledConnectionLifetime = pooled ? TimeSpan.FromMinutes(10) : TimeSpan.Zero,
-            EnableMultipleHttp2Connections = true,
-            // The whole connection, TLS included: what the connector's own budget leaves out.
-            ConnectTimeout = settings.ConnectTimeout,
-            ConnectCallback = async (context, ct) =>
-            {
-                var stream = await connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, reach, ct);
-                if (context.InitialRequestMessage.RequestUri is { } uri)
-                {
-                    health?.TrackConnection(uri.Authority, stream);
-                }
-
-                return stream;
-            },
-            SslOptions = new SslClientAuthenticationOptions
-            {
-                RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
-                    ValidateServerCertificate(certificate, chain, errors, extraRoots),
-            },
-        };
-
-        return new HttpMessageInvoker(handler, disposeHandler: true);
+        HttpMessageHandler Pool(UpstreamRoute route) => CreatePool(connector, settings, health, reach, pooled, route, extraRoots);
+        return new HttpMessageInvoker(connector.Tier.Enabled ? new TierHandler(connector.Tier, health, Pool) : Pool(UpstreamRoute.Direct), disposeHandler: true);
     }
+
+    private static SocketsHttpHandler CreatePool(UpstreamConnector connector, ProxySettings settings, UpstreamHealth? health,
+        UpstreamReach reach, bool pooled, UpstreamRoute route, X509Certificate2Collection extraRoots) => new()
+    {
+        AllowAutoRedirect = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        UseCookies = false,
+        UseProxy = false,
+        PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
+        PooledConnectionLifetime = pooled ? TimeSpan.FromMinutes(10) : TimeSpan.Zero,
+        EnableMultipleHttp2Connections = true,
+        // The whole connection, TLS included: what the connector's own budget leaves out.
+        ConnectTimeout = settings.ConnectTimeout,
+        ConnectCallback = async (context, ct) =>
+        {
+            var stream = await connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, reach, route, ct);
+            if (context.InitialRequestMessage.RequestUri is { } uri)
+            {
+                health?.TrackConnection(uri.Authority, stream);
+            }
+
+            if (!route.IsDirect)
+            {
+                health?.TrackConnection(connector.Tier.States[route.Parent].Authority, stream); // closed too if the parent goes down
+            }
+
+            return stream;
+        },
+        SslOptions = new SslClientAuthenticationOptions
+        {
+            RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
+                ValidateServerCertificate(certificate, chain, errors, extraRoots),
+        },
+    };
 
     /// <summary>The operator's <c>--upstream-ca</c> roots (none without it).</summary>
     public static X509Certificate2Collection ExtraRoots(ProxySettings settings)

@@ -57,7 +57,7 @@ public sealed class OptionLayersTests : IDisposable
     [InlineData("--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2")]
     [InlineData("--listen", "127.0.0.1:1", "--listen=127.0.0.1:1")]
     [InlineData("--no-default-intercept", "--no-default-intercept")]
-    [InlineData("--upstream-proxy", "http://a:1", "--upstream-proxy", "http://b:1")]
+    [InlineData("--upstream-timeout", "1s", "--upstream-timeout", "2s")]
     public void ReadFlags_SingleValuedOptionTwice_ErrorNamingIt(params string[] args)
     {
         var errors = new List<string>();
@@ -281,5 +281,67 @@ public sealed class OptionLayersTests : IDisposable
         Assert.Empty(errors);
         Assert.Equal(3L << 30, settings!.MaxCacheBytes);
         Assert.Equal(6, settings.MaxConnections); // a flag over the environment is precedence, not a repeat
+    }
+
+    [Fact]
+    public void UpstreamProxy_FlagRepeated_EveryParentInOrder()
+    {
+        var errors = new List<string>();
+
+        var settings = Load(errors, new Hashtable(), "--upstream-proxy", "http://p1:3128", "--upstream-proxy", "http://p2:3128,http://p3:3128");
+
+        Assert.Empty(errors);
+        Assert.Equal(["p1:3128", "p2:3128", "p3:3128"], settings!.UpstreamProxies.Select(p => p.Authority));
+    }
+
+    [Fact]
+    public void UpstreamProxy_EnvironmentCommaList_EveryParent()
+    {
+        var errors = new List<string>();
+
+        var settings = Load(errors, new Hashtable { ["MITMCACHE_UPSTREAM_PROXY"] = "http://p1:3128,http://p2:3128,http://p3:3128" });
+
+        Assert.Empty(errors);
+        Assert.Equal(3, settings!.UpstreamProxies.Count);
+    }
+
+    [Fact]
+    public void UpstreamProxy_ConfigFileArray_EveryParent()
+    {
+        var errors = new List<string>();
+        var path = WriteConfig("""{ "upstreamProxy": ["http://p1:3128", "http://p2:3128"], "noDirectFallback": true }""");
+
+        var settings = Load(errors, new Hashtable(), "--config", path);
+
+        Assert.Empty(errors);
+        Assert.Equal(["p1:3128", "p2:3128"], settings!.UpstreamProxies.Select(p => p.Authority));
+        Assert.False(settings.DirectFallback);
+    }
+
+    [Theory]
+    [InlineData("--upstream-proxy", "http://p1:3128", "--upstream-proxy", "http://P1:3128")]
+    [InlineData("--no-direct-fallback")]
+    [InlineData("--upstream-proxy", "http://user:pw@p1:3128")]
+    [InlineData("--instance-name", "a b")]
+    [InlineData("--instance-name", "a,b")]
+    public void Tier_BadCombination_Refused(params string[] flags)
+    {
+        var errors = new List<string>();
+
+        Assert.Null(Load(errors, new Hashtable(), flags));
+
+        Assert.Single(errors);
+    }
+
+    [Fact]
+    public void InstanceName_Default_DiffersPerSettings()
+    {
+        var errors = new List<string>();
+
+        var one = Load(errors, new Hashtable())!;
+        var two = Load(errors, new Hashtable())!;
+
+        Assert.Empty(errors);
+        Assert.NotEqual(one.InstanceName, two.InstanceName);
     }
 }

@@ -32,7 +32,8 @@ public class SettingsLoaderTests
         Assert.Empty(settings.AllowedClients);
         Assert.Empty(settings.ConnectTo);
         Assert.Null(settings.ProxyAuth);
-        Assert.Null(settings.UpstreamProxy);
+        Assert.Empty(settings.UpstreamProxies);
+        Assert.True(settings.DirectFallback);
         Assert.Null(settings.MetricsListen);
     }
 

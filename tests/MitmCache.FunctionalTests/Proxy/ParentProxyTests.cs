@@ -24,7 +24,7 @@ public sealed class ParentProxyTests
         {
             DataDirectory = world.Dir.Combine("child"),
             ConnectTo = [],
-            UpstreamProxy = new Uri(parent.Url),
+            UpstreamProxies = [new Uri(parent.Url)],
         });
 
         var pull = await Skopeo.CopyToOciAsync($"{world.Authority}/library/via-parent:v1", world.Dir.Combine("oci"), child.Url, child.CaBundlePath, null, false, CancellationToken.None);
@@ -53,7 +53,7 @@ public sealed class ParentProxyTests
             Intercept = [evil.Host],
             AllowedPorts = new HashSet<int> { 443, evil.Port },
             ConnectTo = [new("meta.test", 443, "169.254.169.254", 443)],
-            UpstreamProxy = new Uri(parent.Url),
+            UpstreamProxies = [new Uri(parent.Url)],
         });
 
         var inspect = await Skopeo.InspectAsync($"{evil.Authority}/x:v4", child.Url, child.CaBundlePath, null, CancellationToken.None);
@@ -84,7 +84,7 @@ public sealed class ParentProxyTests
             Intercept = [evil.Host],
             AllowedPorts = new HashSet<int> { 443, evil.Port },
             ConnectTo = [],
-            UpstreamProxy = new Uri(parent.Url),
+            UpstreamProxies = [new Uri(parent.Url)],
             AllowedUpstreamNetworks = [IPNetwork.Parse("::1/128")],
         });
 

@@ -1,0 +1,196 @@
+using System.Net;
+using MitmCache.FunctionalTests.Infrastructure;
+using MitmCache.Tests.Common;
+
+namespace MitmCache.FunctionalTests.Proxy;
+
+/// <summary>
+/// The cluster tier (docs/cluster.md) with every instance a real MitmCache process: three parents sharing one CA,
+/// children listing all three, the Debian registry with token auth and its CDN redirect behind them.
+/// </summary>
+public sealed class ClusterTierTests
+{
+    private static async Task<ProcessResult> PullAsync(RegistryWorld world, ProxyProcess child, string image, string dir, string? creds = null) =>
+        await Skopeo.CopyToOciAsync($"{world.Authority}/{image}", world.Dir.Combine(dir), child.Url, child.CaBundlePath, creds, false, CancellationToken.None);
+
+    private static string Describe(ClusterTier tier, params ProxyProcess[] children) =>
+        string.Join("\n----\n", children.Concat(tier.Parents).Select(p => $"{p.Url}:\n{Tail(p.Output)}"));
+
+    private static string Tail(string output) => output.Length > 6000 ? output[^6000..] : output;
+
+    [Fact]
+    public async Task TwoChildrenPullTogether_EachBlobFetchedOnceAndCachedOnlyOnItsOwner_AFreshChildFetchesNone()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true);
+        var image = await world.PushImageAsync("library/tiered", "v1", (400_000, 1), (300_000, 2), (200_000, 3), (100_000, 4), (50_000, 5));
+        using var tier = await ClusterTier.StartAsync(world);
+        var a = await tier.StartChildAsync("child-a");
+        var b = await tier.StartChildAsync("child-b");
+
+        var pulls = await Task.WhenAll(PullAsync(world, a, "library/tiered:v1", "oci-a"), PullAsync(world, b, "library/tiered:v1", "oci-b"));
+
+        Assert.All(pulls, p => Assert.True(p.Succeeded, p.StdErr + "\n" + Describe(tier, a, b)));
+        await world.Registry.SyncAccessLogAsync();
+        foreach (var (digest, _) in image.Blobs)
+        {
+            Assert.Equal(1, world.Registry.CountRequests("GET", $"/blobs/{digest}"));
+            var owner = tier.Owner("blob " + digest);
+            Assert.True(ClusterTier.Holds(owner, digest), $"{digest} is not on its owner {owner.Url}");
+            Assert.All(tier.Parents.Where(p => p != owner), p => Assert.False(ClusterTier.Holds(p, digest), $"{digest} is also on {p.Url}"));
+        }
+
+        var fresh = await tier.StartChildAsync("child-c");
+        world.Registry.ClearAccessLog();
+        var again = await PullAsync(world, fresh, "library/tiered:v1", "oci-c");
+
+        Assert.True(again.Succeeded, again.StdErr + "\n" + Describe(tier, fresh));
+        await world.Registry.SyncAccessLogAsync();
+        Assert.Equal(0, world.Registry.CountRequests("GET", "/blobs/"));
+    }
+
+    [Fact]
+    public async Task OwnerOfTheLargestLayerKilled_NextParentServesIt_AndOnceRestartedItsKeysReturnToIt()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true);
+        var image = await world.PushImageAsync("library/failover", "v1", (600_000, 11), (100_000, 12), (50_000, 13));
+        using var tier = await ClusterTier.StartAsync(world);
+        var child = await tier.StartChildAsync("child-a");
+        var largest = image.Layers[0].Digest;
+        var ranked = tier.Ranked("blob " + largest);
+        var ownerIndex = tier.Parents.IndexOf(ranked[0]);
+
+        ranked[0].Kill();
+        var pull = await PullAsync(world, child, "library/failover:v1", "oci-a");
+
+        Assert.True(pull.Succeeded, pull.StdErr + "\n" + Describe(tier, child));
+        Assert.True(ClusterTier.Holds(ranked[1], largest), "the runner-up parent did not serve the layer");
+        await world.Registry.SyncAccessLogAsync();
+        Assert.Equal(1, world.Registry.CountRequests("GET", $"/blobs/{largest}"));
+        using var http = new HttpClient();
+        var ready = await http.GetStringAsync($"{child.Url}/readyz");
+        Assert.Contains($"parent 127.0.0.1:{ranked[0].Port} down", ready, StringComparison.Ordinal);
+
+        // Back: once its /readyz answers the child's probe, the digests it owns go to it again.
+        await tier.RestartParentAsync(ownerIndex);
+        await Poll.UntilAsync(async () => !(await http.GetStringAsync($"{child.Url}/readyz")).Contains("parent 127.0.0.1", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        var seed = 100;
+        string[] owned;
+        do
+        {
+            owned = [.. new OciImageBuilder().AddLayer(70_000, ++seed).Build().Layers.Select(l => l.Digest)];
+        }
+        while (tier.Owner("blob " + owned[0]) != tier.Parents[ownerIndex]);
+
+        var back = await world.PushImageAsync("library/back", "v1", (70_000, seed));
+        var second = await PullAsync(world, child, "library/back:v1", "oci-back");
+
+        Assert.True(second.Succeeded, second.StdErr + "\n" + Describe(tier, child));
+        Assert.True(ClusterTier.Holds(tier.Parents[ownerIndex], back.Layers[0].Digest), "the restarted owner did not get its key back");
+    }
+
+    [Fact]
+    public async Task AllParentsDown_PullsGoDirect_AndWithoutDirectFallbackFailNamingTheParents()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true);
+        await world.PushImageAsync("library/alone", "v1", (80_000, 21), (40_000, 22));
+        using var tier = await ClusterTier.StartAsync(world);
+        var open = await tier.StartChildAsync("child-open");
+        var closed = await tier.StartChildAsync("child-closed", "--no-direct-fallback");
+        foreach (var parent in tier.Parents)
+        {
+            parent.Kill();
+        }
+
+        var direct = await PullAsync(world, open, "library/alone:v1", "oci-open");
+        var refused = await PullAsync(world, closed, "library/alone:v1", "oci-closed");
+        using var client = ProxyClients.Create(closed.Url, closed.CaBundlePath);
+        using var answer = await client.GetAsync($"https://{world.Authority}/v2/library/alone/manifests/v1");
+        var body = await answer.Content.ReadAsStringAsync();
+
+        Assert.True(direct.Succeeded, direct.StdErr + "\n" + Describe(tier, open));
+        Assert.False(refused.Succeeded);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, answer.StatusCode);
+        Assert.All(tier.Parents, p => Assert.True(body.Contains($"127.0.0.1:{p.Port}", StringComparison.Ordinal), body));
+        Assert.Contains("--no-direct-fallback", body, StringComparison.Ordinal);
+    }
+
+    /// <summary>A parent that relays a registry's 503 gives the registry's answer: no other parent and no direct request is tried.</summary>
+    [Fact]
+    public async Task ParentRelaysAnUpstream503_TheChildTakesItAsTheAnswer_NoOtherRouteAsked()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true);
+        await using var sick = await HostileRegistry.StartAsync(world.Pki, "sick.test");
+        var digest = "sha256:" + new string('5', 64);
+        sick.On("/v2/x/blobs/", context =>
+            {
+                context.Response.StatusCode = 503;
+                context.Response.Headers[MitmCache.Upstream.ParentTier.RelayedHeader] = "forged"; // a registry cannot mark its answer
+                return Task.CompletedTask;
+            })
+            .On("/v2/", HostileRegistry.Body("{}"u8.ToArray(), "application/json"));
+        string[] reachSick = ["--intercept", sick.Host, "--allow-port", $"{sick.Port}", "--connect-to", $"{sick.Host}:{sick.Port}:127.0.0.1:{sick.Port}"];
+        using var tier = await ClusterTier.StartAsync(world, parentArguments: _ => reachSick);
+        var child = await tier.StartChildAsync("child-a", reachSick);
+
+        using var client = ProxyClients.Create(child.Url, child.CaBundlePath);
+        using var answer = await client.GetAsync($"https://{sick.Authority}/v2/x/blobs/{digest}");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, answer.StatusCode);
+        Assert.Single(sick.Requests, r => r.Contains("/blobs/", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task PrivateImageThroughTheTier_OnlyTheGrantedUserGetsIt_OnlineAndWithTheRegistryDead()
+    {
+        const string alicePassword = "alice-Tier-1";
+        const string bobPassword = "bob-Tier-2";
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true,
+            acl: (user, repository, requested) => (user, repository) switch
+            {
+                (TokenServer.AdminUser, _) => requested,
+                ("alice", "private/app") => [.. requested.Where(a => a == "pull")],
+                _ => [],
+            },
+            users: new Dictionary<string, string> { ["alice"] = alicePassword, ["bob"] = bobPassword });
+        var app = await world.PushImageAsync("private/app", "v1", (90_000, 31), (30_000, 32));
+        using var tier = await ClusterTier.StartAsync(world);
+        var a = await tier.StartChildAsync("child-a");
+        var b = await tier.StartChildAsync("child-b");
+        var alice = $"alice:{alicePassword}";
+
+        var granted = await PullAsync(world, a, "private/app:v1", "oci-alice", alice);
+        Assert.True(granted.Succeeded, granted.StdErr + "\n" + Describe(tier, a));
+        foreach (var (child, creds, dir) in new[] { (b, $"bob:{bobPassword}", "oci-bob"), (b, null, "oci-anon"), (b, $"alice:wrong-{alicePassword}", "oci-wrong"), (a, $"bob:{bobPassword}", "oci-bob-a") })
+        {
+            var refused = await PullAsync(world, child, "private/app:v1", dir, creds);
+            Assert.False(refused.Succeeded, $"{creds ?? "anonymous"} pulled private/app through {child.Url}");
+        }
+
+        await world.KillUpstreamsAsync();
+
+        var offline = await PullAsync(world, a, "private/app:v1", "oci-alice-offline", alice);
+        Assert.True(offline.Succeeded, offline.StdErr + "\n" + Describe(tier, a));
+        foreach (var (child, creds, dir) in new[] { (b, $"bob:{bobPassword}", "oci-bob-off"), (b, null, "oci-anon-off"), (a, null, "oci-anon-off-a"), (b, $"alice:wrong-{alicePassword}", "oci-wrong-off") })
+        {
+            var refused = await PullAsync(world, child, "private/app:v1", dir, creds);
+            Assert.False(refused.Succeeded, $"{creds ?? "anonymous"} pulled private/app offline through {child.Url}");
+            Assert.False(Directory.Exists(Path.Combine(world.Dir.Combine(dir), "blobs", "sha256")) &&
+                app.Layers.Any(l => File.Exists(Path.Combine(world.Dir.Combine(dir), "blobs", "sha256", l.Digest["sha256:".Length..]))));
+        }
+    }
+
+    [Fact]
+    public async Task RequestThatAlreadyPassedThroughThisProxy_RefusedAsALoop()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false, s => s with { InstanceName = "loop-me" });
+        using var client = ProxyClients.Create(world.Proxy);
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"https://{world.Authority}/v2/");
+        request.Headers.TryAddWithoutValidation("Via", "1.1 child-x (MitmCache), 1.1 loop-me (MitmCache)");
+
+        using var looped = await client.SendAsync(request);
+        using var clean = await client.GetAsync($"https://{world.Authority}/v2/");
+
+        Assert.Equal((HttpStatusCode)508, looped.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, clean.StatusCode);
+    }
+}
