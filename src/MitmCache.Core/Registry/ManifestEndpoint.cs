@@ -29,7 +29,8 @@ internal sealed class ManifestEndpoint(
     ILogger<ManifestEndpoint> logger,
     LinkRecords links,
     TagRecords tags,
-    RepositoryVisibility visibility)
+    RepositoryVisibility visibility,
+    ObjectStore.BucketWrites? bucket = null)
 {
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target, ManifestRoute route)
     {
@@ -165,6 +166,11 @@ internal sealed class ManifestEndpoint(
             }
 
             grants.RecordSuccess(authorization, registry, route.Name); // an anonymous success makes it public
+            bucket?.Committed(digest, mediaType);
+            if (visibility.IsPublic(registry, route.Name) == true)
+            {
+                bucket?.PublicLinked(registry, route.Name, digest);
+            }
             if (route.Tag is { } tag)
             {
                 PutTag(context, target, route.Name, tag, key, mediaType);
@@ -205,7 +211,13 @@ internal sealed class ManifestEndpoint(
         }
     }
 
-    private void PutTag(HttpContext context, InterceptTarget target, string repository, string tag, string digest, string mediaType) =>
+    private void PutTag(HttpContext context, InterceptTarget target, string repository, string tag, string digest, string mediaType)
+    {
+        if (Digest.TryParse(digest, out var parsed))
+        {
+            bucket?.TagConfirmed(target.Authority, repository, tag, parsed, mediaType);
+        }
+
         tags.PutTag(new TagRecord
         {
             TagKey = TagRecord.MakeTagKey(target.Authority, repository, tag),
@@ -217,6 +229,7 @@ internal sealed class ManifestEndpoint(
             MediaType = mediaType,
             FetchedAt = cache.Now,
         });
+    }
 
     /// <summary>The client's Accept set reduced to manifest media types: the tag key part, bounded whatever the client sends.</summary>
     private static string ManifestAcceptKey(Microsoft.Extensions.Primitives.StringValues accept) =>
