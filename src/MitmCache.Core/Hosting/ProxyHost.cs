@@ -259,6 +259,7 @@ public sealed class ProxyHost : IAsyncDisposable
             new BlobStore(settings.Layout), sp.GetRequiredService<ObjectStore.BlobStoreMetrics>(), time, sp.GetRequiredService<ILogger<ObjectStore.BlobUploader>>()));
         services.AddHostedService(sp => sp.GetRequiredService<ObjectStore.BlobUploader>());
         services.AddSingleton<ObjectStore.BucketWrites>();
+        services.AddSingleton<ObjectStore.BucketReads>();
     }
 
     private void OnStopping()
