@@ -129,19 +129,39 @@ public static class ProxyOptions
         "on SIGTERM, stop accepting and wait this long for requests and cache fills in flight before cutting them (below the unit's `TimeoutStopSec=30`)",
         (s, v) => s with { ShutdownTimeout = v }, note: " (0 cuts them at once)");
 
+    public static readonly Option<string?> BlobStore = Option.Text<string>("blob-store", "s3://BUCKET[/PREFIX]",
+        "a bucket shared by the cluster's parents, a second level behind the local disk: committed blobs and manifests are uploaded in the background, a local miss looks there before upstream, and a dead bucket costs nothing but speed. Keys only from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or `AWS_SHARED_CREDENTIALS_FILE`, never flags (docs/blob-store.md)",
+        ParseText, (s, v) => s with { BlobStoreLocation = v });
+
+    public static readonly Option<string?> S3Endpoint = Option.Text<string>("s3-endpoint", "URL",
+        "with `--blob-store`, the S3 endpoint, path-style, scheme, host and port only (`http://127.0.0.1:7480`, `https://s3.eu-west-1.amazonaws.com`)",
+        ParseText, (s, v) => s with { S3Endpoint = v });
+
+    public static readonly Option<string?> S3Region = Option.Text<string>("s3-region", "REGION",
+        "with `--blob-store`, the signing region (Ceph and Swift accept any name)", ParseText, (s, v) => s with { S3Region = v },
+        documentedDefault: ObjectStore.BlobStoreSettings.DefaultRegion);
+
     /// <summary>Every option, in binding and documentation order.</summary>
     public static IReadOnlyList<OptionDefinition> All { get; } =
     [
         Config, Listen, MetricsListen, Data, NoDefaultIntercept, Intercept, AllowPort, UpstreamCa, ConnectTo, UpstreamProxy, NoDirectFallback, InstanceName,
         AllowUpstreamNetwork, AllowClient, ProxyAuth, LogFormat, LogLevel, MaxCacheSize, ManifestPolicy, ManifestTtl, ConnectTimeout, UpstreamTimeout, OfflineGrantWindow,
         OnCacheFailure, VerifyOnRead, RegistryCredential, MaxConnections, MaxConnectionsPerClient, HeaderTimeout, TunnelIdleTimeout,
-        ShutdownTimeout,
+        ShutdownTimeout, BlobStore, S3Endpoint, S3Region,
     ];
 
-    /// <summary>Checks across options, once each has its value (what <c>IValidateOptions</c> does in the .NET options stack).</summary>
-    public static void Check(ProxySettings settings, List<string> errors)
+    /// <summary>
+    /// Checks across options, once each has its value (what <c>IValidateOptions</c> does in the .NET options stack); returns the
+    /// settings with what needs several options parsed (the blob store and its keys).
+    /// </summary>
+    public static ProxySettings Check(ProxySettings settings, List<string> errors)
     {
         CheckParents(settings, errors);
+        var blobStore = ObjectStore.BlobStoreSettings.Parse(settings.BlobStoreLocation, settings.S3Endpoint, settings.S3Region, errors);
+        if (blobStore is not null || !string.IsNullOrWhiteSpace(settings.BlobStoreLocation))
+        {
+            ObjectStore.S3Credentials.Resolve(settings.CredentialVariables, errors); // found now, or the start fails with every other problem
+        }
         if (settings.MetricsListen is { } metrics && metrics.Port == settings.Listen.Port && metrics.Port != 0
             && (metrics.Address.Equals(settings.Listen.Address) || IsAny(metrics.Address) || IsAny(settings.Listen.Address)))
         {
@@ -153,6 +173,8 @@ public static class ProxyOptions
             errors.Add($"--listen {settings.Listen}: refusing to run an open proxy on a non-loopback address. " +
                 "Add --allow-client CIDR (for example your node network) and/or --proxy-auth USER:PASSWORD.");
         }
+
+        return settings with { BlobStore = blobStore };
     }
 
     private static void CheckParents(ProxySettings settings, List<string> errors)
@@ -175,6 +197,13 @@ public static class ProxyOptions
         value = text;
         expected = "a file name";
         return text.Length > 0;
+    }
+
+    private static bool ParseText(string text, out string? value, out string expected)
+    {
+        value = text.Trim();
+        expected = "a value";
+        return value.Length > 0;
     }
 
     private static bool ParseDirectory(string text, out string value, out string expected)

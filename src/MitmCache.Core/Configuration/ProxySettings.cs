@@ -50,6 +50,20 @@ public sealed record ProxySettings
     public int MaxConnectionsPerClient { get; init; } = ProxyOptions.MaxConnectionsPerClient.Default;
     public TimeSpan ShutdownTimeout { get; init; } = ProxyOptions.ShutdownTimeout.Default;
 
+    /// <summary><c>--blob-store s3://BUCKET[/PREFIX]</c> as given; parsed with the endpoint and region into <see cref="BlobStore"/>.</summary>
+    public string? BlobStoreLocation { get; init; }
+    public string? S3Endpoint { get; init; }
+    public string? S3Region { get; init; }
+
+    /// <summary>The S3 blob tier, checked (<see cref="ProxyOptions.Check"/>); null when there is none.</summary>
+    internal ObjectStore.BlobStoreSettings? BlobStore { get; init; }
+
+    /// <summary>
+    /// Where the bucket's keys are read from (<see cref="ObjectStore.S3Credentials"/>): the environment the options were
+    /// read from. Never a flag, never printed (not a public member, so not in the record's text).
+    /// </summary>
+    internal Func<string, string?> CredentialVariables { get; init; } = Environment.GetEnvironmentVariable;
+
     /// <summary>The registries and token hosts intercepted unless told otherwise.</summary>
     public static IReadOnlyList<string> DefaultIntercept { get; } =
     [

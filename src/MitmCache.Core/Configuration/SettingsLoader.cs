@@ -15,7 +15,9 @@ public static class SettingsLoader
     {
         var start = errors.Count;
         var given = OptionLayers.Read(flags, environment, ProxyOptions.All, errors);
-        var settings = Bind(given, errors, adjust);
+        // The bucket's keys come from the same environment as the options (never from a flag).
+        Func<string, string?> variables = name => environment[name] as string;
+        var settings = Bind(given, errors, s => adjust?.Invoke(s with { CredentialVariables = variables }) ?? s with { CredentialVariables = variables });
         return errors.Count == start ? settings : null;
     }
 
@@ -30,7 +32,7 @@ public static class SettingsLoader
         }
 
         settings = adjust?.Invoke(settings) ?? settings;
-        ProxyOptions.Check(settings, errors);
+        settings = ProxyOptions.Check(settings, errors);
         return errors.Count == start ? settings : null;
     }
 }

@@ -35,6 +35,12 @@ internal static partial class Log
     [LoggerMessage(509, LogLevel.Warning, "Blob store upload queue could not be read or written: {Reason}")]
     public static partial void BlobStoreQueueFailed(this ILogger logger, string reason);
 
-    [LoggerMessage(510, LogLevel.Warning, "Blob store tag object {Key} is not a valid tag pointer: ignored")]
+    [LoggerMessage(510, LogLevel.Warning, "Blob store object {Key} is not a valid tag pointer or link: ignored")]
     public static partial void BlobStoreTagInvalid(this ILogger logger, string key);
+
+    [LoggerMessage(511, LogLevel.Information, "Filling {Digest} from the blob store: {Reason}")]
+    public static partial void BlobStoreFilling(this ILogger logger, string digest, string reason);
+
+    [LoggerMessage(512, LogLevel.Information, "Serving {Registry}/{Repository} {Reference} from the blob store: {Reason}")]
+    public static partial void BlobStoreServing(this ILogger logger, string registry, string repository, string reference, string reason);
 }

@@ -8,7 +8,8 @@ using MitmCache.Upstream;
 namespace MitmCache.Hosting;
 
 /// <summary>The proxy's own endpoints on the proxy port: health, readiness, the root CA, metrics and the admin calls.</summary>
-internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, UpstreamHealth health, ProxyMeter metrics, AdminEndpoints admin, TimeProvider time)
+internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache cache, UpstreamHealth health, ProxyMeter metrics, AdminEndpoints admin, TimeProvider time,
+    ObjectStore.S3BlobTier? blobStore = null)
 {
     /// <summary>The connection item that marks the <c>--metrics-listen</c> listener.</summary>
     public const string MonitoringListener = "mitmcache.monitoring";
@@ -77,7 +78,8 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
 
     /// <summary>
     /// The cache's readiness (<see cref="BlobCache.Readiness"/>), and a CA that can mint leaves. An upstream down is a
-    /// degradation, not a problem: the proxy answers from its cache, which is what it is for.
+    /// degradation, not a problem: the proxy answers from its cache, which is what it is for. So is the blob store's bucket
+    /// unreachable: fills go straight upstream and uploads wait.
     /// </summary>
     private (IReadOnlyList<string> Problems, IReadOnlyList<string> Degraded) Readiness()
     {
@@ -88,6 +90,11 @@ internal sealed class ProxyEndpoints(CertificateAuthority authority, BlobCache c
                 ? string.Create(CultureInfo.InvariantCulture, $"parent {u.Authority} down for {health.TimeInState(u).TotalSeconds:0} s ({u.Reason}), its requests go to the next parent in rank; next probe of /readyz in {health.UntilProbe(u).TotalSeconds:0} s")
                 : string.Create(CultureInfo.InvariantCulture, $"upstream {u.Authority} down for {health.TimeInState(u).TotalSeconds:0} s ({u.Reason}), answered from the cache; next probe in {health.UntilProbe(u).TotalSeconds:0} s")))
             .ToList();
+        if (blobStore?.DegradedReason is { } bucket)
+        {
+            degraded.Add(bucket);
+        }
+
         if (!authority.Certificate.HasPrivateKey)
         {
             problems.Add("root CA has no private key: no leaf can be minted");

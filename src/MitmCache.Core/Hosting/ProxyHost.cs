@@ -100,6 +100,11 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton<ProxyMeter>();
         services.AddSingleton(sp => sp.GetRequiredService<ProxyMeter>().Meter);
         services.AddSingleton<ProxyMetrics>();
+        if (settings.BlobStore is { } blobStore)
+        {
+            AddBlobStore(services, blobStore, settings, time);
+        }
+
         services.AddSingleton<CacheMetrics>();
         services.AddSingleton<ProxyGauges>();
         // The index and one store per collection: the cache's here, the registry's authorization state below.
@@ -236,6 +241,26 @@ public sealed class ProxyHost : IAsyncDisposable
         }
 
         return host;
+    }
+
+    /// <summary>
+    /// The S3 blob tier (<c>--blob-store</c>): the tier, its metrics, the persisted upload queue and the uploader, a hosted
+    /// service that stops before the index closes. The keys were checked with the options; read again here, never logged.
+    /// </summary>
+    private static void AddBlobStore(IServiceCollection services, ObjectStore.BlobStoreSettings blobStore, ProxySettings settings, TimeProvider time)
+    {
+        var errors = new List<string>();
+        var credentials = ObjectStore.S3Credentials.Resolve(settings.CredentialVariables, errors)
+            ?? throw new InvalidOperationException($"{ObjectStore.BlobStoreSettings.BlobStoreOption}: {string.Join("; ", errors)}");
+        services.AddSingleton(sp => new ObjectStore.BlobStoreMetrics(sp.GetRequiredService<ProxyMeter>().Meter));
+        services.AddSingleton(sp => new ObjectStore.S3BlobTier(blobStore, credentials, sp.GetRequiredService<ObjectStore.BlobStoreMetrics>(), time,
+            sp.GetRequiredService<ILogger<ObjectStore.S3BlobTier>>()));
+        services.AddSingleton(sp => new ObjectStore.UploadQueue(sp.GetRequiredService<IndexDatabase>(), blobStore.UploadQueueCapacity));
+        services.AddSingleton(sp => new ObjectStore.BlobUploader(sp.GetRequiredService<ObjectStore.S3BlobTier>(), sp.GetRequiredService<ObjectStore.UploadQueue>(),
+            new BlobStore(settings.Layout), sp.GetRequiredService<ObjectStore.BlobStoreMetrics>(), time, sp.GetRequiredService<ILogger<ObjectStore.BlobUploader>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<ObjectStore.BlobUploader>());
+        services.AddSingleton<ObjectStore.BucketWrites>();
+        services.AddSingleton<ObjectStore.BucketReads>();
     }
 
     private void OnStopping()

@@ -1,28 +1,31 @@
 using System.Diagnostics.Metrics;
+using MitmCache.Diagnostics;
 
 namespace MitmCache.ObjectStore;
 
 /// <summary>
-/// The blob tier's instruments, on the <c>MitmCache</c> meter. Counter names carry no <c>_total</c>: a Prometheus
-/// exporter that follows the OpenTelemetry mapping appends it (<c>mitmcache_blob_store_hits</c> is scraped as
-/// <c>mitmcache_blob_store_hits_total</c>), and <c>dotnet-counters</c> shows them as named here.
+/// The blob tier's instruments, on the proxy's meter (see <see cref="ProxyMeter"/> for the conventions: names as
+/// <c>/metrics</c> shows them, <c>_total</c> on counters, every label set known in advance present from the start).
 /// </summary>
 /// <remarks>
 /// | instrument | type | tags |
 /// |---|---|---|
-/// | mitmcache_blob_store_hits | counter | kind: blob, tag |
-/// | mitmcache_blob_store_misses | counter | kind |
-/// | mitmcache_blob_store_skipped | counter | operation: calls not made while the breaker was open |
-/// | mitmcache_blob_store_uploads | counter | result: uploaded, exists, source_missing, source_corrupt, failed, dropped |
-/// | mitmcache_blob_store_bytes (By) | counter | direction: download, upload |
-/// | mitmcache_blob_store_errors | counter | operation, reason: timeout, unreachable, server_error, access_denied, no_such_bucket, rejected |
-/// | mitmcache_blob_store_corrupt_objects | counter | objects whose bytes did not match their digest, deleted |
+/// | mitmcache_blob_store_hits_total | counter | kind: blob (blobs and manifests), tag, link |
+/// | mitmcache_blob_store_misses_total | counter | kind |
+/// | mitmcache_blob_store_skipped_total | counter | operation: calls not made while the breaker was open |
+/// | mitmcache_blob_store_uploads_total | counter | result: uploaded, exists, source_missing, source_corrupt, failed, dropped |
+/// | mitmcache_blob_store_bytes_total | counter | direction: download, upload |
+/// | mitmcache_blob_store_errors_total | counter | operation, reason: timeout, unreachable, server_error, access_denied, no_such_bucket, rejected, client_error |
+/// | mitmcache_blob_store_corrupt_objects_total | counter | objects whose bytes did not match their digest, deleted |
 /// | mitmcache_blob_store_breaker_state | gauge | 0 closed, 1 half-open, 2 open |
 /// | mitmcache_blob_store_upload_queue_length | gauge | uploads waiting (persisted) |
 /// </remarks>
 internal sealed class BlobStoreMetrics : IDisposable
 {
-    public const string MeterName = "MitmCache";
+    private static readonly string[] s_kinds = ["blob", "tag", "link"];
+    private static readonly string[] s_uploadResults = ["uploaded", "exists", "source_missing", "source_corrupt", "failed", "dropped"];
+    private static readonly KeyValuePair<string, object?> s_download = new("direction", "download");
+    private static readonly KeyValuePair<string, object?> s_upload = new("direction", "upload");
 
     private readonly Meter _meter;
     private readonly bool _ownsMeter;
@@ -36,20 +39,48 @@ internal sealed class BlobStoreMetrics : IDisposable
     private Func<BreakerState> _breakerState = () => BreakerState.Closed;
     private Func<long> _queueLength = () => 0;
 
-    /// <param name="factory">The host's meter factory; without one the meter is owned here (tests, tools).</param>
-    public BlobStoreMetrics(IMeterFactory? factory = null)
+    /// <summary>Instruments on a meter of their own, that nothing exports (tests, benchmarks).</summary>
+    public BlobStoreMetrics()
+        : this(new Meter(ProxyMeter.Name), ownsMeter: true)
     {
-        _ownsMeter = factory is null;
-        _meter = factory?.Create(MeterName) ?? new Meter(MeterName);
-        _hits = _meter.CreateCounter<long>("mitmcache_blob_store_hits", description: "Objects found in the bucket and read.");
-        _misses = _meter.CreateCounter<long>("mitmcache_blob_store_misses", description: "Objects looked for in the bucket and not found.");
-        _skipped = _meter.CreateCounter<long>("mitmcache_blob_store_skipped", description: "Calls not made because the breaker was open.");
-        _uploads = _meter.CreateCounter<long>("mitmcache_blob_store_uploads", description: "Background uploads finished, by result.");
-        _bytes = _meter.CreateCounter<long>("mitmcache_blob_store_bytes", unit: "By", description: "Object bytes moved to or from the bucket.");
-        _errors = _meter.CreateCounter<long>("mitmcache_blob_store_errors", description: "Failed calls to the engine, by operation and reason.");
-        _corrupt = _meter.CreateCounter<long>("mitmcache_blob_store_corrupt_objects", description: "Objects whose bytes did not match their digest; deleted.");
-        _meter.CreateObservableGauge("mitmcache_blob_store_breaker_state", () => (int)_breakerState(), description: "0 closed, 1 half-open, 2 open.");
-        _meter.CreateObservableGauge("mitmcache_blob_store_upload_queue_length", () => _queueLength(), description: "Uploads waiting, persisted in the index.");
+    }
+
+    /// <param name="meter">The host's meter (<see cref="ProxyMeter.Meter"/>).</param>
+    public BlobStoreMetrics(Meter meter)
+        : this(meter, ownsMeter: false)
+    {
+    }
+
+    private BlobStoreMetrics(Meter meter, bool ownsMeter)
+    {
+        _meter = meter;
+        _ownsMeter = ownsMeter;
+        _hits = meter.CreateCounter<long>("mitmcache_blob_store_hits_total", "{object}", "Objects found in the blob store's bucket and read, by kind (blob, tag).");
+        _misses = meter.CreateCounter<long>("mitmcache_blob_store_misses_total", "{object}", "Objects looked for in the bucket and not found, by kind.");
+        _skipped = meter.CreateCounter<long>("mitmcache_blob_store_skipped_total", "{call}", "Calls to the bucket not made because its breaker was open, by operation.");
+        _uploads = meter.CreateCounter<long>("mitmcache_blob_store_uploads_total", "{object}",
+            "Background uploads to the bucket finished, by result (uploaded, exists, source_missing, source_corrupt, failed, dropped).");
+        _bytes = meter.CreateCounter<long>("mitmcache_blob_store_bytes_total", "By", "Object bytes moved to or from the bucket, by direction (download, upload).");
+        _errors = meter.CreateCounter<long>("mitmcache_blob_store_errors_total", "{error}", "Failed calls to the bucket's engine, by operation and reason.");
+        _corrupt = meter.CreateCounter<long>("mitmcache_blob_store_corrupt_objects_total", "{object}", "Bucket objects whose bytes did not match their digest; deleted, never served.");
+        meter.CreateObservableGauge("mitmcache_blob_store_breaker_state", () => (int)_breakerState(), description: "The bucket's circuit breaker: 0 closed, 1 half-open, 2 open.");
+        meter.CreateObservableGauge("mitmcache_blob_store_upload_queue_length", () => _queueLength(), "{object}", "Uploads to the bucket waiting, persisted in the index.");
+
+        // Every label set known in advance, from the start.
+        foreach (var kind in s_kinds)
+        {
+            _hits.Add(0, new KeyValuePair<string, object?>("kind", kind));
+            _misses.Add(0, new KeyValuePair<string, object?>("kind", kind));
+        }
+
+        foreach (var result in s_uploadResults)
+        {
+            _uploads.Add(0, new KeyValuePair<string, object?>("result", result));
+        }
+
+        _bytes.Add(0, s_download);
+        _bytes.Add(0, s_upload);
+        _corrupt.Add(0);
     }
 
     /// <summary>The meter, so a test or an exporter can tell these instruments from another instance's.</summary>
@@ -67,9 +98,9 @@ internal sealed class BlobStoreMetrics : IDisposable
 
     public void Upload(string result) => _uploads.Add(1, new KeyValuePair<string, object?>("result", result));
 
-    public void Downloaded(long bytes) => _bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "download"));
+    public void Downloaded(long bytes) => _bytes.Add(bytes, s_download);
 
-    public void Uploaded(long bytes) => _bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "upload"));
+    public void Uploaded(long bytes) => _bytes.Add(bytes, s_upload);
 
     public void Error(string operation, string reason) =>
         _errors.Add(1, new KeyValuePair<string, object?>("operation", operation), new KeyValuePair<string, object?>("reason", reason));

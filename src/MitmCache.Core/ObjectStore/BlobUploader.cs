@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using MitmCache.Caching;
 using MitmCache.Diagnostics;
@@ -10,9 +11,10 @@ namespace MitmCache.ObjectStore;
 /// time (bounded memory and bandwidth). Each is looked for first (HEAD): once any instance of the cluster has
 /// uploaded a digest, the others skip it. While the breaker is open nothing is tried; the queue waits for the
 /// breaker's probe time, and a failed upload of one object (the engine answering, but not for that object) is
-/// tried again with exponential back-off. The queue is persisted: a restart goes on where it stopped.
+/// tried again with exponential back-off. The queue is persisted: a restart goes on where it stopped. A hosted
+/// service of the proxy: it starts with the host and stops before the index closes.
 /// </summary>
-internal sealed class BlobUploader : IAsyncDisposable
+internal sealed class BlobUploader : IHostedService, IAsyncDisposable
 {
     private const int Batch = 32;
     private static readonly TimeSpan s_idleCheck = TimeSpan.FromMinutes(1);
@@ -64,15 +66,29 @@ internal sealed class BlobUploader : IAsyncDisposable
 
     public void Start() => _loop ??= Task.Run(() => RunAsync(_stopping.Token));
 
-    /// <summary>Stops; an upload in progress is cancelled and stays queued.</summary>
-    public async ValueTask DisposeAsync()
+    Task IHostedService.StartAsync(CancellationToken cancellationToken)
     {
-        await _stopping.CancelAsync();
-        if (_loop is { } loop)
+        Start();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Stops; an upload in progress is cancelled and stays queued.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (!_stopping.IsCancellationRequested)
         {
-            await loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await _stopping.CancelAsync();
         }
 
+        if (_loop is { } loop)
+        {
+            await loop.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(CancellationToken.None);
         _stopping.Dispose();
     }
 

@@ -8,6 +8,7 @@ namespace MitmCache.ObjectStore;
 /// <code>
 /// PREFIX/blobs/sha256/ab/&lt;hex&gt;                               a blob or a manifest, by digest (the local disk's layout)
 /// PREFIX/repositories/REGISTRY/REPOSITORY/_tags/TAG          a tag's last confirmed digest and media type (JSON)
+/// PREFIX/repositories/REGISTRY/REPOSITORY/_public/sha256/ab/&lt;hex&gt;   the digest's bytes came through this public repository (JSON)
 /// </code>
 /// Keys are built only from a parsed <see cref="Digest"/> or from names that pass the registry grammar, so
 /// no client string reaches a key unchecked (a URL would collapse <c>..</c> segments). Repository path
@@ -23,6 +24,12 @@ internal sealed partial class ObjectLayout(string prefix)
     public string? TagKey(string registry, string repository, string tag) =>
         RegistryName().IsMatch(registry) && RepositoryGrammar.IsValidName(repository) && RepositoryGrammar.IsValidTag(tag)
             ? $"{_root}repositories/{registry}/{repository}/_tags/{tag}"
+            : null;
+
+    /// <summary>The public link object's key; null when a name does not pass the grammar.</summary>
+    public string? PublicLinkKey(string registry, string repository, Digest digest) =>
+        RegistryName().IsMatch(registry) && RepositoryGrammar.IsValidName(repository)
+            ? $"{_root}repositories/{registry}/{repository}/_public/{digest.RelativePath}"
             : null;
 
     // host[:port], lowercase, as the proxy names registries (an IPv6 literal is not stored).

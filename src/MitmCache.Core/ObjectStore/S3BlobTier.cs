@@ -165,27 +165,46 @@ internal sealed class S3BlobTier : IDisposable
     }
 
     /// <summary>Records a tag's digest, once upstream has confirmed it. A name outside the grammar is not stored (NotFound).</summary>
-    public async Task<TierOutcome> PutTagAsync(TagPointer pointer, CancellationToken ct)
-    {
-        if (Layout.TagKey(pointer.Registry, pointer.Repository, pointer.Tag) is not { } key || !Digest.TryParse(pointer.Digest, out _))
-        {
-            return TierOutcome.NotFound;
-        }
-
-        var body = JsonSerializer.Serialize(pointer, s_json);
-        var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, ContentBody = body, ContentType = "application/json" };
-        return (await _calls.RunAsync("tag_put", key, d => _client.PutObjectAsync(request, d.Token), ct)).Outcome;
-    }
+    public Task<TierOutcome> PutTagAsync(TagPointer pointer, CancellationToken ct) =>
+        Layout.TagKey(pointer.Registry, pointer.Repository, pointer.Tag) is { } key && Digest.TryParse(pointer.Digest, out _)
+            ? PutJsonAsync("tag_put", key, pointer, ct)
+            : Task.FromResult(TierOutcome.NotFound);
 
     /// <summary>The tag's last confirmed digest and media type, as some instance of the cluster stored it.</summary>
-    public async Task<EngineResult<TagPointer>> GetTagAsync(string registry, string repository, string tag, CancellationToken ct)
+    public Task<EngineResult<TagPointer>> GetTagAsync(string registry, string repository, string tag, CancellationToken ct) =>
+        GetJsonAsync<TagPointer>("tag_get", "tag", Layout.TagKey(registry, repository, tag),
+            p => p.Registry == registry && p.Repository == repository && p.Tag == tag && Digest.TryParse(p.Digest, out _) && MediaTypes.IsManifest(p.MediaType), ct);
+
+    /// <summary>
+    /// Records that upstream sent <see cref="PublicLink.Digest"/>'s bytes through a repository known public (see
+    /// <see cref="PublicLink"/>). Only public links are shared: who may read a private repository stays per instance.
+    /// </summary>
+    public Task<TierOutcome> PutPublicLinkAsync(PublicLink link, CancellationToken ct) =>
+        Digest.TryParse(link.Digest, out var digest) && Layout.PublicLinkKey(link.Registry, link.Repository, digest) is { } key
+            ? PutJsonAsync("link_put", key, link, ct)
+            : Task.FromResult(TierOutcome.NotFound);
+
+    /// <summary>The public link of <paramref name="digest"/> to the repository, when some instance of the cluster recorded one.</summary>
+    public Task<EngineResult<PublicLink>> GetPublicLinkAsync(string registry, string repository, Digest digest, CancellationToken ct) =>
+        GetJsonAsync<PublicLink>("link_get", "link", Layout.PublicLinkKey(registry, repository, digest),
+            l => l.Registry == registry && l.Repository == repository && l.Digest == digest.ToString(), ct);
+
+    private async Task<TierOutcome> PutJsonAsync<T>(string operation, string key, T value, CancellationToken ct)
     {
-        if (Layout.TagKey(registry, repository, tag) is not { } key)
+        var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, ContentBody = JsonSerializer.Serialize(value, s_json), ContentType = "application/json" };
+        return (await _calls.RunAsync(operation, key, d => _client.PutObjectAsync(request, d.Token), ct)).Outcome;
+    }
+
+    /// <summary>A small JSON object, read back only when it parses and <paramref name="valid"/> (its names match its key).</summary>
+    private async Task<EngineResult<T>> GetJsonAsync<T>(string operation, string kind, string? key, Func<T, bool> valid, CancellationToken ct)
+        where T : class
+    {
+        if (key is null)
         {
             return new(TierOutcome.NotFound, null);
         }
 
-        var result = await _calls.RunAsync<TagPointer?>("tag_get", key, async d =>
+        var result = await _calls.RunAsync<T?>(operation, key, async d =>
         {
             using var response = await _client.GetObjectAsync(Settings.Bucket, key, d.Token);
             if (response.ContentLength > TagObjectLimit)
@@ -193,18 +212,14 @@ internal sealed class S3BlobTier : IDisposable
                 return null;
             }
 
-            TagPointer? pointer;
             try
             {
-                pointer = await JsonSerializer.DeserializeAsync<TagPointer>(response.ResponseStream, s_json, d.Token);
+                return await JsonSerializer.DeserializeAsync<T>(response.ResponseStream, s_json, d.Token) is { } value && valid(value) ? value : null;
             }
             catch (JsonException)
             {
                 return null;
             }
-
-            return pointer is not null && pointer.Registry == registry && pointer.Repository == repository && pointer.Tag == tag
-                && Digest.TryParse(pointer.Digest, out _) && MediaTypes.IsManifest(pointer.MediaType) ? pointer : null;
         }, ct);
         if (result.Outcome == TierOutcome.Found && result.Value is null)
         {
@@ -214,7 +229,7 @@ internal sealed class S3BlobTier : IDisposable
 
         if (result.Outcome != TierOutcome.Unavailable)
         {
-            (result.Outcome == TierOutcome.Found ? (Action<string>)_metrics.Hit : _metrics.Miss)("tag");
+            (result.Outcome == TierOutcome.Found ? (Action<string>)_metrics.Hit : _metrics.Miss)(kind);
         }
 
         return new(result.Outcome, result.Value);

@@ -29,7 +29,9 @@ internal sealed class ManifestEndpoint(
     ILogger<ManifestEndpoint> logger,
     LinkRecords links,
     TagRecords tags,
-    RepositoryVisibility visibility)
+    RepositoryVisibility visibility,
+    ObjectStore.BucketWrites? bucket = null,
+    ObjectStore.BucketReads? bucketReads = null)
 {
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target, ManifestRoute route)
     {
@@ -107,6 +109,11 @@ internal sealed class ManifestEndpoint(
             return await ServeAsync(context, stale, "stale");
         }
 
+        if (bucketReads is not null && await FromBucketAsync(context, target, route, bucketReads) is { } fromBucket)
+        {
+            return fromBucket;
+        }
+
         if (stale is not null)
         {
             logger.OfflineRefused(target.Authority, route.Name);
@@ -165,6 +172,11 @@ internal sealed class ManifestEndpoint(
             }
 
             grants.RecordSuccess(authorization, registry, route.Name); // an anonymous success makes it public
+            bucket?.Committed(digest, mediaType);
+            if (visibility.IsPublic(registry, route.Name) == true)
+            {
+                bucket?.PublicLinked(registry, route.Name, digest);
+            }
             if (route.Tag is { } tag)
             {
                 PutTag(context, target, route.Name, tag, key, mediaType);
@@ -179,6 +191,50 @@ internal sealed class ManifestEndpoint(
         answer.Headers.ETag = $"\"{key}\"";
         await answer.Body.WriteAsync(body, context.RequestAborted);
         return (new("miss", body.Length), "");
+    }
+
+    /// <summary>
+    /// Upstream failed and nothing local may be served: the blob store's copy, by digest or by the tag's last confirmed digest
+    /// (a parent that never saw the image), read whole, verified, and served under the offline rules of a local copy
+    /// (<see cref="ObjectStore.BucketAccess"/>). Null when the bucket has nothing this client may have.
+    /// </summary>
+    private async Task<RegistryOutcome?> FromBucketAsync(HttpContext context, InterceptTarget target, ManifestRoute route, ObjectStore.BucketReads reads)
+    {
+        var ct = context.RequestAborted;
+        Digest digest;
+        if (route.Digest is { } asked)
+        {
+            digest = asked;
+        }
+        else if ((await reads.Tier.GetTagAsync(target.Authority, route.Name, route.Tag!, ct)).Value is not { } pointer
+            || !Digest.TryParse(pointer.Digest, out digest) || !MediaTypes.Accepts(context.Request.Headers.Accept, pointer.MediaType))
+        {
+            return null;
+        }
+
+        using var access = ObjectStore.BucketAccess.Capture(authorizer, visibility, context, target, route.Name, digest, probe: false);
+        var (allowed, why) = await access.DecideAsync(reads.Tier, digest, 0, ct);
+        if (!allowed || await reads.ReadManifestAsync(digest, ct) is not var (body, type)
+            || ManifestFormat.Check(body, type, out _) is not { } mediaType)
+        {
+            return null;
+        }
+
+        logger.BlobStoreServing(target.Authority, route.Name, route.Reference, why);
+        var key = digest.ToString();
+        var answer = context.Response;
+        RegistryResponses.SetResult(answer, "stale");
+        answer.ContentType = mediaType;
+        answer.ContentLength = body.Length;
+        answer.Headers["Docker-Content-Digest"] = key;
+        answer.Headers.ETag = $"\"{key}\"";
+        if (HttpMethods.IsHead(context.Request.Method))
+        {
+            return new("stale", 0);
+        }
+
+        await answer.Body.WriteAsync(body, ct);
+        return new("stale", body.Length);
     }
 
     /// <summary>
@@ -205,7 +261,13 @@ internal sealed class ManifestEndpoint(
         }
     }
 
-    private void PutTag(HttpContext context, InterceptTarget target, string repository, string tag, string digest, string mediaType) =>
+    private void PutTag(HttpContext context, InterceptTarget target, string repository, string tag, string digest, string mediaType)
+    {
+        if (Digest.TryParse(digest, out var parsed))
+        {
+            bucket?.TagConfirmed(target.Authority, repository, tag, parsed, mediaType);
+        }
+
         tags.PutTag(new TagRecord
         {
             TagKey = TagRecord.MakeTagKey(target.Authority, repository, tag),
@@ -217,6 +279,7 @@ internal sealed class ManifestEndpoint(
             MediaType = mediaType,
             FetchedAt = cache.Now,
         });
+    }
 
     /// <summary>The client's Accept set reduced to manifest media types: the tag key part, bounded whatever the client sends.</summary>
     private static string ManifestAcceptKey(Microsoft.Extensions.Primitives.StringValues accept) =>

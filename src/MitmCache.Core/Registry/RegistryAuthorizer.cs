@@ -81,20 +81,46 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
     /// down (<see cref="UpstreamHealth"/>), the answer is Unreachable at once.</para>
     /// </summary>
     /// <param name="size">The blob's size, which a yes must announce; null when not known yet.</param>
-    public async Task<ProbeResult> ProbeAsync(HttpContext context, InterceptTarget target, string repository, Digest digest, long? size)
+    public Task<ProbeResult> ProbeAsync(HttpContext context, InterceptTarget target, string repository, Digest digest, long? size) =>
+        Prepare(context, target, repository, digest).RunAsync(size, context.RequestAborted);
+
+    /// <summary>
+    /// The probe <see cref="ProbeAsync"/> would send, with everything it needs of the client's request taken now: for a
+    /// question asked later, by work that may outlive the request (a fill asking whether the bucket's copy may be served).
+    /// </summary>
+    public PreparedProbe Prepare(HttpContext context, InterceptTarget target, string repository, Digest digest)
     {
         var authorization = upstream.UpstreamAuthorization(target, context.Request);
-        var key = new ProbeKey(target.Authority, repository, digest, size, authorization is null ? "" : grants.KeyOf(authorization));
-        var mine = new TaskCompletionSource<ProbeAnswer>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var shared = _probes.GetOrAdd(key, mine.Task);
-        if (shared == mine.Task)
+        var credentialKey = authorization is null ? "" : grants.KeyOf(authorization);
+        var request = upstream.CreateRequest(HttpMethod.Head, target, $"/v2/{repository}/blobs/{digest}", context.Request);
+        return new PreparedProbe(this, target.Authority, repository, digest, credentialKey, authorization, request);
+    }
+
+    /// <summary>A probe ready to run once; see <see cref="Prepare"/>. Disposing it unsent drops its request.</summary>
+    internal sealed class PreparedProbe(RegistryAuthorizer owner, string registry, string repository, Digest digest, string credentialKey,
+        string? authorization, HttpRequestMessage request) : IDisposable
+    {
+        private HttpRequestMessage? _request = request;
+
+        public async Task<ProbeResult> RunAsync(long? size, CancellationToken cancellationToken)
         {
-            // Built now, from this client's request, which outlives nothing the probe does later.
-            var probe = upstream.CreateRequest(HttpMethod.Head, target, $"/v2/{repository}/blobs/{digest}", context.Request);
-            _ = RunProbeAsync(key, mine, probe, authorization);
+            var key = new ProbeKey(registry, repository, digest, size, credentialKey);
+            var mine = new TaskCompletionSource<ProbeAnswer>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var shared = owner._probes.GetOrAdd(key, mine.Task);
+            if (shared == mine.Task)
+            {
+                var probe = Interlocked.Exchange(ref _request, null) ?? throw new InvalidOperationException("a prepared probe runs once");
+                _ = owner.RunProbeAsync(key, mine, probe, authorization);
+            }
+            else
+            {
+                Dispose();
+            }
+
+            return (await shared.WaitAsync(cancellationToken)).ToResult();
         }
 
-        return (await shared.WaitAsync(context.RequestAborted)).ToResult();
+        public void Dispose() => Interlocked.Exchange(ref _request, null)?.Dispose();
     }
 
     private async Task RunProbeAsync(ProbeKey key, TaskCompletionSource<ProbeAnswer> answer, HttpRequestMessage probe, string? authorization)

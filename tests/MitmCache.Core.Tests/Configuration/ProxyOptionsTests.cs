@@ -22,7 +22,7 @@ public sealed class ProxyOptionsTests
         Assert.Equal(ProxyOptions.All.Count, ProxyOptions.All.Select(o => o.Name).Distinct().Count());
         Assert.Equal(ProxyOptions.All.Count, ProxyOptions.All.Select(o => o.EnvironmentVariable).Distinct().Count());
         Assert.Equal(ProxyOptions.All.Count, ProxyOptions.All.Select(o => o.FileKey.ToLowerInvariant()).Distinct().Count());
-        Assert.All(ProxyOptions.All, o => Assert.Matches("^[a-z]+(-[a-z]+)*$", o.Name));
+        Assert.All(ProxyOptions.All, o => Assert.Matches("^[a-z][a-z0-9]*(-[a-z0-9]+)*$", o.Name));
         Assert.All(ProxyOptions.All, o => Assert.False(string.IsNullOrWhiteSpace(o.Help)));
     }
 

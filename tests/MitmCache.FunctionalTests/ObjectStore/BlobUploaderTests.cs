@@ -58,8 +58,8 @@ public sealed class BlobUploaderTests(CephEngineFixture fixture) : GatewayTests(
             Assert.Equal(digest, Digest.Compute(stored));
         }
 
-        Assert.Equal(4, harness.Metrics.Value("mitmcache_blob_store_uploads", ("result", "uploaded")));
-        Assert.Equal(blobs.Sum(b => b.Size), harness.Metrics.Value("mitmcache_blob_store_bytes", ("direction", "upload")));
+        Assert.Equal(4, harness.Metrics.Value("mitmcache_blob_store_uploads_total", ("result", "uploaded")));
+        Assert.Equal(blobs.Sum(b => b.Size), harness.Metrics.Value("mitmcache_blob_store_bytes_total", ("direction", "upload")));
         Assert.True(harness.Tier.IsHealthy);
     }
 
@@ -83,10 +83,10 @@ public sealed class BlobUploaderTests(CephEngineFixture fixture) : GatewayTests(
         uploader.Start();
 
         Assert.True(await Poll.UntilAsync(() => queue.Count == 0, TimeSpan.FromSeconds(30)), harness.Log.Tail());
-        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_uploads", ("result", "exists")));
-        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_uploads", ("result", "uploaded")));
-        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_uploads", ("result", "dropped")));
-        Assert.Equal(6_000, harness.Metrics.Value("mitmcache_blob_store_bytes", ("direction", "upload")));
+        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_uploads_total", ("result", "exists")));
+        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_uploads_total", ("result", "uploaded")));
+        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_uploads_total", ("result", "dropped")));
+        Assert.Equal(6_000, harness.Metrics.Value("mitmcache_blob_store_bytes_total", ("direction", "upload")));
     }
 
     [Fact]

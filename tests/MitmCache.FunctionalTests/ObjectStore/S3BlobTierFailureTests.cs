@@ -28,7 +28,7 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : GatewayT
         Assert.Equal(BreakerState.Open, harness.Tier.Breaker.State);
         Assert.False(harness.Tier.IsHealthy);
         Assert.Contains("unreachable", harness.Tier.DegradedReason, StringComparison.Ordinal);
-        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_errors", ("operation", "get"), ("reason", "unreachable")));
+        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_errors_total", ("operation", "get"), ("reason", "unreachable")));
         Assert.Equal((int)BreakerState.Open, harness.Metrics.Value("mitmcache_blob_store_breaker_state"));
     }
 
@@ -45,7 +45,7 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : GatewayT
             await Assert.ThrowsAsync<IOException>(() => TierHarness.DrainAsync(read.Body!));
 
             Assert.True(clock.Elapsed < harness.Settings.StallTimeout * 3, $"the read failed after {clock.Elapsed}");
-            Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_errors", ("operation", "get"), ("reason", "timeout")));
+            Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_errors_total", ("operation", "get"), ("reason", "timeout")));
             Assert.Equal(BreakerState.Open, harness.Tier.Breaker.State);
         }
         finally
@@ -73,8 +73,8 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : GatewayT
             Assert.True(first.Elapsed < harness.Settings.RequestTimeout * 2, $"the first call took {first.Elapsed}");
             Assert.Equal((TierOutcome.Unavailable, UploadOutcome.Unavailable), (read.Outcome, upload));
             Assert.True(second.Elapsed < harness.Settings.RequestTimeout / 2, $"calls with the breaker open took {second.Elapsed}");
-            Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_errors", ("reason", "timeout")));
-            Assert.Equal(2, harness.Metrics.Value("mitmcache_blob_store_skipped"));
+            Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_errors_total", ("reason", "timeout")));
+            Assert.Equal(2, harness.Metrics.Value("mitmcache_blob_store_skipped_total"));
         }
         finally
         {
@@ -90,7 +90,7 @@ public sealed class S3BlobTierFailureTests(CephEngineFixture fixture) : GatewayT
         var digest = TierHarness.WriteBlob(path, 96L << 20, seed: 8);
 
         var upload = harness.Tier.UploadAsync(digest, path, "application/octet-stream", default);
-        Assert.True(await Poll.UntilAsync(() => harness.Metrics.Value("mitmcache_blob_store_bytes", ("direction", "upload")) > (12L << 20), TimeSpan.FromSeconds(30)),
+        Assert.True(await Poll.UntilAsync(() => harness.Metrics.Value("mitmcache_blob_store_bytes_total", ("direction", "upload")) > (12L << 20), TimeSpan.FromSeconds(30)),
             "the upload never got going");
         Engine.KillGateway();
         var clock = Stopwatch.StartNew();

@@ -30,9 +30,9 @@ public sealed class S3BlobTierTests(CephEngineFixture fixture) : IDisposable
         using var copy = new MemoryStream();
         Assert.Equal(TierOutcome.Found, await harness.Tier.CopyVerifiedAsync(digest, copy, default));
         Assert.Equal(await File.ReadAllBytesAsync(path), copy.ToArray());
-        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_hits", ("kind", "blob")));
-        Assert.Equal(300_000, harness.Metrics.Value("mitmcache_blob_store_bytes", ("direction", "upload")));
-        Assert.Equal(300_000, harness.Metrics.Value("mitmcache_blob_store_bytes", ("direction", "download")));
+        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_hits_total", ("kind", "blob")));
+        Assert.Equal(300_000, harness.Metrics.Value("mitmcache_blob_store_bytes_total", ("direction", "upload")));
+        Assert.Equal(300_000, harness.Metrics.Value("mitmcache_blob_store_bytes_total", ("direction", "download")));
     }
 
     [Fact]
@@ -68,7 +68,7 @@ public sealed class S3BlobTierTests(CephEngineFixture fixture) : IDisposable
         Assert.Equal(size, metadata.ContentLength);
         await using var sink = File.Create(_dir.Combine("large.copy"));
         Assert.Equal(TierOutcome.Found, await harness.Tier.CopyVerifiedAsync(digest, sink, default));
-        Assert.Equal(size, harness.Metrics.Value("mitmcache_blob_store_bytes", ("direction", "upload")));
+        Assert.Equal(size, harness.Metrics.Value("mitmcache_blob_store_bytes_total", ("direction", "upload")));
     }
 
     [Fact]
@@ -84,7 +84,7 @@ public sealed class S3BlobTierTests(CephEngineFixture fixture) : IDisposable
         await using var read = await harness.Tier.OpenReadAsync(digest, 0, default);
         Assert.Equal(TierOutcome.NotFound, read.Outcome);
         Assert.Null(read.Body);
-        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_misses", ("kind", "blob")));
+        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_misses_total", ("kind", "blob")));
         Assert.True(harness.Tier.IsHealthy);
     }
 
@@ -108,7 +108,7 @@ public sealed class S3BlobTierTests(CephEngineFixture fixture) : IDisposable
         Assert.Equal(TierOutcome.Corrupt, await harness.Tier.CopyVerifiedAsync(digest, copy, default));
 
         Assert.Null(await harness.ReadObjectDirectlyAsync(digest));
-        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_corrupt_objects"));
+        Assert.Equal(1, harness.Metrics.Value("mitmcache_blob_store_corrupt_objects_total"));
         Assert.Contains(harness.Log.Lines, l => l.Contains("does not match its digest", StringComparison.Ordinal));
     }
 
@@ -140,8 +140,8 @@ public sealed class S3BlobTierTests(CephEngineFixture fixture) : IDisposable
         var found = await reader.Tier.GetTagAsync("registry.test:5000", "team/app", "v1.2", default);
         Assert.Equal((TierOutcome.Found, pointer), (found.Outcome, found.Value));
         Assert.Equal(TierOutcome.NotFound, (await reader.Tier.GetTagAsync("registry.test:5000", "team/app", "v9", default)).Outcome);
-        Assert.Equal(1, reader.Metrics.Value("mitmcache_blob_store_hits", ("kind", "tag")));
-        Assert.Equal(1, reader.Metrics.Value("mitmcache_blob_store_misses", ("kind", "tag")));
+        Assert.Equal(1, reader.Metrics.Value("mitmcache_blob_store_hits_total", ("kind", "tag")));
+        Assert.Equal(1, reader.Metrics.Value("mitmcache_blob_store_misses_total", ("kind", "tag")));
     }
 
     [Fact]
