@@ -107,6 +107,7 @@ public sealed class ProxyHost : IAsyncDisposable
 
         services.AddSingleton<CacheMetrics>();
         services.AddSingleton<ProxyGauges>();
+        services.AddSingleton<ParentMetrics>();
         // The index and one store per collection: the cache's here, the registry's authorization state below.
         services.AddSingleton(sp => IndexDatabase.Open(settings, time, sp.GetRequiredService<ILogger<IndexDatabase>>()));
         services.AddSingleton<BlobRecords>();
@@ -216,6 +217,7 @@ public sealed class ProxyHost : IAsyncDisposable
         // token endpoint; start the index's maintenance timer.
         _ = app.Services.GetRequiredService<BlobCache>();
         _ = app.Services.GetRequiredService<ProxyGauges>();
+        _ = app.Services.GetRequiredService<ParentMetrics>();
         _ = app.Services.GetRequiredService<RegistryChallenges>();
         _ = app.Services.GetRequiredService<IndexMaintenance>();
         await app.StartAsync(cancellationToken);
