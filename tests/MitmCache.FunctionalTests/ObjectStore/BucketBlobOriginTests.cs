@@ -61,21 +61,32 @@ public sealed class BucketBlobOriginTests(CephEngineFixture fixture) : IDisposab
         {
             var digest = Parse(layer);
             using var access = origin.Capture(context, Target(world), "library/busybox", digest);
-            await using var blob = await origin.OpenAsync(digest, access, default);
+            await using var blob = await origin.OpenAsync(digest, 0, access, default);
             Assert.NotNull(blob);
             Assert.Equal(bytes.Length, blob.Length);
             Assert.Equal(bytes, await ReadAllAsync(blob.Body));
             Assert.Contains("public link", blob.Reason, StringComparison.Ordinal);
         }
 
+        // The rest of a blob, as a reader whose disk failed asks for it.
+        var (first, firstBytes) = image.Layers[0];
+        using (var access = origin.Capture(context, Target(world), "library/busybox", Parse(first)))
+        {
+            await using var rest = await origin.OpenAsync(Parse(first), 1000, access, default);
+            Assert.NotNull(rest);
+            Assert.Equal(1000, rest.Offset);
+            Assert.Equal(firstBytes.Length, rest.Length);
+            Assert.Equal(firstBytes[1000..], await ReadAllAsync(rest.Body));
+        }
+
         var absent = Parse($"sha256:{new string('0', 64)}");
         using (var access = origin.Capture(context, Target(world), "library/busybox", absent))
         {
-            Assert.Null(await origin.OpenAsync(absent, access, default));
+            Assert.Null(await origin.OpenAsync(absent, 0, access, default));
         }
 
         var metrics = await parent2.ScrapeMetricsAsync();
-        Assert.Equal(image.Layers.Count, metrics.Value("mitmcache_blob_store_hits_total", ("kind", "blob")));
+        Assert.Equal(image.Layers.Count + 1, metrics.Value("mitmcache_blob_store_hits_total", ("kind", "blob")));
         Assert.Equal(1, metrics.Value("mitmcache_blob_store_misses_total", ("kind", "blob")));
         Assert.Equal(0, metrics.Value("mitmcache_blob_store_corrupt_objects_total"));
     }
@@ -107,7 +118,7 @@ public sealed class BucketBlobOriginTests(CephEngineFixture fixture) : IDisposab
         var context = new DefaultHttpContext();
         using (var access = origin.Capture(context, Target(world), "library/redis", digest))
         {
-            await using var blob = await origin.OpenAsync(digest, access, default);
+            await using var blob = await origin.OpenAsync(digest, 0, access, default);
             Assert.NotNull(blob);
             await Assert.ThrowsAsync<IOException>(() => ReadAllAsync(blob.Body));
         }
@@ -116,7 +127,7 @@ public sealed class BucketBlobOriginTests(CephEngineFixture fixture) : IDisposab
         Assert.Equal(1, (await world.Proxy.ScrapeMetricsAsync()).Value("mitmcache_blob_store_corrupt_objects_total"));
         using (var again = origin.Capture(context, Target(world), "library/redis", digest))
         {
-            Assert.Null(await origin.OpenAsync(digest, again, default));
+            Assert.Null(await origin.OpenAsync(digest, 0, again, default));
         }
     }
 
@@ -147,7 +158,7 @@ public sealed class BucketBlobOriginTests(CephEngineFixture fixture) : IDisposab
             // Upstream up: it is asked with this client's credentials, and says no.
             var origin = proxy.Get<IBucketBlobOrigin>();
             using var access = origin.Capture(context, Target(world), "private/db", digest);
-            Assert.Null(await origin.OpenAsync(digest, access, default));
+            Assert.Null(await origin.OpenAsync(digest, 0, access, default));
         }
 
         await world.KillUpstreamsAsync();
@@ -156,7 +167,7 @@ public sealed class BucketBlobOriginTests(CephEngineFixture fixture) : IDisposab
             // Upstream down: nothing lets this client read it offline.
             var origin = proxy.Get<IBucketBlobOrigin>();
             using var access = origin.Capture(context, Target(world), "private/db", digest);
-            Assert.Null(await origin.OpenAsync(digest, access, default));
+            Assert.Null(await origin.OpenAsync(digest, 0, access, default));
             Assert.Equal(0, (await proxy.ScrapeMetricsAsync()).Value("mitmcache_blob_store_hits_total", ("kind", "blob")));
         }
 
