@@ -85,6 +85,12 @@ internal sealed class BlobCache : IDisposable
         _flushTimer = time.CreateTimer(_ => FlushAccessSafely(), null, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>
+    /// Raised once a blob is verified and committed (a fill, or a new manifest by <see cref="StoreSmall"/>), on the
+    /// committing thread: a handler must hand work off, not do it. A handler that throws is logged, never fails the commit.
+    /// </summary>
+    public event Action<CachedBlob>? Committed;
+
     public long TotalBytes => Interlocked.Read(ref _totalBytes);
 
     public int InFlightCount => _inFlight.Count;
@@ -294,8 +300,9 @@ internal sealed class BlobCache : IDisposable
                 RandomAccess.FlushToDisk(handle);
                 handle.Dispose();
                 _store.Commit(fill.TempPath, fill.Digest);
-                AddToIndex(fill.Digest, offset, mediaType);
+                var record = AddToIndex(fill.Digest, offset, mediaType);
                 committed?.Invoke();
+                RaiseCommitted(fill.Digest, record);
             }
             catch (IOException ex)
             {
@@ -353,8 +360,9 @@ internal sealed class BlobCache : IDisposable
             }
 
             _store.Commit(temp, digest);
-            AddToIndex(digest, bytes.Length, mediaType);
+            var record = AddToIndex(digest, bytes.Length, mediaType);
             EnsureCapacity();
+            RaiseCommitted(digest, record);
             return true;
         }
         catch (IOException ex)
@@ -365,13 +373,13 @@ internal sealed class BlobCache : IDisposable
         }
     }
 
-    private void AddToIndex(Digest digest, long size, string mediaType)
+    private BlobRecord AddToIndex(Digest digest, long size, string mediaType)
     {
         var now = Now;
         lock (_sizeGate)
         {
             var previous = _blobs.FindBlob(digest.ToString());
-            _blobs.UpsertBlob(new BlobRecord
+            var record = new BlobRecord
             {
                 Id = digest.ToString(),
                 Size = size,
@@ -379,8 +387,22 @@ internal sealed class BlobCache : IDisposable
                 FirstSeen = previous?.FirstSeen ?? now,
                 LastAccess = now,
                 Hits = previous?.Hits ?? 0,
-            });
+            };
+            _blobs.UpsertBlob(record);
             Interlocked.Add(ref _totalBytes, size - (previous?.Size ?? 0));
+            return record;
+        }
+    }
+
+    private void RaiseCommitted(Digest digest, BlobRecord record)
+    {
+        try
+        {
+            Committed?.Invoke(new CachedBlob(digest, record, _store.PathOf(digest)));
+        }
+        catch (Exception ex)
+        {
+            _logger.CommittedHandlerFailed(digest.ToString(), ex.Message); // a subscriber's fault: the blob is committed all the same
         }
     }
 

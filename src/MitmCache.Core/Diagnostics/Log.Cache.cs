@@ -55,6 +55,9 @@ internal static partial class Log
     [LoggerMessage(315, LogLevel.Information, "Refused an offline token request for {Registry}: the credential holds no live grant for every requested repository")]
     public static partial void OfflineTokenRefused(this ILogger logger, string registry);
 
+    [LoggerMessage(325, LogLevel.Error, "A handler of the commit of {Digest} failed; the blob stays committed: {Reason}")]
+    public static partial void CommittedHandlerFailed(this ILogger logger, string digest, string reason);
+
     [LoggerMessage(319, LogLevel.Warning, "Cache index write failed, the request goes on without it: {Reason}")]
     public static partial void IndexWriteFailed(this ILogger logger, string reason);
 
