@@ -293,11 +293,10 @@ internal sealed class BlobCache : IDisposable
             {
                 RandomAccess.FlushToDisk(handle);
                 handle.Dispose();
-                _store.Commit(fill.TempPath, fill.Digest);
-                AddToIndex(fill.Digest, offset, mediaType);
+                CommitFile(fill.TempPath, fill.Digest, offset, mediaType);
                 committed?.Invoke();
             }
-            catch (IOException ex)
+            catch (Exception ex) when (IsStorageFailure(ex))
             {
                 ReportStorageFailure(fill.Digest.ToString(), ex.Message);
                 outcome = FillOutcome.StorageError;
@@ -313,20 +312,24 @@ internal sealed class BlobCache : IDisposable
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
-            handle.Dispose();
-            response.Dispose();
-            if (outcome != FillOutcome.Committed)
+            try
             {
-                TryDelete(fill.TempPath);
+                ArrayPool<byte>.Shared.Return(buffer);
+                handle.Dispose();
+                response.Dispose();
+                if (outcome != FillOutcome.Committed)
+                {
+                    TryDelete(fill.TempPath);
+                }
+                else
+                {
+                    EnsureCapacitySafely(); // before readers see the end, so the cap holds when a pull completes
+                }
             }
-
-            if (outcome == FillOutcome.Committed)
+            finally
             {
-                EnsureCapacity(); // before readers see the end, so the cap holds when a pull completes
+                Finish(fill, outcome); // always: readers wait on it, and eviction skips a digest in the map
             }
-
-            Finish(fill, outcome);
         }
     }
 
@@ -352,16 +355,55 @@ internal sealed class BlobCache : IDisposable
                 RandomAccess.FlushToDisk(handle);
             }
 
-            _store.Commit(temp, digest);
-            AddToIndex(digest, bytes.Length, mediaType);
-            EnsureCapacity();
-            return true;
+            CommitFile(temp, digest, bytes.Length, mediaType);
         }
-        catch (IOException ex)
+        catch (Exception ex) when (IsStorageFailure(ex))
         {
             ReportStorageFailure(digest.ToString(), ex.Message);
             TryDelete(temp);
             return false;
+        }
+
+        EnsureCapacitySafely();
+        return true;
+    }
+
+    /// <summary>
+    /// Moves a verified temp file into place and indexes it, as one step: when the index cannot take the entry,
+    /// the file goes too, so no blob is ever committed but unindexed.
+    /// </summary>
+    private void CommitFile(string tempPath, Digest digest, long size, string mediaType)
+    {
+        _store.Commit(tempPath, digest);
+        try
+        {
+            AddToIndex(digest, size, mediaType);
+        }
+        catch
+        {
+            _store.Delete(digest);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// What the disk or the index engine throws when storage, not the code, failed. A LiteDB engine that closed
+    /// itself (after an I/O error) answers queries with <see cref="ObjectDisposedException"/> from its own locks.
+    /// </summary>
+    private static bool IsStorageFailure(Exception ex) =>
+        ex is IOException or UnauthorizedAccessException or LiteDB.LiteException or ObjectDisposedException;
+
+    /// <summary><see cref="EnsureCapacity"/> where a failure must not stop the caller (a fill ending): logged, and the breaker trips.</summary>
+    private void EnsureCapacitySafely()
+    {
+        try
+        {
+            EnsureCapacity();
+        }
+        catch (Exception ex) when (IsStorageFailure(ex))
+        {
+            _logger.IndexWriteFailed(ex.Message);
+            MarkStorageFailed(ex.Message);
         }
     }
 

@@ -187,11 +187,12 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex) || ex is OperationCanceledException)
         {
             cache.Abandon(fill);
-            metrics.UpstreamError(ex is TimeoutException ? "timeout" : "connect");
             if (context.RequestAborted.IsCancellationRequested)
             {
-                return new("aborted", 0);
+                return new("aborted", 0); // the client left: nothing is known about upstream
             }
+
+            metrics.UpstreamError(ex is TimeoutException ? "timeout" : "connect");
 
             return await RegistryResponses.UnreachableAsync(context, challenges, authorizer, target, route.Name, HttpForwarder.Describe(ex).Reason);
         }
