@@ -72,4 +72,7 @@ internal static partial class Log
 
     [LoggerMessage(324, LogLevel.Warning, "Index maintenance failed, tried again in {Interval}: {Reason}")]
     public static partial void IndexMaintenanceFailed(this ILogger logger, TimeSpan interval, string reason);
+
+    [LoggerMessage(325, LogLevel.Error, "A hook after {Digest} was committed failed (the blob stays committed): {Reason}")]
+    public static partial void CommitHookFailed(this ILogger logger, string digest, string reason);
 }

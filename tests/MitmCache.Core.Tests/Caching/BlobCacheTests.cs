@@ -467,11 +467,11 @@ public sealed class BlobCacheTests : IDisposable
         var digest = Digest.Compute(body);
         var (fill, _) = _cache.JoinOrStart(digest);
 
-        _cache.StartFill(fill, Response(new ByteArrayContent(body)), "application/vnd.oci.image.layer.v1.tar+gzip");
+        _cache.StartFill(fill, Body(new ByteArrayContent(body), "application/vnd.oci.image.layer.v1.tar+gzip"));
         var outcome = await fill.Completion.WaitAsync(s_timeout);
 
         Assert.Equal(FillOutcome.Committed, outcome);
-        Assert.Equal(new FillHead(body.Length, "application/vnd.oci.image.layer.v1.tar+gzip"), await fill.Head);
+        Assert.Equal(new FillHead(body.Length, "application/vnd.oci.image.layer.v1.tar+gzip", ProvesAccess: true), await fill.Head);
         var blob = _cache.TryGet(digest);
         Assert.NotNull(blob);
         Assert.Equal(body.Length, blob.Record.Size);
@@ -491,7 +491,7 @@ public sealed class BlobCacheTests : IDisposable
         var digest = Digest.Compute(expected);
         var (fill, _) = _cache.JoinOrStart(digest);
 
-        _cache.StartFill(fill, Response(new ByteArrayContent(Bytes(100_000, 2))), "application/octet-stream");
+        _cache.StartFill(fill, Body(new ByteArrayContent(Bytes(100_000, 2)), "application/octet-stream"));
         var outcome = await fill.Completion.WaitAsync(s_timeout);
 
         Assert.Equal(FillOutcome.DigestMismatch, outcome);
@@ -508,7 +508,7 @@ public sealed class BlobCacheTests : IDisposable
         var content = new ByteArrayContent(body);
         content.Headers.ContentLength = body.Length + 10;
 
-        _cache.StartFill(fill, Response(content), "application/octet-stream");
+        _cache.StartFill(fill, Body(content, "application/octet-stream"));
 
         Assert.Equal(FillOutcome.Truncated, await fill.Completion.WaitAsync(s_timeout));
         AssertNothingKept(digest, fill);
@@ -523,7 +523,7 @@ public sealed class BlobCacheTests : IDisposable
         var content = new ByteArrayContent([.. body, 0, 0]);
         content.Headers.ContentLength = body.Length;
 
-        _cache.StartFill(fill, Response(content), "application/octet-stream");
+        _cache.StartFill(fill, Body(content, "application/octet-stream"));
 
         Assert.Equal(FillOutcome.Truncated, await fill.Completion.WaitAsync(s_timeout));
         AssertNothingKept(digest, fill);
@@ -537,7 +537,7 @@ public sealed class BlobCacheTests : IDisposable
         var (fill, _) = _cache.JoinOrStart(digest);
         var pipe = new Pipe();
 
-        _cache.StartFill(fill, Response(new StreamContent(pipe.Reader.AsStream()), body.Length), "application/octet-stream");
+        _cache.StartFill(fill, Body(new StreamContent(pipe.Reader.AsStream()), "application/octet-stream", body.Length));
         await pipe.Writer.WriteAsync(body.AsMemory(0, 5_000));
         await pipe.Writer.CompleteAsync(new IOException("connection reset by peer"));
 
@@ -552,7 +552,7 @@ public sealed class BlobCacheTests : IDisposable
         var (fill, _) = _cache.JoinOrStart(digest);
         Directory.Delete(TempRoot, recursive: true);
 
-        var started = _cache.StartFill(fill, Response(new ByteArrayContent("x"u8.ToArray())), "application/octet-stream");
+        var started = _cache.StartFill(fill, Body(new ByteArrayContent("x"u8.ToArray()), "application/octet-stream"));
 
         Assert.False(started);
         Assert.Equal(FillOutcome.StorageError, await fill.Completion.WaitAsync(s_timeout));
@@ -570,7 +570,7 @@ public sealed class BlobCacheTests : IDisposable
         Assert.False(owner);
         var pipe = new Pipe();
 
-        _cache.StartFill(fill, Response(new StreamContent(pipe.Reader.AsStream()), body.Length), "application/octet-stream");
+        _cache.StartFill(fill, Body(new StreamContent(pipe.Reader.AsStream()), "application/octet-stream", body.Length));
         var head = await joined.Head.WaitAsync(s_timeout);
         using var handle = File.OpenHandle(joined.TempPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         var output = new RecordingStream();
@@ -597,7 +597,7 @@ public sealed class BlobCacheTests : IDisposable
         var digest = Digest.Compute(body);
         var (fill, _) = _cache.JoinOrStart(digest);
         var pipe = new Pipe();
-        _cache.StartFill(fill, Response(new StreamContent(pipe.Reader.AsStream()), body.Length), "application/octet-stream");
+        _cache.StartFill(fill, Body(new StreamContent(pipe.Reader.AsStream()), "application/octet-stream", body.Length));
         using var handle = File.OpenHandle(fill.TempPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         using var client = new CancellationTokenSource();
         var output = new RecordingStream();
@@ -620,7 +620,7 @@ public sealed class BlobCacheTests : IDisposable
         var digest = Digest.Compute("never finished"u8);
         var (fill, _) = _cache.JoinOrStart(digest);
         var pipe = new Pipe();
-        _cache.StartFill(fill, Response(new StreamContent(pipe.Reader.AsStream()), 100), "application/octet-stream");
+        _cache.StartFill(fill, Body(new StreamContent(pipe.Reader.AsStream()), "application/octet-stream", 100));
         await pipe.Writer.WriteAsync(new byte[10]);
 
         Reopen();
@@ -636,7 +636,7 @@ public sealed class BlobCacheTests : IDisposable
         var digest = Digest.Compute(body);
         var (fill, _) = _cache.JoinOrStart(digest);
 
-        _cache.StartFill(fill, Response(new ByteArrayContent(body)), "application/octet-stream", committed: KillIndexEngine);
+        _cache.StartFill(fill, Body(new ByteArrayContent(body), "application/octet-stream"), committed: _ => KillIndexEngine());
 
         Assert.Equal(FillOutcome.Committed, await fill.Completion.WaitAsync(s_timeout));
         Assert.Equal(0, _cache.InFlightCount);
@@ -650,7 +650,7 @@ public sealed class BlobCacheTests : IDisposable
         var digest = Digest.Compute(body);
         var (fill, _) = _cache.JoinOrStart(digest);
         var pipe = new Pipe();
-        _cache.StartFill(fill, Response(new StreamContent(pipe.Reader.AsStream()), body.Length), "application/octet-stream");
+        _cache.StartFill(fill, Body(new StreamContent(pipe.Reader.AsStream()), "application/octet-stream", body.Length));
         await pipe.Writer.WriteAsync(body);
         while (fill.Written < body.Length)
         {
@@ -678,7 +678,7 @@ public sealed class BlobCacheTests : IDisposable
         Directory.CreateDirectory(directory);
         using var refusing = OperatingSystem.IsWindows() ? null : RefuseWrites(directory);
 
-        _cache.StartFill(fill, Response(new ByteArrayContent(body)), "application/octet-stream");
+        _cache.StartFill(fill, Body(new ByteArrayContent(body), "application/octet-stream"));
 
         Assert.Equal(FillOutcome.StorageError, await fill.Completion.WaitAsync(s_timeout));
         Assert.True(_cache.IsStorageDegraded);
@@ -765,14 +765,15 @@ public sealed class BlobCacheTests : IDisposable
         Assert.Contains("not writable, serving pass-through", Assert.Single(degraded), StringComparison.Ordinal);
     }
 
-    private static HttpResponseMessage Response(HttpContent content, long? contentLength = null)
+    /// <summary>An origin's 200 body, as upstream's would be: its length announced unless the content has none.</summary>
+    private static OriginBody Body(HttpContent content, string mediaType, long? contentLength = null)
     {
         if (contentLength is not null)
         {
             content.Headers.ContentLength = contentLength;
         }
 
-        return new HttpResponseMessage(HttpStatusCode.OK) { Content = content };
+        return new OriginBody(content.ReadAsStream(), 0, content.Headers.ContentLength, mediaType, ProvesAccess: true, content);
     }
 
     private void AssertNothingKept(Digest digest, BlobFill fill)

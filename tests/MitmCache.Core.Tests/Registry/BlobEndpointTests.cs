@@ -89,6 +89,78 @@ public sealed class BlobEndpointTests : IDisposable
         Assert.Equal(0, _cache.InFlightCount);
     }
 
+    [Fact]
+    public async Task HandleAsync_TwentyAnonymousClientsOnOneColdBlob_OneGetAndNoHead()
+    {
+        var body = RandomNumberGenerator.GetBytes(300_000);
+        var digest = Digest.Compute(body);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _handler.Answer = async (request, _) =>
+        {
+            await release.Task; // the owner's answer waits until every other client has joined
+            return Blob(body, digest);
+        };
+
+        var contexts = Enumerable.Range(0, 20).Select(_ => Get(digest)).ToList();
+        var first = _endpoint.HandleAsync(contexts[0], s_target, new BlobRoute(Repository, digest));
+        await _handler.Asked.WaitAsync(s_timeout);
+        var (fill, owner) = _cache.JoinOrStart(digest);
+        Assert.False(owner);
+        var others = contexts.Skip(1).Select(c => _endpoint.HandleAsync(c, s_target, new BlobRoute(Repository, digest))).ToList();
+        Assert.True(SpinWait.SpinUntil(() => fill.Joiners == 19, s_timeout));
+        release.SetResult();
+        var outcomes = await Task.WhenAll([first, .. others]).WaitAsync(s_timeout);
+
+        Assert.Equal(1, _handler.Gets);
+        Assert.Equal(0, _handler.Heads);
+        Assert.Equal(["coalesced", "miss"], outcomes.Select(o => o.Result).Distinct().Order());
+        Assert.All(contexts, c => Assert.Equal(body, ((MemoryStream)c.Response.Body).ToArray()));
+    }
+
+    [Fact]
+    public async Task HandleAsync_JoinerWithOtherCredentialsThatUpstreamRefuses_GetsNoByteOfTheFill()
+    {
+        var body = RandomNumberGenerator.GetBytes(100_000);
+        var digest = Digest.Compute(body);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _handler.Answer = async (request, _) =>
+        {
+            if (request.Headers.Authorization?.Parameter != "b3duZXI=")
+            {
+                return new HttpResponseMessage(HttpStatusCode.Unauthorized) { Content = new ByteArrayContent([]) };
+            }
+
+            await release.Task;
+            return Blob(body, digest);
+        };
+        var ownerContext = Get(digest, "Basic b3duZXI=");
+        var strangerContext = Get(digest, "Basic c3RyYW5nZXI=");
+
+        var ownerRead = _endpoint.HandleAsync(ownerContext, s_target, new BlobRoute(Repository, digest));
+        await _handler.Asked.WaitAsync(s_timeout);
+        var (fill, _) = _cache.JoinOrStart(digest);
+        var strangerRead = _endpoint.HandleAsync(strangerContext, s_target, new BlobRoute(Repository, digest));
+        Assert.True(SpinWait.SpinUntil(() => fill.Joiners == 1, s_timeout));
+        release.SetResult();
+        var stranger = await strangerRead.WaitAsync(s_timeout);
+        await ownerRead.WaitAsync(s_timeout);
+
+        Assert.Equal("forwarded", stranger.Result);
+        Assert.Equal(StatusCodes.Status401Unauthorized, strangerContext.Response.StatusCode);
+        Assert.Empty(((MemoryStream)strangerContext.Response.Body).ToArray());
+        Assert.Equal(1, _handler.Heads); // the stranger's probe: the owner's answer proves nothing for other credentials
+        Assert.Equal(body, ((MemoryStream)ownerContext.Response.Body).ToArray());
+    }
+
+    /// <summary>Upstream's 200 for a blob, as the registry sends it.</summary>
+    private static HttpResponseMessage Blob(byte[] body, Digest digest)
+    {
+        var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(body) };
+        response.Content.Headers.ContentType = new("application/octet-stream");
+        response.Headers.TryAddWithoutValidation("Docker-Content-Digest", digest.ToString());
+        return response;
+    }
+
     private static DefaultHttpContext Get(Digest digest, string? authorization = null, CancellationToken cancellation = default)
     {
         var context = new DefaultHttpContext();
@@ -114,7 +186,7 @@ public sealed class BlobEndpointTests : IDisposable
         public Func<HttpRequestMessage, CancellationToken, Task<HttpResponseMessage>> Answer { get; set; } =
             (_, _) => Task.FromResult(new HttpResponseMessage(HttpStatusCode.NotFound));
 
-        /// <summary>Completes at the first request.</summary>
+        /// <summary>Completes at the first request for a blob.</summary>
         public Task Asked => _asked.Task;
 
         public int Gets => Volatile.Read(ref _gets);
@@ -123,6 +195,11 @@ public sealed class BlobEndpointTests : IDisposable
 
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
+            if (!request.RequestUri!.AbsolutePath.Contains("/blobs/", StringComparison.Ordinal))
+            {
+                return Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK)); // a health check of the registry
+            }
+
             Interlocked.Increment(ref request.Method == HttpMethod.Head ? ref _heads : ref _gets);
             _asked.TrySetResult();
             return Answer(request, cancellationToken);
