@@ -88,6 +88,13 @@ internal sealed class BlobCache : IDisposable
         _flushTimer = time.CreateTimer(_ => FlushAccessSafely(), null, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>
+    /// Raised once a blob is committed and indexed: after a fill commits (before its readers see the end), and after
+    /// <see cref="StoreSmall"/> stores a manifest it did not have. For work that follows a commit (an upload to a
+    /// shared bucket): keep it short, hand slow work off. A subscriber that throws is logged, never the fill's failure.
+    /// </summary>
+    public event Action<CachedBlob>? Committed;
+
     public long TotalBytes => Interlocked.Read(ref _totalBytes);
 
     public int InFlightCount => _inFlight.Count;
@@ -433,6 +440,7 @@ internal sealed class BlobCache : IDisposable
 
             outcome = FillOutcome.Committed;
             RunHook(committed, head, fill.Digest);
+            RaiseCommitted(fill.Digest);
             if (_storageFailure?.At != DateTimeOffset.MaxValue)
             {
                 _storageFailure = null;
@@ -493,8 +501,23 @@ internal sealed class BlobCache : IDisposable
             return false;
         }
 
+        RaiseCommitted(digest);
         EnsureCapacitySafely();
         return true;
+    }
+
+    private void RaiseCommitted(Digest digest)
+    {
+        if (Committed is not { } committed || _blobs.FindBlob(digest.ToString()) is not { } record)
+        {
+            return;
+        }
+
+        var blob = new CachedBlob(digest, record, _store.PathOf(digest));
+        foreach (var subscriber in committed.GetInvocationList().Cast<Action<CachedBlob>>())
+        {
+            RunHook(_ => subscriber(blob), null, digest);
+        }
     }
 
     /// <summary>
@@ -516,11 +539,11 @@ internal sealed class BlobCache : IDisposable
     }
 
     /// <summary>A caller's hook after a commit: whatever it throws is logged, never the fill's failure.</summary>
-    private void RunHook(Action<FillHead>? hook, FillHead head, Digest digest)
+    private void RunHook(Action<FillHead>? hook, FillHead? head, Digest digest)
     {
         try
         {
-            hook?.Invoke(head);
+            hook?.Invoke(head!);
         }
         catch (Exception ex)
         {

@@ -686,6 +686,29 @@ public sealed class BlobCacheTests : IDisposable
         Assert.Equal(0, _cache.InFlightCount);
     }
 
+    [Fact]
+    public async Task Committed_FillAndNewManifest_RaisedOnceEach_NotForAManifestAlreadyStored()
+    {
+        var seen = new List<CachedBlob>();
+        _cache.Committed += blob => seen.Add(blob);
+        _cache.Committed += _ => throw new InvalidOperationException("a subscriber that fails");
+        var body = Bytes(50_000, 44);
+        var layer = Digest.Compute(body);
+        var (fill, _) = _cache.JoinOrStart(layer);
+        var manifest = "{\"schemaVersion\":2}"u8.ToArray();
+        var manifestDigest = Digest.Compute(manifest);
+
+        _cache.StartFill(fill, Body(new ByteArrayContent(body), "application/octet-stream"));
+        Assert.Equal(FillOutcome.Committed, await fill.Completion.WaitAsync(s_timeout));
+        Assert.True(_cache.StoreSmall(manifestDigest, manifest, "application/vnd.oci.image.manifest.v1+json"));
+        Assert.True(_cache.StoreSmall(manifestDigest, manifest, "application/vnd.oci.image.manifest.v1+json"));
+
+        Assert.Equal([layer, manifestDigest], seen.Select(b => b.Digest));
+        Assert.Equal(body.Length, seen[0].Record.Size);
+        Assert.Equal(body, File.ReadAllBytes(seen[0].Path));
+        Assert.Equal("application/vnd.oci.image.manifest.v1+json", seen[1].Record.MediaType);
+    }
+
     /// <summary>The index engine closes itself, as LiteDB does after an I/O error; the next call reopens it.</summary>
     private void KillIndexEngine() => Assert.True(_index!.Database.TryWrite(database => database.Dispose()));
 
