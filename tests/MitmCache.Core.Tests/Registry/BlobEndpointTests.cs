@@ -53,7 +53,7 @@ public sealed class BlobEndpointTests : IDisposable
         var tokenEndpoint = new TokenEndpoint(_upstream, tokens, _grants, _index.Visibility, _time, NullLogger<TokenEndpoint>.Instance);
         var challenges = new RegistryChallenges(_index.Challenges, tokenEndpoint, _time, NullLogger<RegistryChallenges>.Instance);
         var authorizer = new RegistryAuthorizer(_cache, _grants, _upstream, tokens, challenges, settings, _index.Links, _index.Visibility);
-        _endpoint = new BlobEndpoint(_cache, _upstream, authorizer, _grants, challenges, metrics, _index.Links);
+        _endpoint = new BlobEndpoint(_cache, _upstream, authorizer, _grants, challenges, metrics, _index.Links, []);
     }
 
     public void Dispose()
