@@ -9,7 +9,9 @@ namespace MitmCache.Caching;
 /// must come through <paramref name="Origin"/> even when cached, as for a repository the blob is not linked to yet.</param>
 /// <param name="Committed">Runs when the fill this read started commits, before any reader sees the end; given the
 /// fill's head (did its answer prove access?). Not for a joiner: the fill's owner's hook runs.</param>
-internal sealed record BlobRead(Digest Digest, IBlobOrigin Origin, FillReader Reader, bool UseCommitted, Action<FillHead>? Committed = null);
+/// <param name="MayFill">False for a read that must not start or join a fill (a HEAD): then anything but the committed
+/// file is <see cref="BlobSourceKind.Bypass"/>.</param>
+internal sealed record BlobRead(Digest Digest, IBlobOrigin Origin, FillReader Reader, bool UseCommitted, Action<FillHead>? Committed = null, bool MayFill = true);
 
 /// <summary>
 /// Who reads a blob, for sharing a fill. Only readers of the same <paramref name="Scope"/> (registry/repository: the

@@ -164,7 +164,7 @@ internal sealed class CacheAdmin
             {
                 problem = "file missing";
             }
-            else if (!BlobCache.VerifyFile(digest, path, out var size, out _))
+            else if (!BlobRepair.VerifyFile(digest, path, out var size, out _))
             {
                 problem = "content does not match the digest";
             }

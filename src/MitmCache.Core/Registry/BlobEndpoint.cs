@@ -13,7 +13,9 @@ namespace MitmCache.Registry;
 /// or one not linked to this repository, is asked for upstream exactly as if it were not cached: a refused client gets
 /// upstream's own answer (or, upstream down, the error an uncached digest gets), and learns nothing about the cache.
 /// </summary>
-internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, RegistryAuthorizer authorizer, AccessGrants grants, RegistryChallenges challenges, CacheMetrics metrics, LinkRecords links)
+/// <param name="tiers">Origins asked before upstream when a read must fill (the S3 tier); none by default.</param>
+internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, RegistryAuthorizer authorizer, AccessGrants grants, RegistryChallenges challenges, CacheMetrics metrics, LinkRecords links,
+    IEnumerable<IBlobOriginTier> tiers)
 {
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target, BlobRoute route)
     {
@@ -28,9 +30,9 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             return await ForwardHeadAsync(context, target, route);
         }
 
-        var origin = new UpstreamBlobOrigin(upstream, grants, challenges, context, target, route);
+        var origin = Origin(context, target, route);
         var read = new BlobRead(route.Digest, origin, authorizer.Reader(context, target, route.Name, route.Digest), UseCommitted: decision.Result is not null,
-            Committed(context, target, route));
+            Committed(context, target, route), MayFill: !HttpMethods.IsHead(context.Request.Method));
         try
         {
             using var source = await cache.OpenAsync(read, context.RequestAborted);
@@ -40,6 +42,14 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         {
             return new("aborted", 0); // the client left: nothing is known about upstream
         }
+    }
+
+    /// <summary>Where a fill for this read gets its bytes: each tier that has something to offer, then upstream.</summary>
+    private IBlobOrigin Origin(HttpContext context, InterceptTarget target, BlobRoute route)
+    {
+        IBlobOrigin direct = new UpstreamBlobOrigin(upstream, grants, challenges, context, target, route);
+        var front = tiers.Select(t => t.OriginFor(context, target, route)).OfType<IBlobOrigin>().ToList();
+        return front.Count == 0 ? direct : new OriginChain([.. front, direct]);
     }
 
     /// <summary>What to do about a cached blob: serve it (as "hit" or "stale"), answer already given, or go on as a miss.</summary>
@@ -133,7 +143,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
 
                 return new("bypass", passed.Sent);
             case BlobSourceKind.Bypass:
-                return await BypassAsync(context, target, route, "bypass");
+                return HttpMethods.IsHead(context.Request.Method) ? await ForwardHeadAsync(context, target, route) : await BypassAsync(context, target, route, "bypass");
             case BlobSourceKind.Refused:
                 var refusal = source.Refusal!.Response;
                 if (RegistryUpstream.IsUpstreamFault(refusal.StatusCode))

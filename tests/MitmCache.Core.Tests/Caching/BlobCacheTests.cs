@@ -757,14 +757,14 @@ public sealed class BlobCacheTests : IDisposable
         var path = _directory.Combine("verify");
         File.WriteAllBytes(path, bytes);
 
-        Assert.True(BlobCache.VerifyFile(digest, path, out var size, out var mediaType));
+        Assert.True(BlobRepair.VerifyFile(digest, path, out var size, out var mediaType));
         Assert.Equal(1_000, size);
         Assert.Equal("application/octet-stream", mediaType);
 
         bytes[500] ^= 1;
         File.WriteAllBytes(path, bytes);
-        Assert.False(BlobCache.VerifyFile(digest, path, out _, out _));
-        Assert.False(BlobCache.VerifyFile(digest, _directory.Combine("missing"), out _, out _));
+        Assert.False(BlobRepair.VerifyFile(digest, path, out _, out _));
+        Assert.False(BlobRepair.VerifyFile(digest, _directory.Combine("missing"), out _, out _));
     }
 
     [Fact]

@@ -53,7 +53,7 @@ public sealed class BlobEndpointTests : IDisposable
         var tokenEndpoint = new TokenEndpoint(_upstream, tokens, _grants, _index.Visibility, _time, NullLogger<TokenEndpoint>.Instance);
         var challenges = new RegistryChallenges(_index.Challenges, tokenEndpoint, _time, NullLogger<RegistryChallenges>.Instance);
         var authorizer = new RegistryAuthorizer(_cache, _grants, _upstream, tokens, challenges, settings, _index.Links, _index.Visibility);
-        _endpoint = new BlobEndpoint(_cache, _upstream, authorizer, _grants, challenges, metrics, _index.Links);
+        _endpoint = new BlobEndpoint(_cache, _upstream, authorizer, _grants, challenges, metrics, _index.Links, []);
     }
 
     public void Dispose()
@@ -150,6 +150,40 @@ public sealed class BlobEndpointTests : IDisposable
         Assert.Empty(((MemoryStream)strangerContext.Response.Body).ToArray());
         Assert.Equal(1, _handler.Heads); // the stranger's probe: the owner's answer proves nothing for other credentials
         Assert.Equal(body, ((MemoryStream)ownerContext.Response.Body).ToArray());
+    }
+
+    [Fact]
+    public async Task HandleAsync_OwnerRefused_JoinerFetchesOnItsOwnAccount()
+    {
+        var body = RandomNumberGenerator.GetBytes(50_000);
+        var digest = Digest.Compute(body);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _handler.Answer = async (request, _) =>
+        {
+            if (request.Headers.Authorization?.Parameter == "Z29vZA==")
+            {
+                return Blob(body, digest);
+            }
+
+            await release.Task;
+            return new HttpResponseMessage(HttpStatusCode.Unauthorized) { Content = new ByteArrayContent([]) };
+        };
+        var refusedContext = Get(digest, "Basic YmFk");
+        var goodContext = Get(digest, "Basic Z29vZA==");
+
+        var refusedRead = _endpoint.HandleAsync(refusedContext, s_target, new BlobRoute(Repository, digest));
+        await _handler.Asked.WaitAsync(s_timeout);
+        var (fill, _) = _cache.JoinOrStart(digest);
+        var goodRead = _endpoint.HandleAsync(goodContext, s_target, new BlobRoute(Repository, digest));
+        Assert.True(SpinWait.SpinUntil(() => fill.Joiners == 1, s_timeout));
+        release.SetResult();
+
+        Assert.Equal("forwarded", (await refusedRead.WaitAsync(s_timeout)).Result);
+        Assert.Equal("miss", (await goodRead.WaitAsync(s_timeout)).Result);
+        Assert.Equal(StatusCodes.Status401Unauthorized, refusedContext.Response.StatusCode);
+        Assert.Equal(body, ((MemoryStream)goodContext.Response.Body).ToArray());
+        Assert.Equal(2, _handler.Gets);
+        Assert.Equal(0, _handler.Heads);
     }
 
     /// <summary>Upstream's 200 for a blob, as the registry sends it.</summary>

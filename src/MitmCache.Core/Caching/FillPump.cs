@@ -1,0 +1,191 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
+using MitmCache.Diagnostics;
+using MitmCache.Registry;
+using MitmCache.Upstream;
+
+namespace MitmCache.Caching;
+
+/// <summary>
+/// The fills in flight, one per digest, and the pump that copies an origin's body into a fill's temp file
+/// (<see cref="FillSink"/>): checked against the announced length and the digest at the end, then handed to the
+/// cache's commit. Fills belong to the cache, not to the client that started them: they finish when that client
+/// goes away, because another node will want the blob. Every fill ends in <see cref="Finish"/>, whatever happens.
+/// </summary>
+internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetrics metrics, ILogger logger) : IDisposable
+{
+    private static readonly TimeSpan s_stallTimeout = TimeSpan.FromSeconds(60);
+
+    private readonly ConcurrentDictionary<Digest, BlobFill> _inFlight = new();
+    private readonly ConcurrentDictionary<Task, bool> _tasks = new();
+    private readonly CancellationTokenSource _stopping = new();
+
+    public int Count => _inFlight.Count;
+
+    public bool IsFilling(Digest digest) => _inFlight.ContainsKey(digest);
+
+    /// <summary>Completes when the fills running now have ended.</summary>
+    public Task Ended() => Task.WhenAll(_tasks.Keys);
+
+    /// <summary>Joins the fill in flight for <paramref name="digest"/>, or registers a new one owned by the caller.</summary>
+    public (BlobFill Fill, bool Owner) JoinOrStart(Digest digest, FillReader? reader)
+    {
+        while (true)
+        {
+            if (_inFlight.TryGetValue(digest, out var existing))
+            {
+                return (existing, false);
+            }
+
+            var fill = new BlobFill(digest, store.NewTempPath(digest), store.PathOf(digest), reader);
+            if (_inFlight.TryAdd(digest, fill))
+            {
+                return (fill, true);
+            }
+        }
+    }
+
+    /// <summary>The owner's origin did not answer with the blob: release the digest so joiners try for themselves.</summary>
+    public void Abandon(BlobFill fill)
+    {
+        _inFlight.TryRemove(new KeyValuePair<Digest, BlobFill>(fill.Digest, fill));
+        fill.Complete(FillOutcome.Abandoned);
+    }
+
+    /// <summary>
+    /// Starts copying <paramref name="body"/> into the fill, detached from any client. Returns false, leaving the body
+    /// to the caller, when the temp file cannot even be created.
+    /// </summary>
+    /// <param name="commit">Moves the verified temp file into place: <see cref="FillOutcome.Committed"/> or
+    /// <see cref="FillOutcome.StorageError"/>. Runs before any reader sees the end.</param>
+    public bool Start(BlobFill fill, OriginBody body, Func<FillHead, long, FillOutcome> commit)
+    {
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(fill.TempPath, FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            health.Report(fill.Digest.ToString(), ex.Message);
+            Finish(fill, FillOutcome.StorageError);
+            return false;
+        }
+
+        var head = new FillHead(body.Length, body.MediaType, body.ProvesAccess);
+        fill.SetHead(head);
+        metrics.FillStarted();
+        var task = Task.Run(() => PumpAsync(fill, body, head, handle, commit));
+        _tasks[task] = true;
+        task.ContinueWith(t => _tasks.TryRemove(t, out _), TaskScheduler.Default);
+        return true;
+    }
+
+    private async Task PumpAsync(BlobFill fill, OriginBody body, FillHead head, SafeFileHandle handle, Func<FillHead, long, FillOutcome> commit)
+    {
+        var outcome = FillOutcome.UpstreamError;
+        try
+        {
+            using var sink = new FillSink(fill, handle, head.Size, metrics);
+            var copy = await StreamCopier.CopyAsync(body.Body, sink, _stopping.Token, stallTimeout: s_stallTimeout);
+            outcome = Check(fill, head, sink, copy) ?? Flush(fill, handle);
+            if (outcome == FillOutcome.Committed)
+            {
+                handle.Dispose();
+                outcome = commit(head, sink.Written);
+            }
+        }
+        finally
+        {
+            try
+            {
+                handle.Dispose();
+                body.Dispose();
+                if (outcome != FillOutcome.Committed)
+                {
+                    TryDelete(fill.TempPath);
+                }
+            }
+            finally
+            {
+                Finish(fill, outcome); // always: readers wait on it, and eviction skips a digest in the map
+            }
+        }
+    }
+
+    /// <summary>Why the copied bytes are not the blob, or null when they are: all of them, and matching the digest.</summary>
+    private FillOutcome? Check(BlobFill fill, FillHead head, FillSink sink, CopyResult copy)
+    {
+        var digest = fill.Digest.ToString();
+        switch (copy.Failure)
+        {
+            case CopyFailure.Read or CopyFailure.Canceled:
+                logger.FillUpstreamFailed(digest, copy.Bytes, copy.Error?.Message ?? "");
+                return FillOutcome.UpstreamError;
+            case CopyFailure.Write when copy.Error is FillSink.OverrunException:
+                return FillOutcome.Truncated;
+            case CopyFailure.Write:
+                health.Report(digest, copy.Error?.Message ?? "");
+                return FillOutcome.StorageError;
+        }
+
+        if (head.Size is { } size && sink.Written != size)
+        {
+            logger.FillTruncated(digest, sink.Written, size);
+            return FillOutcome.Truncated;
+        }
+
+        if (!sink.MatchesDigest())
+        {
+            logger.FillDigestMismatch(digest, sink.Written);
+            return FillOutcome.DigestMismatch;
+        }
+
+        return null;
+    }
+
+    /// <summary>The verified bytes to disk before the rename: <see cref="FillOutcome.Committed"/> when they got there.</summary>
+    private FillOutcome Flush(BlobFill fill, SafeFileHandle handle)
+    {
+        try
+        {
+            RandomAccess.FlushToDisk(handle);
+            return FillOutcome.Committed;
+        }
+        catch (IOException ex)
+        {
+            health.Report(fill.Digest.ToString(), ex.Message);
+            return FillOutcome.StorageError;
+        }
+    }
+
+    private void Finish(BlobFill fill, FillOutcome outcome)
+    {
+        _inFlight.TryRemove(new KeyValuePair<Digest, BlobFill>(fill.Digest, fill));
+        metrics.FillEnded(outcome); // counted before anyone waiting on the fill can look
+        fill.Complete(outcome);
+    }
+
+    internal static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Shutdown: fills still running are cancelled and discarded (never indexed half-done); waits for them briefly
+    /// so none touches the index after it is closed.
+    /// </summary>
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        Task.WaitAll(_tasks.Keys.ToArray(), TimeSpan.FromSeconds(5));
+        _stopping.Dispose();
+    }
+}
