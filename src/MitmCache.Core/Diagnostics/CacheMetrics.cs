@@ -1,6 +1,8 @@
 using System.Diagnostics.Metrics;
 using MitmCache.Caching;
 
+using MitmCache.Registry;
+
 namespace MitmCache.Diagnostics;
 
 /// <summary>
@@ -113,11 +115,11 @@ internal sealed class CacheMetrics
     /// cache answered alone (<c>hit</c>, <c>stale</c>), and from upstream when upstream had to be asked
     /// for them (<c>miss</c>, <c>coalesced</c> into someone's fill, <c>forwarded</c>, <c>bypass</c> when the disk failed).
     /// </summary>
-    public void Request(string registry, string kind, string result, long bytes = 0)
+    public void Request(string registry, string kind, RequestResult result, long bytes = 0)
     {
-        _requests.Add(1, new("registry", registry), new("kind", kind), new("result", result));
+        _requests.Add(1, new("registry", registry), new("kind", kind), new("result", result.Label()));
         Interlocked.Increment(ref _requestCount);
-        var source = SourceOf(result);
+        var source = result.Source();
         if (source is null)
         {
             return;
@@ -135,14 +137,6 @@ internal sealed class CacheMetrics
             Interlocked.Add(ref fromCache ? ref _servedFromCache : ref _servedFromUpstream, bytes);
         }
     }
-
-    /// <summary>Where the body of a request with this result came from; null for errors and refusals.</summary>
-    public static string? SourceOf(string result) => result switch
-    {
-        "hit" or "stale" => "cache",
-        "miss" or "coalesced" or "forwarded" or "bypass" => "upstream",
-        _ => null,
-    };
 
     public void UpstreamError(string kind) => _upstreamErrors.Add(1, new KeyValuePair<string, object?>("class", kind));
 

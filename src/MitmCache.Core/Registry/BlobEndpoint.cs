@@ -36,11 +36,11 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         try
         {
             using var source = await cache.OpenAsync(read, context.RequestAborted);
-            return await ServeAsync(context, target, route, source, origin, decision.Result ?? "hit");
+            return await ServeAsync(context, target, route, source, origin, decision.Result ?? RequestResult.Hit);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
-            return new("aborted", 0); // the client left: nothing is known about upstream
+            return new(RequestResult.Aborted, 0); // the client left: nothing is known about upstream
         }
     }
 
@@ -53,7 +53,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
     }
 
     /// <summary>What to do about a cached blob: serve it (as "hit" or "stale"), answer already given, or go on as a miss.</summary>
-    private readonly record struct HitDecision(string? Result, RegistryOutcome? Answered)
+    private readonly record struct HitDecision(RequestResult? Result, RegistryOutcome? Answered)
     {
         public static readonly HitDecision Miss = default;
     }
@@ -74,7 +74,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
 
         if (linked && authorizer.IsAuthorized(context, target, route.Name))
         {
-            return new("hit", null);
+            return new(RequestResult.Hit, null);
         }
 
         using var probe = await authorizer.ProbeAsync(context, target, route.Name, digest, hit.Record.Size);
@@ -85,24 +85,24 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
                 links.Link(target.Authority, route.Name, digest.ToString(), cache.Now); // public bytes: the answer is enough
             }
 
-            return new("hit", null);
+            return new(RequestResult.Hit, null);
         }
 
         if (probe.Outcome is ProbeOutcome.Fault or ProbeOutcome.Unreachable && authorizer.AuthorizeOffline(context, target, route.Name, digest))
         {
-            return new("stale", null);
+            return new(RequestResult.Stale, null);
         }
 
         if (probe.Outcome == ProbeOutcome.Unreachable)
         {
-            return new(null, await RegistryResponses.UnreachableAsync(context, challenges, authorizer, target, route.Name, probe.Reason, "refused"));
+            return new(null, await RegistryResponses.UnreachableAsync(context, challenges, authorizer, target, route.Name, probe.Reason, RequestResult.Refused));
         }
 
         if (HttpMethods.IsHead(context.Request.Method))
         {
             // The probe was the very request a HEAD miss forwards: its answer is the one to give.
-            await RegistryResponses.RelayAsync(context, probe.Response!, "forwarded");
-            return new(null, new("refused", 0));
+            await RegistryResponses.RelayAsync(context, probe.Response!, RequestResult.Forwarded);
+            return new(null, new(RequestResult.Refused, 0));
         }
 
         return HitDecision.Miss; // not confirmed: fetch it through this repository as any miss, with this client's credentials
@@ -125,7 +125,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         };
     }
 
-    private async Task<RegistryOutcome> ServeAsync(HttpContext context, InterceptTarget target, BlobRoute route, BlobSource source, IBlobOrigin origin, string hitResult)
+    private async Task<RegistryOutcome> ServeAsync(HttpContext context, InterceptTarget target, BlobRoute route, BlobSource source, IBlobOrigin origin, RequestResult hitResult)
     {
         switch (source.Kind)
         {
@@ -134,16 +134,16 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             case BlobSourceKind.Filling:
                 return await ServeFillAsync(context, source, origin);
             case BlobSourceKind.PassThrough:
-                RegistryResponses.SetResult(context.Response, "bypass");
+                RegistryResponses.SetResult(context.Response, RequestResult.Bypass);
                 var passed = await RegistryResponses.ServeFileAsync(context, source);
                 if (passed.Outcome == ReadOutcome.SourceFailed)
                 {
                     context.Abort();
                 }
 
-                return new("bypass", passed.Sent);
+                return new(RequestResult.Bypass, passed.Sent);
             case BlobSourceKind.Bypass:
-                return HttpMethods.IsHead(context.Request.Method) ? await ForwardHeadAsync(context, target, route) : await BypassAsync(context, target, route, "bypass");
+                return HttpMethods.IsHead(context.Request.Method) ? await ForwardHeadAsync(context, target, route) : await BypassAsync(context, target, route, RequestResult.Bypass);
             case BlobSourceKind.Refused:
                 var refusal = source.Refusal!.Response;
                 if (RegistryUpstream.IsUpstreamFault(refusal.StatusCode))
@@ -151,7 +151,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
                     metrics.UpstreamError(((int)refusal.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture));
                 }
 
-                return new("forwarded", await RegistryResponses.RelayAsync(context, refusal, "forwarded"));
+                return new(RequestResult.Forwarded, await RegistryResponses.RelayAsync(context, refusal, RequestResult.Forwarded));
             case BlobSourceKind.Unreachable:
                 if (source.Fault!.Class.Length > 0)
                 {
@@ -160,9 +160,9 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
 
                 return await RegistryResponses.UnreachableAsync(context, challenges, authorizer, target, route.Name, source.Fault.Reason);
             default:
-                RegistryResponses.SetResult(context.Response, "error");
+                RegistryResponses.SetResult(context.Response, RequestResult.Error);
                 await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unavailable, "the upstream fetch of this blob keeps failing", context.RequestAborted);
-                return new("error", 0);
+                return new(RequestResult.Error, 0);
         }
     }
 
@@ -172,7 +172,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
     /// </summary>
     private async Task<RegistryOutcome> ServeFillAsync(HttpContext context, BlobSource source, IBlobOrigin origin)
     {
-        var result = source.Joined ? "coalesced" : "miss";
+        var result = source.Joined ? RequestResult.Coalesced : RequestResult.Miss;
         RegistryResponses.SetResult(context.Response, result);
         var served = await RegistryResponses.ServeFileAsync(context, source);
         metrics.CacheBytes(served.Sent);
@@ -184,11 +184,11 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         if (await source.DiskFailedAsync() && source.Size is not null)
         {
             var resumed = await ResumeAsync(context, origin, served.Start + served.Sent, served.Length - served.Sent);
-            return new("bypass", served.Sent + resumed);
+            return new(RequestResult.Bypass, served.Sent + resumed);
         }
 
         context.Abort();
-        return new("error", served.Sent);
+        return new(RequestResult.Error, served.Sent);
     }
 
     /// <summary>Relays exactly the <paramref name="remaining"/> bytes from <paramref name="offset"/>, asked of the origin. Returns the bytes relayed.</summary>
@@ -221,7 +221,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
     /// Relays upstream's answer untouched, caching nothing: when the cache cannot store right now (fail open),
     /// or for a client that may not share the fill in flight. Refusals are relayed as any miss relays them.
     /// </summary>
-    private async Task<RegistryOutcome> BypassAsync(HttpContext context, InterceptTarget target, BlobRoute route, string result)
+    private async Task<RegistryOutcome> BypassAsync(HttpContext context, InterceptTarget target, BlobRoute route, RequestResult result)
     {
         using var request = BlobRequest(HttpMethod.Get, context, target, route);
         if (context.Request.Headers.Range.Count > 0)
@@ -238,7 +238,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             }
 
             new UpstreamBlobOrigin(upstream, grants, challenges, context, target, route).Refused(response);
-            return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
+            return new(RequestResult.Forwarded, await RegistryResponses.RelayAsync(context, response, RequestResult.Forwarded));
         }
         catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {
@@ -252,7 +252,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         try
         {
             using var response = await upstream.SendAsync(request, followRedirects: true, upstream.Timeout, context.RequestAborted);
-            return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
+            return new(RequestResult.Forwarded, await RegistryResponses.RelayAsync(context, response, RequestResult.Forwarded));
         }
         catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex))
         {

@@ -38,7 +38,7 @@ internal sealed class ManifestEndpoint(
         if (route.Digest is { } digest)
         {
             return cache.TryGet(digest) is { } hit && authorizer.IsAllowed(context, target, route.Name, digest)
-                ? await ServeAsync(context, hit, "hit")
+                ? await ServeAsync(context, hit, RequestResult.Hit)
                 : await FetchAsync(context, target, route);
         }
 
@@ -47,7 +47,7 @@ internal sealed class ManifestEndpoint(
             var fresh = settings.ManifestPolicy == ManifestPolicy.Offline || tag.FetchedAt > cache.Now - settings.ManifestTtl;
             if (fresh && authorizer.AuthorizeOffline(context, target, route.Name, blob.Digest))
             {
-                return await ServeAsync(context, blob, "hit");
+                return await ServeAsync(context, blob, RequestResult.Hit);
             }
         }
 
@@ -77,7 +77,7 @@ internal sealed class ManifestEndpoint(
             else if (response.StatusCode == HttpStatusCode.OK)
             {
                 RememberHead(context, target, route, response, authorization);
-                return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
+                return new(RequestResult.Forwarded, await RegistryResponses.RelayAsync(context, response, RequestResult.Forwarded));
             }
             else if (!RegistryUpstream.IsUpstreamFault(response.StatusCode))
             {
@@ -87,7 +87,7 @@ internal sealed class ManifestEndpoint(
                     challenges.LearnFromRefusal(target.Authority, response);
                 }
 
-                return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
+                return new(RequestResult.Forwarded, await RegistryResponses.RelayAsync(context, response, RequestResult.Forwarded));
             }
             else
             {
@@ -106,7 +106,7 @@ internal sealed class ManifestEndpoint(
         if (stale is not null && authorizer.AuthorizeOffline(context, target, route.Name, stale.Digest))
         {
             logger.ServingStale(target.Authority, route.Name, route.Reference, reason);
-            return await ServeAsync(context, stale, "stale");
+            return await ServeAsync(context, stale, RequestResult.Stale);
         }
 
         if (bucketReads is not null && await FromBucketAsync(context, target, route, bucketReads) is { } fromBucket)
@@ -121,10 +121,10 @@ internal sealed class ManifestEndpoint(
 
         if (invalid)
         {
-            RegistryResponses.SetResult(context.Response, "error");
+            RegistryResponses.SetResult(context.Response, RequestResult.Error);
             await RegistryError.WriteAsync(context.Response, StatusCodes.Status502BadGateway, RegistryErrorCode.ManifestInvalid,
                 $"upstream {target.Authority} {reason}", context.RequestAborted);
-            return new("error", 0);
+            return new(RequestResult.Error, 0);
         }
 
         return await RegistryResponses.UnreachableAsync(context, challenges, authorizer, target, route.Name, reason);
@@ -183,13 +183,13 @@ internal sealed class ManifestEndpoint(
         }
 
         var answer = context.Response;
-        RegistryResponses.SetResult(answer, "miss");
+        RegistryResponses.SetResult(answer, RequestResult.Miss);
         answer.ContentType = mediaType;
         answer.ContentLength = body.Length;
         answer.Headers["Docker-Content-Digest"] = key;
         answer.Headers.ETag = $"\"{key}\"";
         await answer.Body.WriteAsync(body, context.RequestAborted);
-        return (new("miss", body.Length), "");
+        return (new(RequestResult.Miss, body.Length), "");
     }
 
     /// <summary>
@@ -222,18 +222,18 @@ internal sealed class ManifestEndpoint(
         logger.BlobStoreServing(target.Authority, route.Name, route.Reference, why);
         var key = digest.ToString();
         var answer = context.Response;
-        RegistryResponses.SetResult(answer, "stale");
+        RegistryResponses.SetResult(answer, RequestResult.Stale);
         answer.ContentType = mediaType;
         answer.ContentLength = body.Length;
         answer.Headers["Docker-Content-Digest"] = key;
         answer.Headers.ETag = $"\"{key}\"";
         if (HttpMethods.IsHead(context.Request.Method))
         {
-            return new("stale", 0);
+            return new(RequestResult.Stale, 0);
         }
 
         await answer.Body.WriteAsync(body, ct);
-        return new("stale", body.Length);
+        return new(RequestResult.Stale, body.Length);
     }
 
     /// <summary>
@@ -309,6 +309,6 @@ internal sealed class ManifestEndpoint(
         return null;
     }
 
-    private async Task<RegistryOutcome> ServeAsync(HttpContext context, CachedBlob blob, string result) =>
+    private async Task<RegistryOutcome> ServeAsync(HttpContext context, CachedBlob blob, RequestResult result) =>
         new(result, await RegistryResponses.ServeCachedAsync(context, cache, metrics, blob, result, manifest: true));
 }

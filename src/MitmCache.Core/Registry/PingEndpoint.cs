@@ -50,7 +50,7 @@ internal sealed class PingEndpoint(RegistryUpstream upstream, AccessTokens token
             if (!RegistryUpstream.IsUpstreamFault(response.StatusCode))
             {
                 challenges.LearnFromPing(registry, response);
-                return new("forwarded", await RegistryResponses.RelayAsync(context, response, "forwarded"));
+                return new(RequestResult.Forwarded, await RegistryResponses.RelayAsync(context, response, RequestResult.Forwarded));
             }
 
             reason = $"answered {(int)response.StatusCode}";
@@ -64,27 +64,27 @@ internal sealed class PingEndpoint(RegistryUpstream upstream, AccessTokens token
         if (remembered is null)
         {
             await HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status502BadGateway, $"MitmCache: upstream {registry}: {reason}");
-            return new("error", 0);
+            return new(RequestResult.Error, 0);
         }
 
         logger.ServingStale(registry, "", "/v2/", reason);
-        RegistryResponses.SetResult(context.Response, "stale");
+        RegistryResponses.SetResult(context.Response, RequestResult.Stale);
         if (remembered.Redirect is not null)
         {
             context.Response.StatusCode = StatusCodes.Status307TemporaryRedirect;
             context.Response.Headers.Location = remembered.Redirect;
-            return new("stale", 0);
+            return new(RequestResult.Stale, 0);
         }
 
         if (remembered.WwwAuthenticate is null || tokens.FindLocal(context.Request.Headers.Authorization)?.IsFor(registry) == true)
         {
             context.Response.ContentType = "application/json";
             await context.Response.WriteAsync("{}");
-            return new("stale", 2);
+            return new(RequestResult.Stale, 2);
         }
 
         context.Response.Headers.WWWAuthenticate = remembered.WwwAuthenticate;
         await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unauthorized, "authentication required", context.RequestAborted);
-        return new("stale", 0);
+        return new(RequestResult.Stale, 0);
     }
 }

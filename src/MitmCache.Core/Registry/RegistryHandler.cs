@@ -44,15 +44,15 @@ internal sealed class RegistryHandler(
             _ => ("other", "", ""),
         };
         metrics.Request(target.Authority, kind, outcome.Result, outcome.Bytes);
-        logger.RegistryRequest(context.Request.Method, target.Authority, repository, kind, reference, outcome.Result,
+        logger.RegistryRequest(context.Request.Method, target.Authority, repository, kind, reference, outcome.Result.Label(),
             context.Response.StatusCode, outcome.Bytes, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
 
     private static async Task<RegistryOutcome> RejectAsync(HttpContext context, InvalidRoute invalid)
     {
-        RegistryResponses.SetResult(context.Response, "rejected");
+        RegistryResponses.SetResult(context.Response, RequestResult.Rejected);
         await RegistryError.WriteAsync(context.Response, invalid.ErrorCode, invalid.Message, context.RequestAborted);
-        return new("rejected", 0);
+        return new(RequestResult.Rejected, 0);
     }
 
     private async Task<RegistryOutcome> ForwardAsync(HttpContext context, InterceptTarget target, string rawTarget)
@@ -60,13 +60,13 @@ internal sealed class RegistryHandler(
         if (!Hosting.UpstreamTarget.TryForIntercepted(target.Authority, rawTarget, out var upstream))
         {
             await HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status400BadRequest, "MitmCache: invalid request target");
-            return new("rejected", 0);
+            return new(RequestResult.Rejected, 0);
         }
 
         await forwarder.ForwardAsync(context, upstream);
-        return new("forwarded", 0);
+        return new(RequestResult.Forwarded, 0);
     }
 }
 
 /// <summary>What a registry request came to, for metrics and the request log.</summary>
-internal readonly record struct RegistryOutcome(string Result, long Bytes);
+internal readonly record struct RegistryOutcome(RequestResult Result, long Bytes);

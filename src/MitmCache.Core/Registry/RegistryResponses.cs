@@ -16,9 +16,9 @@ internal static class RegistryResponses
 {
     public const string ResultHeader = "X-MitmCache";
 
-    public static void SetResult(HttpResponse response, string result)
+    public static void SetResult(HttpResponse response, RequestResult result)
     {
-        response.Headers[ResultHeader] = result;
+        response.Headers[ResultHeader] = result.Label();
         response.Headers[RegistryError.ApiVersionHeader] = RegistryError.ApiVersion;
     }
 
@@ -27,14 +27,14 @@ internal static class RegistryResponses
     /// blobs as <c>--verify-on-read</c> says; a file that no longer matches its digest is quarantined
     /// and the response broken, so it is never served as valid.
     /// </summary>
-    public static async Task<long> ServeCachedAsync(HttpContext context, BlobCache cache, CacheMetrics metrics, CachedBlob blob, string result, bool manifest)
+    public static async Task<long> ServeCachedAsync(HttpContext context, BlobCache cache, CacheMetrics metrics, CachedBlob blob, RequestResult result, bool manifest)
     {
         using var source = cache.OpenCommitted(blob) ?? throw new FileNotFoundException("evicted while being served", blob.Path);
         return await ServeCachedAsync(context, cache, metrics, source, result, manifest);
     }
 
-    /// <inheritdoc cref="ServeCachedAsync(HttpContext, BlobCache, CacheMetrics, CachedBlob, string, bool)"/>
-    public static async Task<long> ServeCachedAsync(HttpContext context, BlobCache cache, CacheMetrics metrics, BlobSource source, string result, bool manifest)
+    /// <inheritdoc cref="ServeCachedAsync(HttpContext, BlobCache, CacheMetrics, CachedBlob, RequestResult, bool)"/>
+    public static async Task<long> ServeCachedAsync(HttpContext context, BlobCache cache, CacheMetrics metrics, BlobSource source, RequestResult result, bool manifest)
     {
         cache.Touch(source.Digest);
         SetResult(context.Response, result);
@@ -54,10 +54,10 @@ internal static class RegistryResponses
     }
 
     /// <summary>Streams an upstream answer to the client unchanged. Returns the body bytes sent.</summary>
-    public static async Task<long> RelayAsync(HttpContext context, HttpResponseMessage upstream, string result)
+    public static async Task<long> RelayAsync(HttpContext context, HttpResponseMessage upstream, RequestResult result)
     {
         HeaderRules.CopyResponseHead(upstream, context.Response);
-        context.Response.Headers[ResultHeader] = result;
+        context.Response.Headers[ResultHeader] = result.Label();
         await using var body = await upstream.Content.ReadAsStreamAsync(context.RequestAborted);
         var copy = await StreamCopier.CopyAsync(body, context.Response.Body, context.RequestAborted);
         if (copy.Failure == CopyFailure.Read)
@@ -76,9 +76,9 @@ internal static class RegistryResponses
     /// client learns nothing about the cache.
     /// </summary>
     public static async Task<RegistryOutcome> UnreachableAsync(HttpContext context, RegistryChallenges challenges, RegistryAuthorizer authorizer,
-        InterceptTarget target, string repository, string reason, string result = "error")
+        InterceptTarget target, string repository, string reason, RequestResult result = RequestResult.Error)
     {
-        SetResult(context.Response, "error");
+        SetResult(context.Response, RequestResult.Error);
         if (!authorizer.MayReadOffline(context, target, repository)
             && challenges.ScopedChallenge(target.Authority, repository) is { } challenge)
         {

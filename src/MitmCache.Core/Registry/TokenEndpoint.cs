@@ -167,7 +167,7 @@ internal sealed class TokenEndpoint
 
         if (response.StatusCode != HttpStatusCode.OK)
         {
-            await RegistryResponses.RelayAsync(context, response, "forwarded");
+            await RegistryResponses.RelayAsync(context, response, RequestResult.Forwarded);
             return;
         }
 
@@ -176,7 +176,7 @@ internal sealed class TokenEndpoint
         {
             var limit = BoundedContent.Describe(BoundedContent.MaxTokenBytes);
             _logger.UpstreamBodyTooLarge(response.RequestMessage?.RequestUri?.Authority ?? "", "token response", limit);
-            RegistryResponses.SetResult(context.Response, "error");
+            RegistryResponses.SetResult(context.Response, RequestResult.Error);
             await RegistryError.WriteAsync(context.Response, StatusCodes.Status502BadGateway, RegistryErrorCode.Unknown,
                 $"the token server sent an answer larger than {limit} (the limit); it was not read further", context.RequestAborted);
             return;

@@ -1,3 +1,4 @@
+using MitmCache.Registry;
 using System.Diagnostics.Metrics;
 using MitmCache.Caching;
 using MitmCache.Diagnostics;
@@ -43,11 +44,11 @@ public sealed class CacheMetricsTests : IDisposable
     [Fact]
     public void Request_CountedByRegistryKindAndResult_BytesBySource_AndTheLiveSums()
     {
-        _metrics.Request("r.test:5000", "blob", "hit", 100);
-        _metrics.Request("r.test:5000", "blob", "hit", 50);
-        _metrics.Request("r.test:5000", "manifest", "miss", 10);
-        _metrics.Request("r.test:5000", "ping", "forwarded", 3); // bytes count, the answer does not
-        _metrics.Request("other.test", "blob", "refused");
+        _metrics.Request("r.test:5000", "blob", RequestResult.Hit, 100);
+        _metrics.Request("r.test:5000", "blob", RequestResult.Hit, 50);
+        _metrics.Request("r.test:5000", "manifest", RequestResult.Miss, 10);
+        _metrics.Request("r.test:5000", "ping", RequestResult.Forwarded, 3); // bytes count, the answer does not
+        _metrics.Request("other.test", "blob", RequestResult.Refused);
 
         Assert.Equal(2, _totals.Sum("mitmcache_requests_total", ("registry", "r.test:5000"), ("kind", "blob"), ("result", "hit")));
         Assert.Equal(1, _totals.Sum("mitmcache_requests_total", ("registry", "other.test"), ("result", "refused")));

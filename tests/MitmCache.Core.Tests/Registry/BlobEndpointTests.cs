@@ -84,7 +84,7 @@ public sealed class BlobEndpointTests : IDisposable
         leaving.Cancel();
         var outcome = await handled.WaitAsync(s_timeout);
 
-        Assert.Equal("aborted", outcome.Result);
+        Assert.Equal(RequestResult.Aborted, outcome.Result);
         Assert.Equal(0, _totals.Sum("mitmcache_upstream_errors_total"));
         Assert.Equal(0, _cache.InFlightCount);
     }
@@ -113,7 +113,7 @@ public sealed class BlobEndpointTests : IDisposable
 
         Assert.Equal(1, _handler.Gets);
         Assert.Equal(0, _handler.Heads);
-        Assert.Equal(["coalesced", "miss"], outcomes.Select(o => o.Result).Distinct().Order());
+        Assert.Equal([RequestResult.Miss, RequestResult.Coalesced], outcomes.Select(o => o.Result).Distinct().Order());
         Assert.All(contexts, c => Assert.Equal(body, ((MemoryStream)c.Response.Body).ToArray()));
     }
 
@@ -145,7 +145,7 @@ public sealed class BlobEndpointTests : IDisposable
         var stranger = await strangerRead.WaitAsync(s_timeout);
         await ownerRead.WaitAsync(s_timeout);
 
-        Assert.Equal("forwarded", stranger.Result);
+        Assert.Equal(RequestResult.Forwarded, stranger.Result);
         Assert.Equal(StatusCodes.Status401Unauthorized, strangerContext.Response.StatusCode);
         Assert.Empty(((MemoryStream)strangerContext.Response.Body).ToArray());
         Assert.Equal(1, _handler.Heads); // the stranger's probe: the owner's answer proves nothing for other credentials
@@ -178,8 +178,8 @@ public sealed class BlobEndpointTests : IDisposable
         Assert.True(SpinWait.SpinUntil(() => fill.Joiners == 1, s_timeout));
         release.SetResult();
 
-        Assert.Equal("forwarded", (await refusedRead.WaitAsync(s_timeout)).Result);
-        Assert.Equal("miss", (await goodRead.WaitAsync(s_timeout)).Result);
+        Assert.Equal(RequestResult.Forwarded, (await refusedRead.WaitAsync(s_timeout)).Result);
+        Assert.Equal(RequestResult.Miss, (await goodRead.WaitAsync(s_timeout)).Result);
         Assert.Equal(StatusCodes.Status401Unauthorized, refusedContext.Response.StatusCode);
         Assert.Equal(body, ((MemoryStream)goodContext.Response.Body).ToArray());
         Assert.Equal(2, _handler.Gets);

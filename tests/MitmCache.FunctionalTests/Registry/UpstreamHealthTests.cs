@@ -93,7 +93,10 @@ public sealed class UpstreamHealthTests : IAsyncLifetime
         Assert.True(await Poll.UntilAsync(async () => await UpValueAsync() == 1, UpstreamHealth.MaxProbeDelay + UpstreamTimeout), "the probe never saw it answer");
         Assert.Equal("miss", await ResultOfAsync(client, url));
         Assert.Single(_proxy.Log.Lines, IsDownLine);
-        Assert.Single(_proxy.Log.Lines, l => l.Contains("\"EventId\":{\"Id\":207", StringComparison.Ordinal));
+        // The state flips before the recovery is logged: wait for the line, then count it.
+        static bool IsUpLine(string l) => l.Contains("\"EventId\":{\"Id\":207", StringComparison.Ordinal);
+        Assert.True(await Poll.UntilAsync(() => Task.FromResult(_proxy.Log.Lines.Any(IsUpLine)), UpstreamTimeout), "the recovery was never logged");
+        Assert.Single(_proxy.Log.Lines, IsUpLine);
     }
 
     [Fact]
