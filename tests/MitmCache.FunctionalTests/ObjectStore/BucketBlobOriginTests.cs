@@ -137,14 +137,7 @@ public sealed class BucketBlobOriginTests(CephEngineFixture fixture) : IDisposab
         const string password = "bob-pw-3";
         var prefix = $"origin-private-{Guid.NewGuid():N}";
         var layout = new ObjectLayout(prefix);
-        string[] acl(string? user, string repository, string[] requested) => (user, repository) switch
-        {
-            (TokenServer.AdminUser, _) => requested,
-            ("bob", "private/db") => requested.Where(a => a == "pull").ToArray(),
-            _ => [],
-        };
-        await using var world = await RegistryWorld.StartAsync(tokenAuth: true, s => WithBlobStore(s, Engine, prefix), acl: acl,
-            users: new Dictionary<string, string> { ["bob"] = password });
+        await using var world = await StartPrivateWorldAsync(Engine, prefix, "bob", password, "private/db");
         var image = await world.PushImageAsync("private/db", "v2", (80_000, 14));
         await PullAndUploadAsync(world, image, "private/db:v2", $"bob:{password}");
         var digest = Parse(image.Layers[0].Digest);
