@@ -402,7 +402,7 @@ internal sealed class BlobCache : IDisposable
         }
         catch (Exception ex)
         {
-            _logger.CommittedHandlerFailed(digest.ToString(), ex.Message); // a subscriber's fault: the blob is committed all the same
+            _logger.CommitHookFailed(digest.ToString(), ex.Message); // a subscriber's fault: the blob is committed all the same
         }
     }
 

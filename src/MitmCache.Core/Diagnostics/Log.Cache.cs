@@ -55,9 +55,6 @@ internal static partial class Log
     [LoggerMessage(315, LogLevel.Information, "Refused an offline token request for {Registry}: the credential holds no live grant for every requested repository")]
     public static partial void OfflineTokenRefused(this ILogger logger, string registry);
 
-    [LoggerMessage(325, LogLevel.Error, "A handler of the commit of {Digest} failed; the blob stays committed: {Reason}")]
-    public static partial void CommittedHandlerFailed(this ILogger logger, string digest, string reason);
-
     [LoggerMessage(319, LogLevel.Warning, "Cache index write failed, the request goes on without it: {Reason}")]
     public static partial void IndexWriteFailed(this ILogger logger, string reason);
 
@@ -75,4 +72,7 @@ internal static partial class Log
 
     [LoggerMessage(324, LogLevel.Warning, "Index maintenance failed, tried again in {Interval}: {Reason}")]
     public static partial void IndexMaintenanceFailed(this ILogger logger, TimeSpan interval, string reason);
+
+    [LoggerMessage(325, LogLevel.Error, "A hook after {Digest} was committed failed (the blob stays committed): {Reason}")]
+    public static partial void CommitHookFailed(this ILogger logger, string digest, string reason);
 }
