@@ -22,6 +22,9 @@ internal sealed class BlobCache : IDisposable
 {
     private static readonly TimeSpan s_stallTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>How many fills a read starts or joins before it gives up (each abandoned one is retried).</summary>
+    private const int MaxFillAttempts = 3;
+
     private readonly BlobStore _store;
     private readonly IndexDatabase _index;
     private readonly BlobRecords _blobs;
@@ -86,8 +89,9 @@ internal sealed class BlobCache : IDisposable
     }
 
     /// <summary>
-    /// Raised once a blob is verified and committed (a fill, or a new manifest by <see cref="StoreSmall"/>), on the
-    /// committing thread: a handler must hand work off, not do it. A handler that throws is logged, never fails the commit.
+    /// Raised once a blob is committed and indexed: after a fill commits (before its readers see the end), and after
+    /// <see cref="StoreSmall"/> stores a manifest it did not have. For work that follows a commit (an upload to a
+    /// shared bucket): keep it short, hand slow work off. A subscriber that throws is logged, never the fill's failure.
     /// </summary>
     public event Action<CachedBlob>? Committed;
 
@@ -148,8 +152,131 @@ internal sealed class BlobCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// The one way in for a read of a blob: decides where its bytes come from. The committed file, when the caller
+    /// may use it; else the fill in flight, when this reader may share it (<see cref="FillReader"/>); else a new fill
+    /// from the read's origin, owned by the cache (it finishes if the client leaves). When the disk cannot take a
+    /// fill now, the answer is <see cref="BlobSourceKind.Bypass"/>; an origin's refusal or fault is handed back as is.
+    /// </summary>
+    /// <exception cref="OperationCanceledException">The client went away (<paramref name="cancellationToken"/>).</exception>
+    public async Task<BlobSource> OpenAsync(BlobRead read, CancellationToken cancellationToken)
+    {
+        var digest = read.Digest;
+        if (read.UseCommitted && TryGet(digest) is { } hit && OpenCommitted(hit) is { } committed)
+        {
+            return committed;
+        }
+
+        if (IsStorageDegraded)
+        {
+            return BlobSource.Bypass(digest);
+        }
+
+        for (var attempt = 0; attempt < MaxFillAttempts; attempt++)
+        {
+            var (fill, owner) = JoinOrStart(digest, read.Reader);
+            if (owner && await StartFromOriginAsync(fill, read, cancellationToken) is { } answered)
+            {
+                return answered;
+            }
+
+            if (!owner)
+            {
+                fill.Join();
+            }
+
+            var head = await fill.Head.WaitAsync(cancellationToken);
+            if (head is null)
+            {
+                continue; // abandoned before the body (the owner was refused): try on our own account
+            }
+
+            if (!owner && !await MayJoinAsync(fill, head, read.Reader, cancellationToken))
+            {
+                return BlobSource.Bypass(digest);
+            }
+
+            SafeFileHandle file;
+            try
+            {
+                file = File.OpenHandle(fill.TempPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            }
+            catch (FileNotFoundException)
+            {
+                // Already committed (renamed) or discarded between the head and our open.
+                if (await fill.Completion.WaitAsync(cancellationToken) == FillOutcome.Committed && TryGet(digest) is { } done && OpenCommitted(done) is { } source)
+                {
+                    return source;
+                }
+
+                continue;
+            }
+
+            return BlobSource.Filling(fill, head, file, joined: !owner);
+        }
+
+        return BlobSource.Exhausted(digest);
+    }
+
+    /// <summary>A committed blob's file, opened for reading; null when it is gone (evicted meanwhile).</summary>
+    public BlobSource? OpenCommitted(CachedBlob blob)
+    {
+        try
+        {
+            return BlobSource.Committed(blob, File.OpenHandle(blob.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete));
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The owner asks the origin. Null when the fill started; else the source that answers the read.</summary>
+    private async Task<BlobSource?> StartFromOriginAsync(BlobFill fill, BlobRead read, CancellationToken cancellationToken)
+    {
+        OriginAnswer answer;
+        try
+        {
+            answer = await read.Origin.FetchAsync(0, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            Abandon(fill);
+            throw;
+        }
+
+        if (answer is OriginBody { Offset: 0 } body)
+        {
+            return StartFill(fill, body, read.Committed) ? null : BlobSource.PassThrough(fill.Digest, body);
+        }
+
+        Abandon(fill);
+        if (answer is OriginRefusal refusal)
+        {
+            return BlobSource.Refused(fill.Digest, refusal);
+        }
+
+        if (answer is OriginFault fault)
+        {
+            return BlobSource.Unreachable(fill.Digest, fault);
+        }
+
+        answer.Dispose();
+        return BlobSource.Unreachable(fill.Digest, new OriginFault("", "the origin answered a whole-blob request with a part"));
+    }
+
+    /// <summary>
+    /// Whether a joiner may share this fill: same repository, and this client known to may read it, or proven by the
+    /// owner's answer (same credential, or both without one), or by asking upstream (one question per credential).
+    /// </summary>
+    private static async Task<bool> MayJoinAsync(BlobFill fill, FillHead head, FillReader joiner, CancellationToken cancellationToken) =>
+        fill.Owner.Scope == joiner.Scope
+        && (joiner.KnownGood
+            || (head.ProvesAccess && fill.Owner.Principal == joiner.Principal)
+            || await joiner.ProveAsync(head.Size, cancellationToken));
+
     /// <summary>Joins the fill in flight for <paramref name="digest"/>, or registers a new one owned by the caller.</summary>
-    public (BlobFill Fill, bool Owner) JoinOrStart(Digest digest)
+    public (BlobFill Fill, bool Owner) JoinOrStart(Digest digest, FillReader? reader = null)
     {
         while (true)
         {
@@ -158,7 +285,7 @@ internal sealed class BlobCache : IDisposable
                 return (existing, false);
             }
 
-            var fill = new BlobFill(digest, _store.NewTempPath(digest), _store.PathOf(digest));
+            var fill = new BlobFill(digest, _store.NewTempPath(digest), _store.PathOf(digest), reader);
             if (_inFlight.TryAdd(digest, fill))
             {
                 return (fill, true);
@@ -195,11 +322,12 @@ internal sealed class BlobCache : IDisposable
     }
 
     /// <summary>
-    /// Starts copying an upstream 200 body into the fill, detached from any client. Returns false,
-    /// leaving the response to the caller, when the temp file cannot even be created.
+    /// Starts copying an origin's body into the fill, detached from any client. Returns false, leaving the body
+    /// to the caller, when the temp file cannot even be created.
     /// </summary>
-    /// <param name="committed">Runs once the blob is verified and indexed, before any reader sees its end.</param>
-    public bool StartFill(BlobFill fill, HttpResponseMessage response, string mediaType, Action? committed = null)
+    /// <param name="committed">Runs once the blob is verified and indexed, before any reader sees its end; its
+    /// failure is logged, never the fill's.</param>
+    public bool StartFill(BlobFill fill, OriginBody body, Action<FillHead>? committed = null)
     {
         SafeFileHandle handle;
         try
@@ -213,18 +341,20 @@ internal sealed class BlobCache : IDisposable
             return false;
         }
 
-        fill.SetHead(new FillHead(response.Content.Headers.ContentLength, mediaType));
+        var head = new FillHead(body.Length, body.MediaType, body.ProvesAccess);
+        fill.SetHead(head);
         _metrics.FillStarted();
-        var task = Task.Run(() => RunFillAsync(fill, response, handle, mediaType, committed));
+        var task = Task.Run(() => RunFillAsync(fill, body, head, handle, committed));
         _fillTasks[task] = true;
         task.ContinueWith(t => _fillTasks.TryRemove(t, out _), TaskScheduler.Default);
         return true;
     }
 
-    private async Task RunFillAsync(BlobFill fill, HttpResponseMessage response, SafeFileHandle handle, string mediaType, Action? committed)
+    private async Task RunFillAsync(BlobFill fill, OriginBody origin, FillHead head, SafeFileHandle handle, Action<FillHead>? committed)
     {
         var outcome = FillOutcome.UpstreamError;
-        var expected = response.Content.Headers.ContentLength;
+        var expected = head.Size;
+        var mediaType = head.MediaType;
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         long offset = 0;
         long flushed = 0; // bytes whose writeback has started
@@ -232,7 +362,7 @@ internal sealed class BlobCache : IDisposable
         {
             using var hash = fill.Digest.CreateHash();
             using var stall = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-            await using var body = await response.Content.ReadAsStreamAsync(stall.Token);
+            var body = origin.Body;
             while (true)
             {
                 stall.CancelAfter(s_stallTimeout);
@@ -299,12 +429,9 @@ internal sealed class BlobCache : IDisposable
             {
                 RandomAccess.FlushToDisk(handle);
                 handle.Dispose();
-                _store.Commit(fill.TempPath, fill.Digest);
-                var record = AddToIndex(fill.Digest, offset, mediaType);
-                committed?.Invoke();
-                RaiseCommitted(fill.Digest, record);
+                CommitFile(fill.TempPath, fill.Digest, offset, mediaType);
             }
-            catch (IOException ex)
+            catch (Exception ex) when (IsStorageFailure(ex))
             {
                 ReportStorageFailure(fill.Digest.ToString(), ex.Message);
                 outcome = FillOutcome.StorageError;
@@ -312,6 +439,8 @@ internal sealed class BlobCache : IDisposable
             }
 
             outcome = FillOutcome.Committed;
+            RunHook(committed, head, fill.Digest);
+            RaiseCommitted(fill.Digest);
             if (_storageFailure?.At != DateTimeOffset.MaxValue)
             {
                 _storageFailure = null;
@@ -320,20 +449,24 @@ internal sealed class BlobCache : IDisposable
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
-            handle.Dispose();
-            response.Dispose();
-            if (outcome != FillOutcome.Committed)
+            try
             {
-                TryDelete(fill.TempPath);
+                ArrayPool<byte>.Shared.Return(buffer);
+                handle.Dispose();
+                origin.Dispose();
+                if (outcome != FillOutcome.Committed)
+                {
+                    TryDelete(fill.TempPath);
+                }
+                else
+                {
+                    EnsureCapacitySafely(); // before readers see the end, so the cap holds when a pull completes
+                }
             }
-
-            if (outcome == FillOutcome.Committed)
+            finally
             {
-                EnsureCapacity(); // before readers see the end, so the cap holds when a pull completes
+                Finish(fill, outcome); // always: readers wait on it, and eviction skips a digest in the map
             }
-
-            Finish(fill, outcome);
         }
     }
 
@@ -359,17 +492,83 @@ internal sealed class BlobCache : IDisposable
                 RandomAccess.FlushToDisk(handle);
             }
 
-            _store.Commit(temp, digest);
-            var record = AddToIndex(digest, bytes.Length, mediaType);
-            EnsureCapacity();
-            RaiseCommitted(digest, record);
-            return true;
+            CommitFile(temp, digest, bytes.Length, mediaType);
         }
-        catch (IOException ex)
+        catch (Exception ex) when (IsStorageFailure(ex))
         {
             ReportStorageFailure(digest.ToString(), ex.Message);
             TryDelete(temp);
             return false;
+        }
+
+        RaiseCommitted(digest);
+        EnsureCapacitySafely();
+        return true;
+    }
+
+    private void RaiseCommitted(Digest digest)
+    {
+        if (Committed is not { } committed || _blobs.FindBlob(digest.ToString()) is not { } record)
+        {
+            return;
+        }
+
+        var blob = new CachedBlob(digest, record, _store.PathOf(digest));
+        foreach (var subscriber in committed.GetInvocationList().Cast<Action<CachedBlob>>())
+        {
+            RunHook(_ => subscriber(blob), null, digest);
+        }
+    }
+
+    /// <summary>
+    /// Moves a verified temp file into place and indexes it, as one step: when the index cannot take the entry,
+    /// the file goes too, so no blob is ever committed but unindexed.
+    /// </summary>
+    private void CommitFile(string tempPath, Digest digest, long size, string mediaType)
+    {
+        _store.Commit(tempPath, digest);
+        try
+        {
+            AddToIndex(digest, size, mediaType);
+        }
+        catch
+        {
+            _store.Delete(digest);
+            throw;
+        }
+    }
+
+    /// <summary>A caller's hook after a commit: whatever it throws is logged, never the fill's failure.</summary>
+    private void RunHook(Action<FillHead>? hook, FillHead? head, Digest digest)
+    {
+        try
+        {
+            hook?.Invoke(head!);
+        }
+        catch (Exception ex)
+        {
+            _logger.CommitHookFailed(digest.ToString(), ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// What the disk or the index engine throws when storage, not the code, failed. A LiteDB engine that closed
+    /// itself (after an I/O error) answers queries with <see cref="ObjectDisposedException"/> from its own locks.
+    /// </summary>
+    private static bool IsStorageFailure(Exception ex) =>
+        ex is IOException or UnauthorizedAccessException or LiteDB.LiteException or ObjectDisposedException;
+
+    /// <summary><see cref="EnsureCapacity"/> where a failure must not stop the caller (a fill ending): logged, and the breaker trips.</summary>
+    private void EnsureCapacitySafely()
+    {
+        try
+        {
+            EnsureCapacity();
+        }
+        catch (Exception ex) when (IsStorageFailure(ex))
+        {
+            _logger.IndexWriteFailed(ex.Message);
+            MarkStorageFailed(ex.Message);
         }
     }
 
@@ -391,18 +590,6 @@ internal sealed class BlobCache : IDisposable
             _blobs.UpsertBlob(record);
             Interlocked.Add(ref _totalBytes, size - (previous?.Size ?? 0));
             return record;
-        }
-    }
-
-    private void RaiseCommitted(Digest digest, BlobRecord record)
-    {
-        try
-        {
-            Committed?.Invoke(new CachedBlob(digest, record, _store.PathOf(digest)));
-        }
-        catch (Exception ex)
-        {
-            _logger.CommitHookFailed(digest.ToString(), ex.Message); // a subscriber's fault: the blob is committed all the same
         }
     }
 

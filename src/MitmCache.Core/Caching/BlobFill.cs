@@ -2,8 +2,9 @@ using MitmCache.Registry;
 
 namespace MitmCache.Caching;
 
-/// <summary>What a fill learned from upstream before the body: enough to start answering clients.</summary>
-internal sealed record FillHead(long? Size, string MediaType);
+/// <summary>What a fill learned from its origin before the body: enough to start answering clients.</summary>
+/// <param name="ProvesAccess">The origin's answer proves the owner may read the repository (<see cref="OriginBody.ProvesAccess"/>).</param>
+internal sealed record FillHead(long? Size, string MediaType, bool ProvesAccess);
 
 internal enum FillOutcome
 {
@@ -30,14 +31,26 @@ internal sealed class BlobFill
     private TaskCompletionSource _progress = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _written;
 
-    public BlobFill(Digest digest, string tempPath, string finalPath)
+    private int _joiners;
+
+    /// <param name="owner">Who started it; by default a reader without credentials of no repository.</param>
+    public BlobFill(Digest digest, string tempPath, string finalPath, FillReader? owner = null)
     {
         Digest = digest;
         TempPath = tempPath;
         FinalPath = finalPath;
+        Owner = owner ?? FillReader.Anonymous("");
     }
 
     public Digest Digest { get; }
+
+    /// <summary>Who started the fill: who else may share it is decided against it (<see cref="FillReader"/>).</summary>
+    public FillReader Owner { get; }
+
+    /// <summary>Readers that joined the fill (waiting for its head, or reading).</summary>
+    public int Joiners => Volatile.Read(ref _joiners);
+
+    public void Join() => Interlocked.Increment(ref _joiners);
 
     public string TempPath { get; }
 

@@ -153,9 +153,12 @@ internal sealed class IndexDatabase : IDisposable
             or InvalidCastException or FormatException or OverflowException or NullReferenceException
             or InvalidDataException or EndOfStreamException;
 
-    /// <summary>What LiteDB throws once its engine has closed itself (see the remarks).</summary>
+    /// <summary>
+    /// What LiteDB throws once its engine has closed itself (see the remarks): a write says so, a query meets the
+    /// engine's disposed locks (<see cref="ObjectDisposedException"/>).
+    /// </summary>
     private static bool IsEngineFailure(Exception ex) =>
-        ex is IOException or LiteException { ErrorCode: LiteException.ENGINE_DISPOSED or InvalidDatafileState };
+        ex is IOException or ObjectDisposedException or LiteException { ErrorCode: LiteException.ENGINE_DISPOSED or InvalidDatafileState };
 
     // LiteDB's code for a failed internal consistency check (ENSURE), after which the engine is closed.
     private const int InvalidDatafileState = 999;

@@ -107,6 +107,7 @@ public sealed class ProxyHost : IAsyncDisposable
 
         services.AddSingleton<CacheMetrics>();
         services.AddSingleton<ProxyGauges>();
+        services.AddSingleton<ParentMetrics>();
         // The index and one store per collection: the cache's here, the registry's authorization state below.
         services.AddSingleton(sp => IndexDatabase.Open(settings, time, sp.GetRequiredService<ILogger<IndexDatabase>>()));
         services.AddSingleton<BlobRecords>();
@@ -217,6 +218,7 @@ public sealed class ProxyHost : IAsyncDisposable
         _ = app.Services.GetRequiredService<BlobCache>();
         _ = app.Services.GetService<ObjectStore.BucketWrites>(); // with --blob-store: uploads what the cache commits from the first fill on
         _ = app.Services.GetRequiredService<ProxyGauges>();
+        _ = app.Services.GetRequiredService<ParentMetrics>();
         _ = app.Services.GetRequiredService<RegistryChallenges>();
         _ = app.Services.GetRequiredService<IndexMaintenance>();
         await app.StartAsync(cancellationToken);

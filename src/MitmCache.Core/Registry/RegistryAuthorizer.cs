@@ -71,6 +71,22 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
     }
 
     /// <summary>
+    /// This client as a reader of a fill of <paramref name="digest"/> in <paramref name="repository"/>: who it is (the
+    /// key of its credential; empty without one or with an anonymous token), whether it may read the repository
+    /// already, and how upstream is asked otherwise (a probe, coalesced per credential; see <see cref="FillReader"/>).
+    /// </summary>
+    public FillReader Reader(HttpContext context, InterceptTarget target, string repository, Digest digest)
+    {
+        var authorization = upstream.UpstreamAuthorization(target, context.Request);
+        var principal = tokens.IsAnonymous(authorization) ? "" : grants.KeyOf(authorization!);
+        return new FillReader($"{target.Authority}/{repository}", principal, IsAuthorized(context, target, repository), async (size, cancellationToken) =>
+        {
+            using var probe = await Prepare(context, target, repository, digest).RunAsync(size, cancellationToken);
+            return probe.Outcome == ProbeOutcome.Confirmed;
+        });
+    }
+
+    /// <summary>
     /// Asks upstream, with the client's own credentials, whether this client may read <paramref name="digest"/>
     /// in <paramref name="repository"/>: a blob HEAD whose redirects are followed (under the redirect rules) to
     /// the final answer. A yes is remembered as a grant (or, for a client without credentials, as the

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Win32.SafeHandles;
 using MitmCache.Caching;
 using MitmCache.Diagnostics;
 using MitmCache.Tunneling;
@@ -9,10 +8,10 @@ using MitmCache.Upstream;
 
 namespace MitmCache.Registry;
 
-/// <summary>How registry answers are written: cache results, relayed upstream answers, blob bodies.</summary>
-/// <summary>What serving a file came to: the range asked for and how much of it was sent.</summary>
+/// <summary>What serving a blob came to: the range asked for and how much of it was sent.</summary>
 internal readonly record struct ServeResult(ReadOutcome Outcome, long Start, long Length, long Sent);
 
+/// <summary>How registry answers are written: cache results, relayed upstream answers, blob bodies.</summary>
 internal static class RegistryResponses
 {
     public const string ResultHeader = "X-MitmCache";
@@ -30,14 +29,19 @@ internal static class RegistryResponses
     /// </summary>
     public static async Task<long> ServeCachedAsync(HttpContext context, BlobCache cache, CacheMetrics metrics, CachedBlob blob, string result, bool manifest)
     {
-        cache.Touch(blob.Digest);
+        using var source = cache.OpenCommitted(blob) ?? throw new FileNotFoundException("evicted while being served", blob.Path);
+        return await ServeCachedAsync(context, cache, metrics, source, result, manifest);
+    }
+
+    /// <inheritdoc cref="ServeCachedAsync(HttpContext, BlobCache, CacheMetrics, CachedBlob, string, bool)"/>
+    public static async Task<long> ServeCachedAsync(HttpContext context, BlobCache cache, CacheMetrics metrics, BlobSource source, string result, bool manifest)
+    {
+        cache.Touch(source.Digest);
         SetResult(context.Response, result);
-        using var file = File.OpenHandle(blob.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        var served = await ServeFileAsync(context, file, blob.Record.Size, blob.Record.MediaType, blob.Digest.ToString(), fill: null,
-            verify: manifest || cache.ShouldVerifyRead());
+        var served = await ServeFileAsync(context, source, verify: manifest || cache.ShouldVerifyRead());
         if (served.Outcome == ReadOutcome.Corrupt)
         {
-            cache.Quarantine(blob.Digest);
+            cache.Quarantine(source.Digest);
         }
 
         if (served.Outcome is ReadOutcome.SourceFailed or ReadOutcome.Corrupt)
@@ -90,14 +94,15 @@ internal static class RegistryResponses
     }
 
     /// <summary>
-    /// Writes a stored blob or manifest, or the growing file of a fill, honouring a single Range.
-    /// On <see cref="ReadOutcome.SourceFailed"/> the caller must break the connection (or resume the
-    /// body from elsewhere), so the client never sees a clean end of a bad body.
+    /// Writes a blob source (a stored blob or manifest, a fill's growing file, an origin's body passed through),
+    /// honouring a single Range. On <see cref="ReadOutcome.SourceFailed"/> the caller must break the connection (or
+    /// resume the body from elsewhere), so the client never sees a clean end of a bad body.
     /// </summary>
-    public static async Task<ServeResult> ServeFileAsync(HttpContext context, SafeFileHandle file, long? size, string mediaType, string digest, BlobFill? fill, bool verify = false)
+    public static async Task<ServeResult> ServeFileAsync(HttpContext context, BlobSource source, bool verify = false)
     {
         var response = context.Response;
-        response.ContentType = mediaType;
+        var (size, digest) = (source.Size, source.Digest.ToString());
+        response.ContentType = source.MediaType;
         response.Headers["Docker-Content-Digest"] = digest;
         response.Headers.ETag = $"\"{digest}\"";
         long start = 0, length;
@@ -131,8 +136,7 @@ internal static class RegistryResponses
             return new(ReadOutcome.Completed, start, length, 0);
         }
 
-        Digest? check = verify && fill is null && start == 0 && length == size && Digest.TryParse(digest, out var parsed) ? parsed : null;
-        var (outcome, sent) = await BlobReader.CopyAsync(file, start, length, response.BodyWriter, fill, context.RequestAborted, check);
+        var (outcome, sent) = await source.CopyToAsync(response.BodyWriter, start, length, verify, context.RequestAborted);
         return new(outcome, start, length, sent);
     }
 }

@@ -467,11 +467,11 @@ public sealed class BlobCacheTests : IDisposable
         var digest = Digest.Compute(body);
         var (fill, _) = _cache.JoinOrStart(digest);
 
-        _cache.StartFill(fill, Response(new ByteArrayContent(body)), "application/vnd.oci.image.layer.v1.tar+gzip");
+        _cache.StartFill(fill, Body(new ByteArrayContent(body), "application/vnd.oci.image.layer.v1.tar+gzip"));
         var outcome = await fill.Completion.WaitAsync(s_timeout);
 
         Assert.Equal(FillOutcome.Committed, outcome);
-        Assert.Equal(new FillHead(body.Length, "application/vnd.oci.image.layer.v1.tar+gzip"), await fill.Head);
+        Assert.Equal(new FillHead(body.Length, "application/vnd.oci.image.layer.v1.tar+gzip", ProvesAccess: true), await fill.Head);
         var blob = _cache.TryGet(digest);
         Assert.NotNull(blob);
         Assert.Equal(body.Length, blob.Record.Size);
@@ -491,7 +491,7 @@ public sealed class BlobCacheTests : IDisposable
         var digest = Digest.Compute(expected);
         var (fill, _) = _cache.JoinOrStart(digest);
 
-        _cache.StartFill(fill, Response(new ByteArrayContent(Bytes(100_000, 2))), "application/octet-stream");
+        _cache.StartFill(fill, Body(new ByteArrayContent(Bytes(100_000, 2)), "application/octet-stream"));
         var outcome = await fill.Completion.WaitAsync(s_timeout);
 
         Assert.Equal(FillOutcome.DigestMismatch, outcome);
@@ -508,7 +508,7 @@ public sealed class BlobCacheTests : IDisposable
         var content = new ByteArrayContent(body);
         content.Headers.ContentLength = body.Length + 10;
 
-        _cache.StartFill(fill, Response(content), "application/octet-stream");
+        _cache.StartFill(fill, Body(content, "application/octet-stream"));
 
         Assert.Equal(FillOutcome.Truncated, await fill.Completion.WaitAsync(s_timeout));
         AssertNothingKept(digest, fill);
@@ -523,7 +523,7 @@ public sealed class BlobCacheTests : IDisposable
         var content = new ByteArrayContent([.. body, 0, 0]);
         content.Headers.ContentLength = body.Length;
 
-        _cache.StartFill(fill, Response(content), "application/octet-stream");
+        _cache.StartFill(fill, Body(content, "application/octet-stream"));
 
         Assert.Equal(FillOutcome.Truncated, await fill.Completion.WaitAsync(s_timeout));
         AssertNothingKept(digest, fill);
@@ -537,7 +537,7 @@ public sealed class BlobCacheTests : IDisposable
         var (fill, _) = _cache.JoinOrStart(digest);
         var pipe = new Pipe();
 
-        _cache.StartFill(fill, Response(new StreamContent(pipe.Reader.AsStream()), body.Length), "application/octet-stream");
+        _cache.StartFill(fill, Body(new StreamContent(pipe.Reader.AsStream()), "application/octet-stream", body.Length));
         await pipe.Writer.WriteAsync(body.AsMemory(0, 5_000));
         await pipe.Writer.CompleteAsync(new IOException("connection reset by peer"));
 
@@ -552,7 +552,7 @@ public sealed class BlobCacheTests : IDisposable
         var (fill, _) = _cache.JoinOrStart(digest);
         Directory.Delete(TempRoot, recursive: true);
 
-        var started = _cache.StartFill(fill, Response(new ByteArrayContent("x"u8.ToArray())), "application/octet-stream");
+        var started = _cache.StartFill(fill, Body(new ByteArrayContent("x"u8.ToArray()), "application/octet-stream"));
 
         Assert.False(started);
         Assert.Equal(FillOutcome.StorageError, await fill.Completion.WaitAsync(s_timeout));
@@ -570,7 +570,7 @@ public sealed class BlobCacheTests : IDisposable
         Assert.False(owner);
         var pipe = new Pipe();
 
-        _cache.StartFill(fill, Response(new StreamContent(pipe.Reader.AsStream()), body.Length), "application/octet-stream");
+        _cache.StartFill(fill, Body(new StreamContent(pipe.Reader.AsStream()), "application/octet-stream", body.Length));
         var head = await joined.Head.WaitAsync(s_timeout);
         using var handle = File.OpenHandle(joined.TempPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         var output = new RecordingStream();
@@ -597,7 +597,7 @@ public sealed class BlobCacheTests : IDisposable
         var digest = Digest.Compute(body);
         var (fill, _) = _cache.JoinOrStart(digest);
         var pipe = new Pipe();
-        _cache.StartFill(fill, Response(new StreamContent(pipe.Reader.AsStream()), body.Length), "application/octet-stream");
+        _cache.StartFill(fill, Body(new StreamContent(pipe.Reader.AsStream()), "application/octet-stream", body.Length));
         using var handle = File.OpenHandle(fill.TempPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         using var client = new CancellationTokenSource();
         var output = new RecordingStream();
@@ -620,12 +620,125 @@ public sealed class BlobCacheTests : IDisposable
         var digest = Digest.Compute("never finished"u8);
         var (fill, _) = _cache.JoinOrStart(digest);
         var pipe = new Pipe();
-        _cache.StartFill(fill, Response(new StreamContent(pipe.Reader.AsStream()), 100), "application/octet-stream");
+        _cache.StartFill(fill, Body(new StreamContent(pipe.Reader.AsStream()), "application/octet-stream", 100));
         await pipe.Writer.WriteAsync(new byte[10]);
 
         Reopen();
 
         Assert.Equal(FillOutcome.UpstreamError, await fill.Completion.WaitAsync(s_timeout));
+    }
+
+    [Fact]
+    public async Task StartFill_IndexEngineFailsWhileEvictingAfterCommit_FillStillEndsAndLeavesTheMap()
+    {
+        Reopen(SmallCap);
+        var body = Bytes(2 * (int)SmallCap, 41); // over the cap: the commit is followed by an eviction pass
+        var digest = Digest.Compute(body);
+        var (fill, _) = _cache.JoinOrStart(digest);
+
+        _cache.StartFill(fill, Body(new ByteArrayContent(body), "application/octet-stream"), committed: _ => KillIndexEngine());
+
+        Assert.Equal(FillOutcome.Committed, await fill.Completion.WaitAsync(s_timeout));
+        Assert.Equal(0, _cache.InFlightCount);
+        Assert.Equal(body, File.ReadAllBytes(fill.FinalPath));
+    }
+
+    [Fact]
+    public async Task StartFill_IndexEngineFailsAtCommit_StorageErrorAndNoFileLeftWithoutEntry()
+    {
+        var body = Bytes(100_000, 42);
+        var digest = Digest.Compute(body);
+        var (fill, _) = _cache.JoinOrStart(digest);
+        var pipe = new Pipe();
+        _cache.StartFill(fill, Body(new StreamContent(pipe.Reader.AsStream()), "application/octet-stream", body.Length));
+        await pipe.Writer.WriteAsync(body);
+        while (fill.Written < body.Length)
+        {
+            await fill.WaitForAsync(fill.Written, CancellationToken.None).WaitAsync(s_timeout);
+        }
+
+        KillIndexEngine(); // the next index call (the commit's) meets a closed engine
+        await pipe.Writer.CompleteAsync();
+
+        Assert.Equal(FillOutcome.StorageError, await fill.Completion.WaitAsync(s_timeout));
+        Assert.True(_cache.IsStorageDegraded);
+        Assert.False(File.Exists(fill.FinalPath)); // not committed but unindexed
+        Assert.Null(_cache.TryGet(digest));
+        Assert.Equal(0, _cache.InFlightCount);
+        Assert.Equal(1, _totals!.Sum("mitmcache_fills_completed_total", ("outcome", "storageerror")));
+    }
+
+    [UnixFact]
+    public async Task StartFill_BlobDirectoryRefusesTheMove_StorageErrorBreakerTrips()
+    {
+        var body = Bytes(10_000, 43);
+        var digest = Digest.Compute(body);
+        var (fill, _) = _cache.JoinOrStart(digest);
+        var directory = Path.GetDirectoryName(fill.FinalPath)!;
+        Directory.CreateDirectory(directory);
+        using var refusing = OperatingSystem.IsWindows() ? null : RefuseWrites(directory);
+
+        _cache.StartFill(fill, Body(new ByteArrayContent(body), "application/octet-stream"));
+
+        Assert.Equal(FillOutcome.StorageError, await fill.Completion.WaitAsync(s_timeout));
+        Assert.True(_cache.IsStorageDegraded);
+        Assert.Null(_cache.TryGet(digest));
+        Assert.Equal(0, _cache.InFlightCount);
+    }
+
+    [Fact]
+    public async Task Committed_FillAndNewManifest_RaisedOnceEach_NotForAManifestAlreadyStored()
+    {
+        var seen = new List<CachedBlob>();
+        _cache.Committed += blob => seen.Add(blob);
+        _cache.Committed += _ => throw new InvalidOperationException("a subscriber that fails");
+        var body = Bytes(50_000, 44);
+        var layer = Digest.Compute(body);
+        var (fill, _) = _cache.JoinOrStart(layer);
+        var manifest = "{\"schemaVersion\":2}"u8.ToArray();
+        var manifestDigest = Digest.Compute(manifest);
+
+        _cache.StartFill(fill, Body(new ByteArrayContent(body), "application/octet-stream"));
+        Assert.Equal(FillOutcome.Committed, await fill.Completion.WaitAsync(s_timeout));
+        Assert.True(_cache.StoreSmall(manifestDigest, manifest, "application/vnd.oci.image.manifest.v1+json"));
+        Assert.True(_cache.StoreSmall(manifestDigest, manifest, "application/vnd.oci.image.manifest.v1+json"));
+
+        Assert.Equal([layer, manifestDigest], seen.Select(b => b.Digest));
+        Assert.Equal(body.Length, seen[0].Record.Size);
+        Assert.Equal(body, File.ReadAllBytes(seen[0].Path));
+        Assert.Equal("application/vnd.oci.image.manifest.v1+json", seen[1].Record.MediaType);
+    }
+
+    /// <summary>The index engine closes itself, as LiteDB does after an I/O error; the next call reopens it.</summary>
+    private void KillIndexEngine() => Assert.True(_index!.Database.TryWrite(database => database.Dispose()));
+
+    /// <summary>
+    /// A directory nothing can be moved into (EACCES, or EPERM for root, whom modes do not stop: the immutable
+    /// attribute), until disposed.
+    /// </summary>
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private static IDisposable RefuseWrites(string directory)
+    {
+        if (Environment.UserName != "root")
+        {
+            File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+            return new Undo(() => File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute));
+        }
+
+        Chattr("+i", directory);
+        return new Undo(() => Chattr("-i", directory));
+    }
+
+    private static void Chattr(string flag, string path)
+    {
+        using var process = System.Diagnostics.Process.Start("chattr", [flag, path]);
+        process.WaitForExit();
+        Assert.Equal(0, process.ExitCode);
+    }
+
+    private sealed class Undo(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
     }
 
     [Fact]
@@ -675,14 +788,15 @@ public sealed class BlobCacheTests : IDisposable
         Assert.Contains("not writable, serving pass-through", Assert.Single(degraded), StringComparison.Ordinal);
     }
 
-    private static HttpResponseMessage Response(HttpContent content, long? contentLength = null)
+    /// <summary>An origin's 200 body, as upstream's would be: its length announced unless the content has none.</summary>
+    private static OriginBody Body(HttpContent content, string mediaType, long? contentLength = null)
     {
         if (contentLength is not null)
         {
             content.Headers.ContentLength = contentLength;
         }
 
-        return new HttpResponseMessage(HttpStatusCode.OK) { Content = content };
+        return new OriginBody(content.ReadAsStream(), 0, content.Headers.ContentLength, mediaType, ProvesAccess: true, content);
     }
 
     private void AssertNothingKept(Digest digest, BlobFill fill)

@@ -77,10 +77,10 @@ public class BlobFillTests
     {
         var fill = NewFill();
 
-        fill.SetHead(new FillHead(3, "application/octet-stream"));
+        fill.SetHead(new FillHead(3, "application/octet-stream", ProvesAccess: true));
         fill.Complete(FillOutcome.Committed);
 
-        Assert.Equal(new FillHead(3, "application/octet-stream"), await fill.Head);
+        Assert.Equal(new FillHead(3, "application/octet-stream", ProvesAccess: true), await fill.Head);
     }
 
     [Fact]

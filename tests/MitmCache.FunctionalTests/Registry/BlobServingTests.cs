@@ -12,7 +12,7 @@ namespace MitmCache.FunctionalTests.Registry;
 public sealed class BlobServingTests
 {
     [Fact]
-    public async Task TwentyConcurrentClients_OneColdBlob_ExactlyOneUpstreamGet()
+    public async Task TwentyConcurrentClients_OneColdBlob_ExactlyOneUpstreamGetAndNoHead()
     {
         await using var world = await RegistryWorld.StartAsync(tokenAuth: false);
         var image = await world.PushImageAsync("library/big", "v1", (8 << 20, 41));
@@ -34,6 +34,7 @@ public sealed class BlobServingTests
             TimeSpan.FromSeconds(10)), "the proxy did not count 20 blob requests");
         await world.Registry.SyncAccessLogAsync();
         Assert.Equal(1, world.Registry.CountRequests("GET", $"/blobs/{digest}"));
+        Assert.Equal(0, world.Registry.CountRequests("HEAD", $"/blobs/{digest}")); // joiners are proven by the owner's answer, not by probes
         Assert.Equal(1, metrics.Value("mitmcache_fills_total"));
         Assert.Equal(1, metrics.Value("mitmcache_requests_total", registry, ("kind", "blob"), ("result", "miss")));
     }
