@@ -13,7 +13,8 @@ namespace MitmCache.Registry;
 /// or one not linked to this repository, is asked for upstream exactly as if it were not cached: a refused client gets
 /// upstream's own answer (or, upstream down, the error an uncached digest gets), and learns nothing about the cache.
 /// </summary>
-internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, RegistryAuthorizer authorizer, AccessGrants grants, RegistryChallenges challenges, CacheMetrics metrics, LinkRecords links)
+internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, RegistryAuthorizer authorizer, AccessGrants grants, RegistryChallenges challenges, CacheMetrics metrics, LinkRecords links,
+    ObjectStore.IBucketBlobOrigin? bucket = null)
 {
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target, BlobRoute route)
     {
@@ -28,7 +29,12 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             return await ForwardHeadAsync(context, target, route);
         }
 
-        var origin = new UpstreamBlobOrigin(upstream, grants, challenges, context, target, route);
+        IBlobOrigin origin = new UpstreamBlobOrigin(upstream, grants, challenges, context, target, route);
+        if (bucket is not null)
+        {
+            origin = new OriginChain([new ObjectStore.BucketFillOrigin(bucket, context, target, route.Name, route.Digest), origin]); // the shared tier first
+        }
+
         var read = new BlobRead(route.Digest, origin, authorizer.Reader(context, target, route.Name, route.Digest), UseCommitted: decision.Result is not null,
             Committed(context, target, route));
         try

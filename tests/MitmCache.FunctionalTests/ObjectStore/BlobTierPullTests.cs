@@ -15,14 +15,11 @@ namespace MitmCache.FunctionalTests.ObjectStore;
 [Collection(CephRoundTripCollection.Name)]
 public sealed class BlobTierPullTests(CephEngineFixture fixture) : IDisposable
 {
-    /// <summary>Until the fill asks the bucket before upstream (docs/blob-store.md, Integration), a parent without the blob goes upstream.</summary>
-    internal const string NeedsTheDoor = "needs issue 14's door to ask IBucketBlobOrigin before upstream (docs/blob-store.md#integration)";
-
     private readonly TempDir _dir = TempDir.Create("s3-pull");
 
     private CephRgw Engine => fixture.Engine;
 
-    [Fact(Skip = NeedsTheDoor)]
+    [Fact]
     public async Task TwoParentsOneBucket_Parent1LostWithItsDisk_ChildrenPullThroughParent2ByTagAndDigest_RegistryDead_NoRegistryBlobGets()
     {
         var prefix = $"two-parents-{Guid.NewGuid():N}";
@@ -56,7 +53,7 @@ public sealed class BlobTierPullTests(CephEngineFixture fixture) : IDisposable
         }
     }
 
-    [Fact(Skip = NeedsTheDoor)]
+    [Fact]
     public async Task CorruptedLayerInTheBucket_NeverServed_Removed_RefetchedFromTheRegistry_Counted_AndUploadedAgain()
     {
         var prefix = $"corrupt-{Guid.NewGuid():N}";
