@@ -265,6 +265,7 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton<ObjectStore.BucketWrites>();
         services.AddSingleton<ObjectStore.BucketReads>();
         services.AddSingleton<ObjectStore.IBucketBlobOrigin, ObjectStore.BucketBlobOrigin>();
+        services.AddSingleton<IBlobOriginTier, ObjectStore.BucketOriginTier>();
     }
 
     private void OnStopping()

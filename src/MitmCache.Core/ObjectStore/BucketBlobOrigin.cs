@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using MitmCache.Caching;
 using MitmCache.Diagnostics;
 using MitmCache.Registry;
 using MitmCache.Tunneling;
@@ -47,13 +48,13 @@ internal sealed record BucketBlob(Stream Body, long Offset, long Length, string 
 }
 
 /// <inheritdoc cref="IBucketBlobOrigin"/>
-internal sealed class BucketBlobOrigin(S3BlobTier tier, RegistryAuthorizer authorizer, RepositoryVisibility visibility, ILogger<BucketBlobOrigin> logger)
+internal sealed class BucketBlobOrigin(S3BlobTier tier, RegistryAuthorizer authorizer, RepositoryVisibility visibility, LinkRecords links, ILogger<BucketBlobOrigin> logger)
     : IBucketBlobOrigin
 {
     private const string DefaultMediaType = "application/octet-stream";
 
     public BucketAccess Capture(HttpContext context, InterceptTarget target, string repository, Digest digest, bool probe = true) =>
-        BucketAccess.Capture(authorizer, visibility, context, target, repository, digest, probe);
+        BucketAccess.Capture(authorizer, visibility, context, target, repository, digest, probe, links.IsLinked(target.Authority, repository, digest.ToString()));
 
     public async Task<BucketBlob?> OpenAsync(Digest digest, long offset, BucketAccess access, CancellationToken ct)
     {

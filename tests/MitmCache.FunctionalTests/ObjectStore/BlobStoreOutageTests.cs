@@ -17,7 +17,6 @@ public sealed class BlobStoreOutageTests(CephEngineFixture fixture) : GatewayTes
     public async Task EngineDeadBeforeStartAndWhileServing_PullsSucceed_ReadyzDegraded_QueueSurvivesARestart_UploadsResume()
     {
         var prefix = $"outage-{Guid.NewGuid():N}";
-        var layout = new ObjectLayout(prefix);
         Engine.KillGateway();
         await using var world = await RegistryWorld.StartAsync(tokenAuth: false, s => BlobStoreProxyTests.WithBlobStore(s, Engine, prefix));
         var first = await world.PushImageAsync("library/redis", "7", (150_000, 5), (20_000, 6));
@@ -34,12 +33,11 @@ public sealed class BlobStoreOutageTests(CephEngineFixture fixture) : GatewayTes
 
         // A restart with the engine still dead: the queue is in the index.
         await world.Proxy.RestartAsync();
-        Assert.True(world.Proxy.Get<UploadQueue>().Count >= 1, "the manifest's upload is still queued after the restart");
+        Assert.Equal(first.Blobs.Count() + 1, world.Proxy.Get<UploadQueue>().Count); // the layers, the config and the manifest
 
         // Back, then dead again while the proxy serves: the second pull does not notice.
         await Engine.StartGatewayAsync();
-        Assert.True(await Poll.UntilAsync(() => BlobStoreProxyTests.ObjectExistsAsync(Engine, layout.BlobKey(Digest.TryParse(first.ManifestDigest, out var d) ? d : default)),
-            TimeSpan.FromSeconds(30)), world.Proxy.Log.Tail());
+        Assert.True(await Poll.UntilAsync(() => AllUploadedAsync(prefix, first), TimeSpan.FromSeconds(30)), world.Proxy.Log.Tail());
         Assert.True(await Poll.UntilAsync(async () => (await ReadyAsync(world.Proxy)).Body == "ready\n", TimeSpan.FromSeconds(20)));
         Engine.KillGateway();
         var again = await Skopeo.CopyToOciAsync($"{registry}/library/redis:8", world.Dir.Combine("oci-2"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
@@ -47,12 +45,45 @@ public sealed class BlobStoreOutageTests(CephEngineFixture fixture) : GatewayTes
         Assert.True(await Poll.UntilAsync(async () => (await ReadyAsync(world.Proxy)).Body.Contains("degraded: blob store", StringComparison.Ordinal), TimeSpan.FromSeconds(20)));
 
         await Engine.StartGatewayAsync();
-        Assert.True(await Poll.UntilAsync(() => BlobStoreProxyTests.ObjectExistsAsync(Engine, layout.BlobKey(Digest.TryParse(second.ManifestDigest, out var d) ? d : default)),
-            TimeSpan.FromSeconds(30)), world.Proxy.Log.Tail());
+        Assert.True(await Poll.UntilAsync(() => AllUploadedAsync(prefix, second), TimeSpan.FromSeconds(30)), world.Proxy.Log.Tail());
         Assert.True(await Poll.UntilAsync(() => world.Proxy.Get<UploadQueue>().Count == 0, TimeSpan.FromSeconds(30)));
         var metrics = await world.Proxy.ScrapeMetricsAsync();
         Assert.True(metrics.Sum("mitmcache_blob_store_errors_total") >= 1);
     }
+
+    /// <summary>
+    /// A fresh parent pulling an image whose layers are in the bucket, the engine killed once the parent has read a first
+    /// byte from it: the pull goes on from the registry and succeeds, <c>/readyz</c> says degraded, and nothing is lost.
+    /// </summary>
+    [Fact]
+    public async Task EngineKilledWhileAFreshParentReadsALayer_ThePullSucceedsFromTheRegistry_ReadyzDegraded()
+    {
+        var prefix = $"mid-pull-{Guid.NewGuid():N}";
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false, s => BlobStoreProxyTests.WithBlobStore(s, Engine, prefix));
+        var image = await world.PushImageAsync("library/mongo", "7", (12_000_000, 26), (50_000, 27));
+        var registry = world.Authority;
+        var pull = await Skopeo.CopyToOciAsync($"{registry}/library/mongo:7", world.Dir.Combine("oci-1"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(pull.Succeeded, pull.StdErr);
+        Assert.True(await Poll.UntilAsync(() => BlobStoreProxyTests.UploadedAsync(world.Proxy, image.Blobs.Count() + 1), TimeSpan.FromSeconds(60)), world.Proxy.Log.Tail());
+
+        await using var parent2 = await ProxyUnderTest.StartAsync(BlobStoreProxyTests.WithBlobStore(world.DefaultProxySettings(), Engine, prefix, world.Dir.Combine("parent2")));
+        var pulling = Skopeo.CopyToOciAsync($"{registry}/library/mongo:7", world.Dir.Combine("oci-2"), parent2.Url, parent2.CaBundlePath, null, false, CancellationToken.None);
+        Assert.True(await Poll.UntilAsync(async () => pulling.IsCompleted
+            || (await parent2.ScrapeMetricsAsync()).Value("mitmcache_blob_store_bytes_total", ("direction", "download")) > 0, TimeSpan.FromSeconds(60)));
+        Engine.KillGateway();
+        var result = await pulling;
+
+        Assert.True(result.Succeeded, result.StdErr + parent2.Log.Tail());
+        Assert.True(await Poll.UntilAsync(async () => (await ReadyAsync(parent2)).Body.Contains("degraded: blob store", StringComparison.Ordinal), TimeSpan.FromSeconds(20)));
+        Assert.Equal(HttpStatusCode.OK, (await ReadyAsync(parent2)).Status);
+        await Engine.StartGatewayAsync();
+        Assert.True(await Poll.UntilAsync(() => AllUploadedAsync(prefix, image), TimeSpan.FromSeconds(30)), parent2.Log.Tail());
+    }
+
+    /// <summary>Whether the image's manifest, config and every layer are in the bucket: nothing lost.</summary>
+    private async Task<bool> AllUploadedAsync(string prefix, BuiltImage image) =>
+        (await Task.WhenAll(image.Blobs.Select(b => b.Digest).Append(image.ManifestDigest)
+            .Select(d => BlobStoreProxyTests.ObjectExistsAsync(Engine, BlobStoreProxyTests.BlobKeyByHand(prefix, d))))).All(e => e);
 
     private static async Task<(HttpStatusCode Status, string Body)> ReadyAsync(ProxyUnderTest proxy)
     {

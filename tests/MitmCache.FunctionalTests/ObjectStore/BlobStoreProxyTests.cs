@@ -58,6 +58,14 @@ public sealed class BlobStoreProxyTests(CephEngineFixture fixture) : IDisposable
             && metrics.Value("mitmcache_blob_store_upload_queue_length") == 0;
     }
 
+    /// <summary>The Docker Hub shape (token auth) with a parent on <paramref name="prefix"/>: only <paramref name="user"/> may pull <paramref name="repository"/>.</summary>
+    internal static Task<RegistryWorld> StartPrivateWorldAsync(CephRgw engine, string prefix, string user, string password, string repository)
+    {
+        string[] acl(string? name, string asked, string[] requested) =>
+            name == TokenServer.AdminUser ? requested : name == user && asked == repository ? [.. requested.Where(a => a == "pull")] : [];
+        return RegistryWorld.StartAsync(tokenAuth: true, s => WithBlobStore(s, engine, prefix), acl: acl, users: new Dictionary<string, string> { [user] = password });
+    }
+
     internal static async Task<byte[]> ReadObjectAsync(CephRgw engine, string key)
     {
         using var client = engine.CreateClient();
@@ -123,14 +131,7 @@ public sealed class BlobStoreProxyTests(CephEngineFixture fixture) : IDisposable
         const string password = "alice-pw-7";
         var prefix = $"private-{Guid.NewGuid():N}";
         var layout = new ObjectLayout(prefix);
-        string[] acl(string? user, string repository, string[] requested) => (user, repository) switch
-        {
-            (TokenServer.AdminUser, _) => requested,
-            ("alice", "private/app") => requested.Where(a => a == "pull").ToArray(),
-            _ => [],
-        };
-        await using var world = await RegistryWorld.StartAsync(tokenAuth: true, s => WithBlobStore(s, Engine, prefix), acl: acl,
-            users: new Dictionary<string, string> { ["alice"] = password });
+        await using var world = await StartPrivateWorldAsync(Engine, prefix, "alice", password, "private/app");
         var image = await world.PushImageAsync("private/app", "v1", (50_000, 3));
         var registry = world.Authority;
         var manifest = Parse(image.ManifestDigest);

@@ -137,14 +137,7 @@ public sealed class BucketBlobOriginTests(CephEngineFixture fixture) : IDisposab
         const string password = "bob-pw-3";
         var prefix = $"origin-private-{Guid.NewGuid():N}";
         var layout = new ObjectLayout(prefix);
-        string[] acl(string? user, string repository, string[] requested) => (user, repository) switch
-        {
-            (TokenServer.AdminUser, _) => requested,
-            ("bob", "private/db") => requested.Where(a => a == "pull").ToArray(),
-            _ => [],
-        };
-        await using var world = await RegistryWorld.StartAsync(tokenAuth: true, s => WithBlobStore(s, Engine, prefix), acl: acl,
-            users: new Dictionary<string, string> { ["bob"] = password });
+        await using var world = await StartPrivateWorldAsync(Engine, prefix, "bob", password, "private/db");
         var image = await world.PushImageAsync("private/db", "v2", (80_000, 14));
         await PullAndUploadAsync(world, image, "private/db:v2", $"bob:{password}");
         var digest = Parse(image.Layers[0].Digest);
@@ -172,6 +165,40 @@ public sealed class BucketBlobOriginTests(CephEngineFixture fixture) : IDisposab
         }
 
         Assert.True(await ObjectExistsAsync(Engine, layout.BlobKey(digest)), "refused, not deleted");
+    }
+
+    /// <summary>
+    /// A hostile registry the parent intercepts claims a private layer of another registry (a HEAD 200 with its digest and
+    /// size costs nothing to forge): the bucket's copy is not handed out, and the claim is not even asked for, exactly as
+    /// a local copy's bytes are never linked to a repository by an answer about them.
+    /// </summary>
+    [Fact]
+    public async Task OpenAsync_HostileRegistryClaimsAnotherRegistrysPrivateLayer_Refused_WithoutAsking()
+    {
+        const string password = "dave-pw-9";
+        var prefix = $"origin-hostile-{Guid.NewGuid():N}";
+        await using var world = await StartPrivateWorldAsync(Engine, prefix, "dave", password, "private/vault");
+        var image = await world.PushImageAsync("private/vault", "v1", (70_000, 15));
+        await PullAndUploadAsync(world, image, "private/vault:v1", $"dave:{password}");
+        var (layer, bytes) = image.Layers[0];
+        var digest = Parse(layer);
+
+        await using var evil = await HostileRegistry.StartAsync(world.Pki, "evil.test");
+        evil.On($"/v2/x/blobs/{layer}", HostileRegistry.Body(new byte[bytes.Length], "application/octet-stream",
+            headers: new Dictionary<string, string> { ["Docker-Content-Digest"] = layer }));
+        var settings = WithBlobStore(world.DefaultProxySettings(), Engine, prefix, world.Dir.Combine("parent2"));
+        await using var parent2 = await ProxyUnderTest.StartAsync(settings with
+        {
+            Intercept = [.. settings.Intercept, evil.Host],
+            AllowedPorts = new HashSet<int>(settings.AllowedPorts) { evil.Port },
+            ConnectTo = [.. settings.ConnectTo, new(evil.Host, evil.Port, "127.0.0.1", evil.Port)],
+        });
+        var origin = parent2.Get<IBucketBlobOrigin>();
+        using var access = origin.Capture(new DefaultHttpContext(), new InterceptTarget(evil.Host, evil.Port), "x", digest);
+
+        Assert.Null(await origin.OpenAsync(digest, 0, access, default));
+        Assert.DoesNotContain(evil.Requests, r => r.Contains(layer, StringComparison.Ordinal));
+        Assert.Equal(0, (await parent2.ScrapeMetricsAsync()).Value("mitmcache_blob_store_hits_total", ("kind", "blob")));
     }
 
     public void Dispose() => _dir.Dispose();
