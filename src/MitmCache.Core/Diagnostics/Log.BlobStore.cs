@@ -38,6 +38,9 @@ internal static partial class Log
     [LoggerMessage(510, LogLevel.Warning, "Blob store object {Key} is not a valid tag pointer or link: ignored")]
     public static partial void BlobStoreTagInvalid(this ILogger logger, string key);
 
+    [LoggerMessage(513, LogLevel.Debug, "Not filling {Digest} from the blob store: {Reason}")]
+    public static partial void BlobStoreRefused(this ILogger logger, string digest, string reason);
+
     [LoggerMessage(511, LogLevel.Information, "Filling {Digest} from the blob store: {Reason}")]
     public static partial void BlobStoreFilling(this ILogger logger, string digest, string reason);
 

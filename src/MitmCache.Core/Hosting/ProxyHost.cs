@@ -107,6 +107,7 @@ public sealed class ProxyHost : IAsyncDisposable
 
         services.AddSingleton<CacheMetrics>();
         services.AddSingleton<ProxyGauges>();
+        services.AddSingleton<ParentMetrics>();
         // The index and one store per collection: the cache's here, the registry's authorization state below.
         services.AddSingleton(sp => IndexDatabase.Open(settings, time, sp.GetRequiredService<ILogger<IndexDatabase>>()));
         services.AddSingleton<BlobRecords>();
@@ -215,7 +216,9 @@ public sealed class ProxyHost : IAsyncDisposable
         // Open the cache (and repair it) before accepting connections; hand the remembered token realms to the
         // token endpoint; start the index's maintenance timer.
         _ = app.Services.GetRequiredService<BlobCache>();
+        _ = app.Services.GetService<ObjectStore.BucketWrites>(); // with --blob-store: uploads what the cache commits from the first fill on
         _ = app.Services.GetRequiredService<ProxyGauges>();
+        _ = app.Services.GetRequiredService<ParentMetrics>();
         _ = app.Services.GetRequiredService<RegistryChallenges>();
         _ = app.Services.GetRequiredService<IndexMaintenance>();
         await app.StartAsync(cancellationToken);
@@ -261,6 +264,7 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddHostedService(sp => sp.GetRequiredService<ObjectStore.BlobUploader>());
         services.AddSingleton<ObjectStore.BucketWrites>();
         services.AddSingleton<ObjectStore.BucketReads>();
+        services.AddSingleton<ObjectStore.IBucketBlobOrigin, ObjectStore.BucketBlobOrigin>();
     }
 
     private void OnStopping()

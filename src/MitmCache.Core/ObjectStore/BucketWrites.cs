@@ -1,18 +1,21 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
+using MitmCache.Caching;
 using MitmCache.Diagnostics;
 using MitmCache.Registry;
 
 namespace MitmCache.ObjectStore;
 
 /// <summary>
-/// What the proxy tells the blob store, off every client's path: a blob or manifest committed locally (queued for the
-/// uploader, which skips what the bucket has), a tag upstream confirmed (its pointer object), and a link earned in a
-/// public repository (its <see cref="PublicLink"/> object). The small objects are written in the background, one write
-/// per key at a time, and not again while this instance wrote the same thing; a failure costs only the offline answer.
-/// Nothing here waits on the engine, and nothing about who may read a private repository goes into the bucket.
+/// What the proxy tells the blob store, off every client's path: a blob or manifest committed locally
+/// (<see cref="BlobCache.Committed"/>: recorded in the persisted upload queue before the fill's readers see its end, so a
+/// crash right after loses nothing; the uploader then skips what the bucket has), a tag upstream confirmed (its pointer
+/// object), and a link earned in a public repository (its <see cref="PublicLink"/> object). The small objects are written
+/// in the background, one write per key at a time, and not again while this instance wrote the same thing; a failure
+/// costs only the offline answer. Nothing here waits on the engine, and nothing about who may read a private repository
+/// goes into the bucket.
 /// </summary>
-internal sealed class BucketWrites(S3BlobTier tier, BlobUploader uploader, TimeProvider time, ILogger<BucketWrites> logger) : IDisposable
+internal sealed class BucketWrites : IDisposable
 {
     /// <summary>Objects remembered as written (bounded; forgetting costs one rewrite).</summary>
     private const int WrittenLimit = 10_000;
@@ -20,17 +23,42 @@ internal sealed class BucketWrites(S3BlobTier tier, BlobUploader uploader, TimeP
     private readonly ConcurrentDictionary<string, string> _written = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Write> _pending = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
+    private readonly S3BlobTier _tier;
+    private readonly BlobCache _cache;
+    private readonly TimeProvider _time;
+    private readonly ILogger<BucketWrites> _logger;
+    private readonly Action<CachedBlob> _committed;
 
-    /// <summary>The post-commit hook: a blob or manifest verified and committed locally is queued for upload.</summary>
-    public void Committed(Digest digest, string mediaType) => uploader.Enqueue(digest, mediaType);
+    public BucketWrites(S3BlobTier tier, BlobUploader uploader, BlobCache cache, LinkRecords links, RepositoryVisibility visibility, TimeProvider time,
+        ILogger<BucketWrites> logger)
+    {
+        _tier = tier;
+        _cache = cache;
+        _time = time;
+        _logger = logger;
+        _committed = blob =>
+        {
+            uploader.Enqueue(blob.Digest, blob.Record.MediaType); // one index insert: the upload itself is the uploader's
+            // A fill links the blob to its repository before this runs: when that repository is public, the link is shared,
+            // so a parent that never saw the image may serve the bucket's copy while upstream is down.
+            foreach (var link in links.LinksOf(blob.Digest.ToString()))
+            {
+                if (visibility.IsPublic(link.Registry, link.Repository) == true)
+                {
+                    PublicLinked(link.Registry, link.Repository, blob.Digest);
+                }
+            }
+        };
+        cache.Committed += _committed;
+    }
 
     /// <summary>Upstream confirmed <paramref name="tag"/> as <paramref name="digest"/>: its pointer object is written (the newest wins).</summary>
     public void TagConfirmed(string registry, string repository, string tag, Digest digest, string mediaType)
     {
-        if (tier.Layout.TagKey(registry, repository, tag) is { } key)
+        if (_tier.Layout.TagKey(registry, repository, tag) is { } key)
         {
-            var pointer = new TagPointer(registry, repository, tag, digest.ToString(), mediaType, time.GetUtcNow());
-            Schedule(key, new Write(pointer.Digest, ct => tier.PutTagAsync(pointer, ct)));
+            var pointer = new TagPointer(registry, repository, tag, digest.ToString(), mediaType, _time.GetUtcNow());
+            Schedule(key, new Write(pointer.Digest, ct => _tier.PutTagAsync(pointer, ct)));
         }
     }
 
@@ -40,10 +68,10 @@ internal sealed class BucketWrites(S3BlobTier tier, BlobUploader uploader, TimeP
     /// </summary>
     public void PublicLinked(string registry, string repository, Digest digest)
     {
-        if (tier.Layout.PublicLinkKey(registry, repository, digest) is { } key)
+        if (_tier.Layout.PublicLinkKey(registry, repository, digest) is { } key)
         {
-            var link = new PublicLink(registry, repository, digest.ToString(), time.GetUtcNow());
-            Schedule(key, new Write(link.Digest, ct => tier.PutPublicLinkAsync(link, ct)));
+            var link = new PublicLink(registry, repository, digest.ToString(), _time.GetUtcNow());
+            Schedule(key, new Write(link.Digest, ct => _tier.PutPublicLinkAsync(link, ct)));
         }
     }
 
@@ -97,12 +125,13 @@ internal sealed class BucketWrites(S3BlobTier tier, BlobUploader uploader, TimeP
         {
             // Never past here: a small object is an optimisation for the offline case.
             _pending.TryRemove(key, out _);
-            logger.BlobStoreCallFailed("put", key, ex.GetType().Name);
+            _logger.BlobStoreCallFailed("put", key, ex.GetType().Name);
         }
     }
 
     public void Dispose()
     {
+        _cache.Committed -= _committed;
         _stopping.Cancel();
         _stopping.Dispose();
     }

@@ -48,6 +48,8 @@ internal sealed class S3BlobTier : IDisposable
 
     public CircuitBreaker Breaker { get; }
 
+    public BlobStoreMetrics Metrics => _metrics;
+
     /// <summary>For <c>/readyz</c>: the tier never makes the proxy unready, only degraded.</summary>
     public bool IsHealthy => Breaker.State == BreakerState.Closed;
 

@@ -172,7 +172,6 @@ internal sealed class ManifestEndpoint(
             }
 
             grants.RecordSuccess(authorization, registry, route.Name); // an anonymous success makes it public
-            bucket?.Committed(digest, mediaType);
             if (visibility.IsPublic(registry, route.Name) == true)
             {
                 bucket?.PublicLinked(registry, route.Name, digest);

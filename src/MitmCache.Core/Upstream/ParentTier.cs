@@ -17,7 +17,9 @@ internal readonly record struct UpstreamRoute(int Parent)
 /// digest (each digest has one home, so the cluster fetches it from upstream once), a manifest, tag list, token or
 /// ping by repository (one parent resolves a repository's tags and holds the token it minted offline). Requests
 /// without a key (blind tunnels, pushes, redirect hops) take the parents in the operator's order. Parents known down
-/// are skipped without being dialled; direct comes last unless <c>--no-direct-fallback</c>.
+/// are skipped without being dialled, and a parent whose <c>/readyz</c> says it is degraded itself (its cache
+/// storage failing, say: not an upstream it finds down, which its peers would find down too) goes after those that
+/// are not; direct comes last unless <c>--no-direct-fallback</c>.
 /// <para>Per-parent state is an <see cref="UpstreamState"/> of <see cref="UpstreamHealth"/>, which probes a down
 /// parent's <c>/readyz</c> and shows it on <c>/readyz</c> and <c>/metrics</c>.</para>
 /// </summary>
@@ -33,9 +35,12 @@ internal sealed class ParentTier
         Parents = settings.UpstreamProxies;
         DirectFallback = settings.DirectFallback;
         InstanceName = settings.InstanceName;
+        UpstreamTimeout = settings.UpstreamTimeout;
+        ConnectTimeout = settings.ConnectTimeout;
         _members = [.. Parents.Select(p => p.Authority.ToLowerInvariant())];
         var now = TimeProvider.System.GetTimestamp();
         States = [.. Parents.Select(p => new UpstreamState(p.Authority, p.IdnHost, p.Port, UpstreamReach.Parent, now, TimeProvider.System.GetUtcNow()))];
+        Counts = [.. Parents.Select(_ => new ParentCounts())];
     }
 
     public IReadOnlyList<Uri> Parents { get; }
@@ -46,8 +51,17 @@ internal sealed class ParentTier
 
     public string InstanceName { get; }
 
+    /// <summary><c>--upstream-timeout</c>: how long a blob body from a parent may stall before it is resumed from the next.</summary>
+    public TimeSpan UpstreamTimeout { get; }
+
+    /// <summary><c>--connect-timeout</c>: a blob body from a parent that waits a quarter of it has the parent checked.</summary>
+    public TimeSpan ConnectTimeout { get; }
+
     /// <summary>Each parent's health, in <see cref="Parents"/> order.</summary>
     public IReadOnlyList<UpstreamState> States { get; }
+
+    /// <summary>Each parent's requests, failures and bytes, in <see cref="Parents"/> order.</summary>
+    public IReadOnlyList<ParentCounts> Counts { get; }
 
     /// <summary>Set once by <see cref="UpstreamHealth"/>: where a parent's failure is reported (a probe follows).</summary>
     public UpstreamHealth? Health { get; set; }
@@ -60,13 +74,15 @@ internal sealed class ParentTier
 
     /// <summary>
     /// The routes for a request, best first: the parents ranked for <paramref name="key"/> (the operator's order
-    /// without one), those known down left out, then direct if allowed. Empty when every parent is down and direct is off.
+    /// without one), those known down left out, those degraded after the others, then direct if allowed. Empty when
+    /// every parent is down and direct is off.
     /// </summary>
     public IReadOnlyList<UpstreamRoute> Routes(string? key)
     {
-        var order = key is null ? Enumerable.Range(0, _members.Length) : Rendezvous.Rank(_members, key);
+        var order = key is null ? Enumerable.Range(0, _members.Length).ToArray() : Rendezvous.Rank(_members, key);
         var routes = new List<UpstreamRoute>(_members.Length + 1);
-        routes.AddRange(order.Where(i => !States[i].IsDown).Select(i => new UpstreamRoute(i)));
+        routes.AddRange(order.Where(i => !States[i].IsDown && States[i].Degraded is null).Select(i => new UpstreamRoute(i)));
+        routes.AddRange(order.Where(i => !States[i].IsDown && States[i].Degraded is not null).Select(i => new UpstreamRoute(i)));
         if (DirectFallback || !Enabled)
         {
             routes.Add(UpstreamRoute.Direct);
@@ -87,6 +103,17 @@ internal sealed class ParentTier
     public IEnumerable<string> DownParents() => States.Where(s => s.IsDown).Select(s => $"parent {s.Authority} is down ({s.Reason})");
 
     public void ReportFailure(int parent, string reason, bool network) => Health?.ReportFailure(States[parent], reason, network);
+
+    /// <summary>
+    /// What a parent's <c>/readyz</c> body says is degraded in the parent itself, or null: its <c>degraded:</c> lines
+    /// but those about upstreams and parents it finds down (every parent would find those; ranking it last for them
+    /// would only send its keys to parents that do not hold them).
+    /// </summary>
+    public static string? OwnDegradation(string readyBody) => readyBody.Split('\n')
+        .Select(line => line.Trim())
+        .Where(line => line.StartsWith("degraded: ", StringComparison.Ordinal))
+        .Select(line => line["degraded: ".Length..])
+        .FirstOrDefault(line => !line.StartsWith("upstream ", StringComparison.Ordinal) && !line.StartsWith("parent ", StringComparison.Ordinal));
 
     public void ReportSuccess(int parent) => Health?.ReportAnswer(States[parent], HttpStatusCode.OK);
 

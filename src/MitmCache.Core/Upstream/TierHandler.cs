@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Net;
-using MitmCache.Configuration;
+using System.Net.Http.Headers;
 using MitmCache.Registry;
 
 namespace MitmCache.Upstream;
@@ -14,6 +14,9 @@ namespace MitmCache.Upstream;
 /// or answers a 5xx of its own. A 5xx it relays from the upstream (<see cref="ParentTier.RelayedHeader"/>, which a
 /// parent strips from what upstreams send) is the registry's answer and is returned. A request with a body moves on
 /// only when its body was not sent (a failure to connect).
+/// <para>A blob's body that breaks or stalls after its head came from a parent goes on from the next route with a
+/// <c>Range</c> from the byte reached (<see cref="ResumingStream"/>): the caller reads one unbroken body, and the fill
+/// that hashes it checks the whole blob.</para>
 /// <para>Requests to parents carry <c>Via</c> (the hops before and this proxy's name) and the client's
 /// <c>Authorization</c> as it came, a parent-minted local token included; a direct request drops a local token,
 /// which no registry knows.</para>
@@ -35,12 +38,13 @@ internal sealed class TierHandler : HttpMessageHandler
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        var routes = _tier.Routes(ParentTier.KeyOf(request));
+        var key = ParentTier.KeyOf(request);
+        var routes = _tier.Routes(key);
         var failures = _tier.DownParents().ToList(); // skipped without a try: named if nothing else works
         for (var i = 0; i < routes.Count; i++)
         {
             var route = routes[i];
-            var attempt = Copy(request, route); // not disposed: that would dispose the content it shares
+            var attempt = Copy(request, route, ParentTier.ArrivedVia.Value); // not disposed: that would dispose the content it shares
             if (route.IsDirect)
             {
                 return await _direct.SendAsync(attempt, cancellationToken);
@@ -54,6 +58,8 @@ internal sealed class TierHandler : HttpMessageHandler
             }
 
             var last = i == routes.Count - 1;
+            var counts = _tier.Counts[route.Parent];
+            counts.Request();
             using var hop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, state.UpToken);
             try
             {
@@ -62,8 +68,10 @@ internal sealed class TierHandler : HttpMessageHandler
                 if ((int)response.StatusCode < 500 || response.Headers.Contains(ParentTier.RelayedHeader) || last)
                 {
                     _tier.ReportSuccess(route.Parent);
-                    return response;
+                    return Resumable(request, key, response, [.. routes.Skip(i)]);
                 }
+
+                counts.Failure();
 
                 // The parent's own 5xx: it could not do this one. Without any X-MitmCache answer at all it is the
                 // process itself failing (Kestrel's 500, a connection limit, a drain): it is down until a probe says not.
@@ -82,6 +90,7 @@ internal sealed class TierHandler : HttpMessageHandler
             }
             catch (HttpRequestException ex) when (!cancellationToken.IsCancellationRequested && (request.Content is null || NotSent(ex)))
             {
+                counts.Failure();
                 var reason = HttpForwarder.Describe(ex).Reason;
                 failures.Add($"parent {state.Authority}: {reason}");
                 if (ex.InnerException is not UpstreamConnectException { Error: ConnectError.ParentProxyRefused or ConnectError.Denied })
@@ -91,6 +100,7 @@ internal sealed class TierHandler : HttpMessageHandler
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && state.IsDown)
             {
+                counts.Failure();
                 failures.Add($"parent {state.Authority} went down ({state.Reason})");
                 if (request.Content is not null)
                 {
@@ -102,6 +112,143 @@ internal sealed class TierHandler : HttpMessageHandler
         throw new HttpRequestException(HttpRequestError.ConnectionError, null, _tier.NoRoute(request.RequestUri!.Authority, failures));
     }
 
+    /// <summary>
+    /// A parent's answer to a GET with a body (2xx): its bytes are counted, and a whole blob (200 to a GET without a
+    /// Range) can go on from the routes after this one (<paramref name="routes"/>, this one first) if it breaks.
+    /// </summary>
+    private HttpResponseMessage Resumable(HttpRequestMessage request, string? key, HttpResponseMessage response, UpstreamRoute[] routes)
+    {
+        if (request.Method != HttpMethod.Get || request.Content is not null || response.StatusCode is not (HttpStatusCode.OK or HttpStatusCode.PartialContent))
+        {
+            return response;
+        }
+
+        var blob = response.StatusCode == HttpStatusCode.OK && request.Headers.Range is null && key?.StartsWith("blob ", StringComparison.Ordinal) == true;
+        var template = new HttpRequestMessage(request.Method, request.RequestUri) { Version = request.Version, VersionPolicy = request.VersionPolicy };
+        foreach (var (name, values) in request.Headers)
+        {
+            template.Headers.TryAddWithoutValidation(name, values);
+        }
+
+        foreach (var option in request.Options)
+        {
+            ((IDictionary<string, object?>)template.Options)[option.Key] = option.Value;
+        }
+
+        var body = new ResumingStream(this, _tier, _health, template, ParentTier.ArrivedVia.Value, response, routes[0], blob ? routes[1..] : []);
+        response.Content = new ResumableContent(response.Content, body);
+        return response;
+    }
+
+    /// <summary>
+    /// Asks <paramref name="route"/> for the rest of a blob whose body broke at <paramref name="offset"/>: a
+    /// <c>Range</c> from there (with <c>If-Range</c> when the first answer had a strong ETag). A 206 must start at
+    /// the offset and, when the size is known, end at its end; a 200 of the same size has the bytes before the
+    /// offset skipped. Anything else is a failure of that route, returned as its reason.
+    /// </summary>
+    internal async Task<(ResumingStream.Leg? Leg, string Reason)> ResumeAsync(HttpRequestMessage template, string? arrivedVia, UpstreamRoute route,
+        long offset, long? total, EntityTagHeaderValue? etag, CancellationToken cancellationToken)
+    {
+        var name = route.IsDirect ? "direct" : "parent " + _tier.States[route.Parent].Authority;
+        if (!route.IsDirect && _tier.States[route.Parent].IsDown)
+        {
+            return (null, $"{name} is down");
+        }
+
+        var attempt = Copy(template, route, arrivedVia);
+        attempt.Headers.Range = new RangeHeaderValue(offset, null);
+        if (etag is { IsWeak: false })
+        {
+            attempt.Headers.IfRange = new RangeConditionHeaderValue(etag);
+        }
+
+        using var head = route.IsDirect
+            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken)
+            : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _tier.States[route.Parent].UpToken);
+        head.CancelAfter(_tier.UpstreamTimeout * 3); // as a blob's head is given (BlobEndpoint)
+        HttpResponseMessage? response = null;
+        try
+        {
+            if (route.IsDirect)
+            {
+                response = await _direct.SendAsync(attempt, head.Token);
+            }
+            else
+            {
+                var state = _tier.States[route.Parent];
+                _tier.Counts[route.Parent].Request();
+                var send = _parents[route.Parent].SendAsync(attempt, head.Token);
+                response = _health is null ? await send : await _health.WatchAsync(state, send);
+            }
+
+            var range = response.Content.Headers.ContentRange;
+            var length = response.Content.Headers.ContentLength;
+            string? refused = response.StatusCode switch
+            {
+                HttpStatusCode.PartialContent when range?.From != offset || (total is { } size && (range.Length != size || range.To != size - 1)) =>
+                    $"{name} answered 206 with Content-Range {range}, not bytes {offset}-/{total?.ToString(CultureInfo.InvariantCulture) ?? "*"}",
+                HttpStatusCode.PartialContent => null,
+                HttpStatusCode.OK when total is { } size && length is { } whole && whole != size =>
+                    string.Create(CultureInfo.InvariantCulture, $"{name} answered 200 with {whole} bytes, not {size}"),
+                HttpStatusCode.OK => null,
+                _ => string.Create(CultureInfo.InvariantCulture, $"{name} answered {(int)response.StatusCode} to the Range"),
+            };
+            if (refused is not null)
+            {
+                Fail(route);
+                response.Dispose();
+                return (null, refused);
+            }
+
+            var body = await response.Content.ReadAsStreamAsync(head.Token);
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                await SkipAsync(body, offset, head.Token); // it ignored the Range: the bytes before the offset are ours already
+                if (!route.IsDirect)
+                {
+                    _tier.Counts[route.Parent].Received(offset);
+                }
+            }
+
+            return (new ResumingStream.Leg(route, response, body, route.IsDirect ? null : _tier.States[route.Parent]), "");
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            response?.Dispose();
+            Fail(route);
+            var reason = HttpForwarder.Describe(ex).Reason;
+            if (!route.IsDirect && ex is HttpRequestException { InnerException: not UpstreamConnectException { Error: ConnectError.ParentProxyRefused or ConnectError.Denied } })
+            {
+                _tier.ReportFailure(route.Parent, reason, network: true);
+            }
+
+            return (null, $"{name}: {reason}");
+        }
+    }
+
+    private void Fail(UpstreamRoute route)
+    {
+        if (!route.IsDirect)
+        {
+            _tier.Counts[route.Parent].Failure();
+        }
+    }
+
+    private static async Task SkipAsync(Stream body, long count, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[64 * 1024];
+        while (count > 0)
+        {
+            var read = await body.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, count)), cancellationToken);
+            if (read == 0)
+            {
+                throw new IOException("the body ended before the offset");
+            }
+
+            count -= read;
+        }
+    }
+
     /// <summary>The request never left: the connection (to the parent, or its CONNECT) failed.</summary>
     private static bool NotSent(HttpRequestException ex) => ex.InnerException is UpstreamConnectException;
 
@@ -109,7 +256,7 @@ internal sealed class TierHandler : HttpMessageHandler
     /// A fresh message per attempt (one may be sent only once), sharing the content: it is read only by the attempt
     /// that gets a connection, and another is tried after that only for requests without one.
     /// </summary>
-    private HttpRequestMessage Copy(HttpRequestMessage request, UpstreamRoute route)
+    private HttpRequestMessage Copy(HttpRequestMessage request, UpstreamRoute route, string? arrivedVia)
     {
         var copy = new HttpRequestMessage(request.Method, request.RequestUri)
         {
@@ -135,7 +282,7 @@ internal sealed class TierHandler : HttpMessageHandler
 
         if (!route.IsDirect)
         {
-            copy.Headers.TryAddWithoutValidation("Via", _tier.ViaFor(ParentTier.ArrivedVia.Value));
+            copy.Headers.TryAddWithoutValidation("Via", _tier.ViaFor(arrivedVia));
         }
 
         foreach (var option in request.Options)

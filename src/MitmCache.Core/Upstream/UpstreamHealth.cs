@@ -34,6 +34,9 @@ internal sealed class UpstreamHealth : IDisposable
     public static readonly TimeSpan FirstProbeDelay = TimeSpan.FromSeconds(1);
     public static readonly TimeSpan MaxProbeDelay = TimeSpan.FromSeconds(30);
 
+    /// <summary>How often a parent of the tier that is up has its <c>/readyz</c> read: to see it degraded, or gone while idle.</summary>
+    public static readonly TimeSpan ParentCheckInterval = TimeSpan.FromSeconds(5);
+
     /// <summary>Hosts known at most; those up and least recently used are forgotten first (redirect targets vary).</summary>
     internal const int MaxKnown = 256;
 
@@ -70,6 +73,60 @@ internal sealed class UpstreamHealth : IDisposable
         foreach (var parent in connector.Tier.States)
         {
             _upstreams[parent.Authority] = parent;
+        }
+
+        if (connector.Tier.Enabled)
+        {
+            _ = Task.Run(() => CheckParentsAsync(connector.Tier));
+        }
+    }
+
+    public ILogger Logger => _logger;
+
+    /// <summary>
+    /// A body from a parent broke or stalled: a fresh check (its <c>/readyz</c>, within the connect timeout), and
+    /// down if that fails, which lets go every request waiting on it. False when it is down.
+    /// </summary>
+    public async Task<bool> ConfirmUpAsync(UpstreamState state, string reason)
+    {
+        if (state.IsDown)
+        {
+            return false;
+        }
+
+        if (await CheckReachableAsync(state))
+        {
+            return true;
+        }
+
+        ReportFailure(state, reason, network: true);
+        return false;
+    }
+
+    /// <summary>
+    /// Reads each up parent's <c>/readyz</c> every <see cref="ParentCheckInterval"/>: degraded in itself, it ranks
+    /// last (<see cref="ParentTier.Routes"/>); no answer, it is down, found before a request has to find it.
+    /// </summary>
+    private async Task CheckParentsAsync(ParentTier tier)
+    {
+        using var timer = new PeriodicTimer(ParentCheckInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stopping.Token))
+            {
+                await Task.WhenAll(tier.States.Where(s => !s.IsDown).Select(async state =>
+                {
+                    var (up, reason, _) = await ProbeOnceAsync(state);
+                    if (!up)
+                    {
+                        ReportFailure(state, "its /readyz: " + reason, network: true);
+                    }
+                }));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
         }
     }
 
@@ -299,9 +356,19 @@ internal sealed class UpstreamHealth : IDisposable
         {
             using var response = await invoker.SendAsync(request, deadline.Token);
             var retryAfter = response.Headers.RetryAfter?.Delta ?? TimeSpan.Zero;
-            return RegistryUpstream.IsUpstreamFault(response.StatusCode)
-                ? (false, string.Create(CultureInfo.InvariantCulture, $"answered {(int)response.StatusCode}"), retryAfter)
-                : (true, "", TimeSpan.Zero);
+            if (RegistryUpstream.IsUpstreamFault(response.StatusCode))
+            {
+                return (false, string.Create(CultureInfo.InvariantCulture, $"answered {(int)response.StatusCode}"), retryAfter);
+            }
+
+            if (parent)
+            {
+                state.Degraded = response.Headers.Contains("X-MitmCache-Degraded")
+                    ? ParentTier.OwnDegradation(await response.Content.ReadAsStringAsync(deadline.Token))
+                    : null;
+            }
+
+            return (true, "", TimeSpan.Zero);
         }
         catch (OperationCanceledException) when (!_stopping.IsCancellationRequested)
         {

@@ -40,6 +40,9 @@ internal sealed class UpstreamState(string authority, string host, int port, Ups
 
     public string Reason { get; set; } = "";
 
+    /// <summary>A parent of the tier only: what its last <c>/readyz</c> said is degraded in it, or null (it ranks last while set).</summary>
+    public string? Degraded { get; set; }
+
     /// <summary>How many times it went down: a probe started for one outage stops when another begins.</summary>
     public int Outages { get; private set; }
 

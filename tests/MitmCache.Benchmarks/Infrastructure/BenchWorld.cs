@@ -112,9 +112,16 @@ internal sealed class BenchWorld : IAsyncDisposable
     public CurlRoute RegistryRoute => CurlRoute.Direct(Pki.CaCertPath, Hosts.Registry, Registry.Port, Registry.Port);
 
     /// <summary>A proxy with a fresh data directory, intercepting registry.test and *.bench.test (the latter dialled to nginx).</summary>
-    public Task<ProxyRunner> StartProxyAsync(string? dataDirectory = null)
+    /// <param name="arguments">More options (say, <c>--blob-store</c>), and <paramref name="env"/> more variables (its keys).</param>
+    public Task<ProxyRunner> StartProxyAsync(string? dataDirectory = null, IEnumerable<string>? arguments = null, IReadOnlyDictionary<string, string>? env = null)
     {
         var data = dataDirectory ?? Dir.Combine($"proxy-{Interlocked.Increment(ref _proxyCount)}");
+        var environment = ProxyEnvironment();
+        foreach (var (name, value) in env ?? new Dictionary<string, string>())
+        {
+            environment[name] = value;
+        }
+
         return ProxyRunner.StartAsync(Options.ProxyDll, data,
         [
             "--no-default-intercept",
@@ -122,7 +129,8 @@ internal sealed class BenchWorld : IAsyncDisposable
             "--allow-port", Registry.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--upstream-ca", Pki.CaCertPath,
             "--connect-to", $"{Hosts.Registry}:{Registry.Port}:127.0.0.1:{Registry.Port},:443:127.0.0.1:{Nginx.Port}",
-        ], ProxyEnvironment());
+            .. arguments ?? [],
+        ], environment);
     }
 
     private Dictionary<string, string?> ProxyEnvironment()

@@ -20,7 +20,8 @@ public sealed class BlobStoreProxyTests(CephEngineFixture fixture) : IDisposable
     private CephRgw Engine => fixture.Engine;
 
     /// <summary>The settings of a parent on <paramref name="prefix"/> of the shared bucket, keys from the engine's variables.</summary>
-    internal static ProxySettings WithBlobStore(ProxySettings settings, CephRgw engine, string prefix, string? dataDirectory = null)
+    internal static ProxySettings WithBlobStore(ProxySettings settings, CephRgw engine, string prefix, string? dataDirectory = null,
+        Func<BlobStoreSettings, BlobStoreSettings>? tune = null)
     {
         var errors = new List<string>();
         var tier = BlobStoreSettings.Parse($"s3://{CephEngineFixture.Bucket}/{prefix}", engine.Endpoint.ToString(), null, errors)
@@ -30,7 +31,7 @@ public sealed class BlobStoreProxyTests(CephEngineFixture fixture) : IDisposable
             DataDirectory = dataDirectory ?? settings.DataDirectory,
             BlobStoreLocation = tier.Location,
             S3Endpoint = engine.Endpoint.ToString(),
-            BlobStore = tier with { BreakerOpen = TimeSpan.FromMilliseconds(300), BreakerMaxOpen = TimeSpan.FromSeconds(1), UploadRetryMin = TimeSpan.FromMilliseconds(100) },
+            BlobStore = (tune ?? (t => t))(tier with { BreakerOpen = TimeSpan.FromMilliseconds(300), BreakerMaxOpen = TimeSpan.FromSeconds(1), UploadRetryMin = TimeSpan.FromMilliseconds(100) }),
             CredentialVariables = name => engine.CredentialVariables.GetValueOrDefault(name),
         };
     }
@@ -49,28 +50,58 @@ public sealed class BlobStoreProxyTests(CephEngineFixture fixture) : IDisposable
         }
     }
 
+    /// <summary>Whether <paramref name="count"/> uploads are done and none waits (the counter and the queue as <c>/metrics</c> shows them).</summary>
+    internal static async Task<bool> UploadedAsync(ProxyUnderTest proxy, int count)
+    {
+        var metrics = await proxy.ScrapeMetricsAsync();
+        return metrics.Value("mitmcache_blob_store_uploads_total", ("result", "uploaded")) == count
+            && metrics.Value("mitmcache_blob_store_upload_queue_length") == 0;
+    }
+
+    internal static async Task<byte[]> ReadObjectAsync(CephRgw engine, string key)
+    {
+        using var client = engine.CreateClient();
+        using var response = await client.GetObjectAsync(CephEngineFixture.Bucket, key);
+        using var memory = new MemoryStream();
+        await response.ResponseStream.CopyToAsync(memory);
+        return memory.ToArray();
+    }
+
     private static Digest Parse(string digest) => Digest.TryParse(digest, out var parsed) ? parsed : throw new ArgumentException(digest);
+
+    /// <summary>Where a blob must be in the bucket, spelled out here rather than taken from <see cref="ObjectLayout"/>.</summary>
+    internal static string BlobKeyByHand(string prefix, string digest) => $"{prefix}/blobs/sha256/{digest[7..9]}/{digest[7..]}";
 
     [Fact]
     public async Task Pull_ObjectsAppear_ThenAFreshParentWithTheRegistryDeadServesTheManifestByTagAndDigest()
     {
         var prefix = $"proxy-{Guid.NewGuid():N}";
         var layout = new ObjectLayout(prefix);
-        await using var world = await RegistryWorld.StartAsync(tokenAuth: false, s => WithBlobStore(s, Engine, prefix));
-        var image = await world.PushImageAsync("library/alpine", "3.20", (200_000, 1), (30_000, 2));
+        // Parts of 5 MiB from 5 MiB on: the 6 MB layer goes up in two parts, the rest in one PUT each.
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: false,
+            s => WithBlobStore(s, Engine, prefix, tune: t => t with { MultipartThreshold = 5 << 20, PartSize = 5 << 20 }));
+        var image = await world.PushImageAsync("library/alpine", "3.20", (6_000_000, 1), (30_000, 2));
         var registry = world.Authority;
         var manifest = Parse(image.ManifestDigest);
 
         var pull = await Skopeo.CopyToOciAsync($"{registry}/library/alpine:3.20", _dir.Combine("oci-1"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
         Assert.True(pull.Succeeded, pull.StdErr);
 
-        // The manifest by digest, the tag's pointer, and the public link of the manifest (anonymous pull: public).
-        Assert.True(await Poll.UntilAsync(async () => await ObjectExistsAsync(Engine, layout.BlobKey(manifest))
+        // Every layer and the config at PREFIX/blobs/sha256/ab/<hex>, byte for byte; the manifest by digest, the tag's
+        // pointer, and the public link of the manifest (anonymous pull: public).
+        var blobKeys = image.Blobs.Select(b => BlobKeyByHand(prefix, b.Digest)).Append(BlobKeyByHand(prefix, image.ManifestDigest)).ToList();
+        Assert.True(await Poll.UntilAsync(async () =>
+            await UploadedAsync(world.Proxy, blobKeys.Count)
                 && await ObjectExistsAsync(Engine, layout.TagKey(registry, "library/alpine", "3.20")!)
                 && await ObjectExistsAsync(Engine, layout.PublicLinkKey(registry, "library/alpine", manifest)!), TimeSpan.FromSeconds(30)),
             world.Proxy.Log.Tail());
+        foreach (var (digest, bytes) in image.Blobs.Append((image.ManifestDigest, image.Manifest)))
+        {
+            Assert.Equal(bytes, await ReadObjectAsync(Engine, BlobKeyByHand(prefix, digest)));
+        }
+
         var metrics = await world.Proxy.ScrapeMetricsAsync();
-        Assert.Equal(1, metrics.Value("mitmcache_blob_store_uploads_total", ("result", "uploaded")));
+        Assert.Equal(0, metrics.Value("mitmcache_blob_store_uploads_total", ("result", "failed")));
         Assert.Equal(0, metrics.Value("mitmcache_blob_store_breaker_state"));
 
         // A second parent on the same bucket that never saw the image, with the registry dead.
