@@ -27,6 +27,6 @@ internal sealed record BlobRead(Digest Digest, IBlobOrigin Origin, FillReader Re
 /// <param name="ProveAsync">Asks upstream whether this client may read a blob of the given size (a probe; coalesced).</param>
 internal sealed record FillReader(string Scope, string Principal, bool KnownGood, Func<long?, CancellationToken, Task<bool>> ProveAsync)
 {
-    /// <summary>A reader the tests and the prefetcher use: one scope, no credential, never proven by asking.</summary>
+    /// <summary>A reader of <paramref name="scope"/> without credentials that is never proven by asking (a fill's default owner; tests).</summary>
     public static FillReader Anonymous(string scope) => new(scope, "", KnownGood: false, (_, _) => Task.FromResult(false));
 }
