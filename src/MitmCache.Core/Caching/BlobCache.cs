@@ -225,7 +225,7 @@ internal sealed class BlobCache : IDisposable
 
         if (answer is OriginBody { Offset: 0 } body)
         {
-            return StartFill(fill, body, read.Committed) ? null : BlobSource.PassThrough(fill.Digest, body);
+            return StartFill(fill, body, read.Committed, read.Origin) ? null : BlobSource.PassThrough(fill.Digest, body);
         }
 
         Abandon(fill);
@@ -265,8 +265,10 @@ internal sealed class BlobCache : IDisposable
     /// </summary>
     /// <param name="committed">Runs once the blob is verified and indexed, before any reader sees its end; its
     /// failure is logged, never the fill's.</param>
-    public bool StartFill(BlobFill fill, OriginBody body, Action<FillHead>? committed = null) =>
-        _fills.Start(fill, body, (head, size) => _commits.CommitFill(fill, size, head, committed));
+    /// <param name="resume">Asked for the rest when the body breaks mid-way (an <see cref="OriginChain"/> moves on to
+    /// its next origin when the one that answered cannot go on); null: a broken body fails the fill.</param>
+    public bool StartFill(BlobFill fill, OriginBody body, Action<FillHead>? committed = null, IBlobOrigin? resume = null) =>
+        _fills.Start(fill, body, (head, size) => _commits.CommitFill(fill, size, head, committed), resume);
 
     /// <inheritdoc cref="BlobCommits.StoreSmall"/>
     public bool StoreSmall(Digest digest, ReadOnlySpan<byte> bytes, string mediaType) => _commits.StoreSmall(digest, bytes, mediaType);

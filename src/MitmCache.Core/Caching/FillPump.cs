@@ -17,6 +17,9 @@ internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetri
 {
     private static readonly TimeSpan s_stallTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>How many times a fill whose body breaks asks its origin for the rest before it fails.</summary>
+    public const int MaxResumes = 2;
+
     private readonly ConcurrentDictionary<Digest, BlobFill> _inFlight = new();
     private readonly ConcurrentDictionary<Task, bool> _tasks = new();
     private readonly CancellationTokenSource _stopping = new();
@@ -59,7 +62,8 @@ internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetri
     /// </summary>
     /// <param name="commit">Moves the verified temp file into place: <see cref="FillOutcome.Committed"/> or
     /// <see cref="FillOutcome.StorageError"/>. Runs before any reader sees the end.</param>
-    public bool Start(BlobFill fill, OriginBody body, Func<FillHead, long, FillOutcome> commit)
+    /// <param name="resume">Where the rest comes from when the body breaks mid-way (see <see cref="ResumeAsync"/>).</param>
+    public bool Start(BlobFill fill, OriginBody body, Func<FillHead, long, FillOutcome> commit, IBlobOrigin? resume = null)
     {
         SafeFileHandle handle;
         try
@@ -76,19 +80,32 @@ internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetri
         var head = new FillHead(body.Length, body.MediaType, body.ProvesAccess);
         fill.SetHead(head);
         metrics.FillStarted();
-        var task = Task.Run(() => PumpAsync(fill, body, head, handle, commit));
+        var task = Task.Run(() => PumpAsync(fill, body, head, handle, commit, resume));
         _tasks[task] = true;
         task.ContinueWith(t => _tasks.TryRemove(t, out _), TaskScheduler.Default);
         return true;
     }
 
-    private async Task PumpAsync(BlobFill fill, OriginBody body, FillHead head, SafeFileHandle handle, Func<FillHead, long, FillOutcome> commit)
+    private async Task PumpAsync(BlobFill fill, OriginBody body, FillHead head, SafeFileHandle handle, Func<FillHead, long, FillOutcome> commit, IBlobOrigin? resume)
     {
         var outcome = FillOutcome.UpstreamError;
         try
         {
             using var sink = new FillSink(fill, handle, head.Size, metrics);
             var copy = await StreamCopier.CopyAsync(body.Body, sink, _stopping.Token, stallTimeout: s_stallTimeout);
+            for (var resumes = 0; copy.Failure == CopyFailure.Read && resume is not null && resumes < MaxResumes; resumes++)
+            {
+                logger.FillResuming(fill.Digest.ToString(), sink.Written, copy.Error?.Message ?? "");
+                if (await ResumeAsync(resume, head, sink.Written) is not { } rest)
+                {
+                    break;
+                }
+
+                body.Dispose();
+                body = rest;
+                copy = await StreamCopier.CopyAsync(body.Body, sink, _stopping.Token, stallTimeout: s_stallTimeout);
+            }
+
             outcome = Check(fill, head, sink, copy) ?? Flush(fill, handle);
             if (outcome == FillOutcome.Committed)
             {
@@ -111,6 +128,32 @@ internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetri
             {
                 Finish(fill, outcome); // always: readers wait on it, and eviction skips a digest in the map
             }
+        }
+    }
+
+    /// <summary>
+    /// The rest of a blob whose body broke after <paramref name="written"/> bytes: asked of the fill's origin (an
+    /// <see cref="OriginChain"/> tries the origin that answered, then the next: a dead bucket hands over to upstream), and
+    /// taken only if it starts exactly there and announces the same size. The fill hashes every byte, so the digest
+    /// check still covers the whole blob. Null when there is no such answer; the fill then fails as before.
+    /// </summary>
+    private async Task<OriginBody?> ResumeAsync(IBlobOrigin origin, FillHead head, long written)
+    {
+        try
+        {
+            var answer = await origin.FetchAsync(written, _stopping.Token);
+            if (answer is OriginBody rest && rest.Offset == written && (rest.Length is null || head.Size is null || rest.Length == head.Size))
+            {
+                return rest;
+            }
+
+            answer.Dispose();
+            return null;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // The origin was built for a request that may have ended since (its context gone), or the proxy is stopping.
+            return null;
         }
     }
 

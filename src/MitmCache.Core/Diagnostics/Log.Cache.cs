@@ -10,6 +10,9 @@ internal static partial class Log
     [LoggerMessage(301, LogLevel.Warning, "Fill of {Digest} failed: upstream broke after {Bytes} bytes: {Reason}")]
     public static partial void FillUpstreamFailed(this ILogger logger, string digest, long bytes, string reason);
 
+    [LoggerMessage(326, LogLevel.Warning, "Fill of {Digest} broke after {Bytes} bytes ({Reason}): asking its origin for the rest")]
+    public static partial void FillResuming(this ILogger logger, string digest, long bytes, string reason);
+
     [LoggerMessage(302, LogLevel.Warning, "Fill of {Digest} truncated: {Bytes} of {Expected} bytes")]
     public static partial void FillTruncated(this ILogger logger, string digest, long bytes, long expected);
 

@@ -545,6 +545,54 @@ public sealed class BlobCacheTests : IDisposable
         AssertNothingKept(digest, fill);
     }
 
+    [Theory]
+    [InlineData(5_000, true)] // the rest from exactly the byte reached: committed, the digest covering both parts
+    [InlineData(4_000, false)] // an answer that starts elsewhere is not taken: the fill fails as without a resume
+    public async Task StartFill_BodyBreaksMidWay_TheOriginIsAskedForTheRestFromTheByteReached(int restStartsAt, bool taken)
+    {
+        var body = Bytes(10_000, 1);
+        var digest = Digest.Compute(body);
+        var (fill, _) = _cache.JoinOrStart(digest);
+        var origin = new RestOrigin(body, restStartsAt);
+        var broken = new OriginBody(new BreakingStream(body, breakAt: 5_000), 0, body.Length, "application/octet-stream", ProvesAccess: true);
+
+        _cache.StartFill(fill, broken, resume: origin);
+
+        Assert.Equal(taken ? FillOutcome.Committed : FillOutcome.UpstreamError, await fill.Completion.WaitAsync(s_timeout));
+        Assert.Equal(5_000, origin.AskedFrom.First());
+        if (taken)
+        {
+            Assert.Equal(body, File.ReadAllBytes(_cache.TryGet(digest)!.Path));
+        }
+        else
+        {
+            Assert.Single(origin.AskedFrom); // a wrong answer ends the resumes
+            AssertNothingKept(digest, fill);
+        }
+    }
+
+    /// <summary>The first <paramref name="breakAt"/> bytes of <paramref name="blob"/>, then a connection reset.</summary>
+    private sealed class BreakingStream(byte[] blob, int breakAt) : MemoryStream(blob, 0, breakAt)
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var read = await base.ReadAsync(buffer, cancellationToken);
+            return read > 0 ? read : throw new IOException("connection reset by peer");
+        }
+    }
+
+    /// <summary>An origin that answers any fetch with the blob from <paramref name="startsAt"/>, whatever was asked.</summary>
+    private sealed class RestOrigin(byte[] blob, int startsAt) : IBlobOrigin
+    {
+        public List<long> AskedFrom { get; } = [];
+
+        public Task<OriginAnswer> FetchAsync(long offset, CancellationToken cancellationToken)
+        {
+            AskedFrom.Add(offset);
+            return Task.FromResult<OriginAnswer>(new OriginBody(new MemoryStream(blob, startsAt, blob.Length - startsAt), startsAt, blob.Length, "application/octet-stream", ProvesAccess: true));
+        }
+    }
+
     [Fact]
     public async Task StartFill_TempDirectoryGone_StorageError()
     {
