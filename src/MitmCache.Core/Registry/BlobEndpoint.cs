@@ -32,7 +32,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         IBlobOrigin origin = new UpstreamBlobOrigin(upstream, grants, challenges, context, target, route);
         if (bucket is not null)
         {
-            origin = new OriginChain([new ObjectStore.BucketFillOrigin(bucket, context, target, route.Name, route.Digest), origin]); // the shared tier first
+            origin = new OriginChain([bucket.ForFill(upstream, context, target, route), origin]); // the shared tier first
         }
 
         var read = new BlobRead(route.Digest, origin, authorizer.Reader(context, target, route.Name, route.Digest), UseCommitted: decision.Result is not null,
