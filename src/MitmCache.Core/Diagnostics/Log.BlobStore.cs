@@ -38,6 +38,9 @@ internal static partial class Log
     [LoggerMessage(510, LogLevel.Warning, "Blob store object {Key} is not a valid tag pointer or link: ignored")]
     public static partial void BlobStoreTagInvalid(this ILogger logger, string key);
 
+    [LoggerMessage(514, LogLevel.Warning, "Filling {Digest} from the blob store broke off after {Bytes} bytes: the rest comes from upstream")]
+    public static partial void BlobStoreResumedUpstream(this ILogger logger, string digest, long bytes);
+
     [LoggerMessage(513, LogLevel.Debug, "Not filling {Digest} from the blob store: {Reason}")]
     public static partial void BlobStoreRefused(this ILogger logger, string digest, string reason);
 

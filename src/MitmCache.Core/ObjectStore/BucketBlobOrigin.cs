@@ -4,6 +4,7 @@ using MitmCache.Caching;
 using MitmCache.Diagnostics;
 using MitmCache.Registry;
 using MitmCache.Tunneling;
+using MitmCache.Upstream;
 
 namespace MitmCache.ObjectStore;
 
@@ -27,6 +28,9 @@ internal interface IBucketBlobOrigin
     /// <summary>Takes what the access decision needs from the live request (see <see cref="BucketAccess.Capture"/>); dispose it after <see cref="OpenAsync"/>.</summary>
     /// <param name="probe">False when upstream already failed this request: only the offline rules apply.</param>
     BucketAccess Capture(HttpContext context, InterceptTarget target, string repository, Digest digest, bool probe = true);
+
+    /// <summary>This request's fill origin for the bucket (<see cref="BucketFillOrigin"/>), to put before upstream in its chain.</summary>
+    IBlobOrigin ForFill(RegistryUpstream upstream, HttpContext context, InterceptTarget target, BlobRoute route);
 
     /// <summary>
     /// The bucket's copy of <paramref name="digest"/> from <paramref name="offset"/>, or null (go upstream). From 0 the body
@@ -52,6 +56,9 @@ internal sealed class BucketBlobOrigin(S3BlobTier tier, RegistryAuthorizer autho
     : IBucketBlobOrigin
 {
     private const string DefaultMediaType = "application/octet-stream";
+
+    public IBlobOrigin ForFill(RegistryUpstream upstream, HttpContext context, InterceptTarget target, BlobRoute route) =>
+        new BucketFillOrigin(this, upstream, context, target, route, logger);
 
     public BucketAccess Capture(HttpContext context, InterceptTarget target, string repository, Digest digest, bool probe = true) =>
         BucketAccess.Capture(authorizer, visibility, context, target, repository, digest, probe, links.IsLinked(target.Authority, repository, digest.ToString()));

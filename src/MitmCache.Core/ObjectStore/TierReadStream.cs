@@ -7,7 +7,7 @@ namespace MitmCache.ObjectStore;
 /// timeout (else the response is torn down), bytes are counted, and a body that breaks off, stalls or ends
 /// short opens the breaker and surfaces as one <see cref="IOException"/>. Read-only, forward-only.
 /// </summary>
-internal sealed class TierReadStream : Stream
+internal sealed class TierReadStream : ReadOnlyBodyStream
 {
     private readonly GetObjectResponse _response;
     private readonly Stream _inner;
@@ -36,14 +36,6 @@ internal sealed class TierReadStream : Stream
         // Not every layer of the SDK's stream passes a token down: tearing the response down always ends a read.
         _abortOnExpiry = deadline.Token.Register(static state => ((GetObjectResponse)state!).Dispose(), response);
     }
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
 
     public override long Position
     {
@@ -84,9 +76,6 @@ internal sealed class TierReadStream : Stream
         return Count(read, count);
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     private int Count(int read, int asked)
     {
         if (read > 0)
@@ -118,16 +107,6 @@ internal sealed class TierReadStream : Stream
 
         return new IOException($"reading {_key} from the blob store failed: {failure.Detail}", ex);
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -8,20 +8,10 @@ namespace MitmCache.ObjectStore;
 /// and the read fails with an <see cref="IOException"/>, so the fill it feeds fails too, commits nothing, and the next
 /// request for the digest goes upstream.
 /// </summary>
-internal sealed class VerifyingReadStream(Stream inner, Digest digest, S3BlobTier tier) : Stream
+internal sealed class VerifyingReadStream(Stream inner, Digest digest, S3BlobTier tier) : ReadOnlyBodyStream
 {
     private readonly System.Security.Cryptography.IncrementalHash _hash = digest.CreateHash();
     private bool _checked;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
@@ -36,9 +26,6 @@ internal sealed class VerifyingReadStream(Stream inner, Digest digest, S3BlobTie
 
         return EndAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -66,16 +53,6 @@ internal sealed class VerifyingReadStream(Stream inner, Digest digest, S3BlobTie
 
         return 0;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -52,15 +52,16 @@ public sealed class BlobStoreOutageTests(CephEngineFixture fixture) : GatewayTes
     }
 
     /// <summary>
-    /// A fresh parent pulling an image whose layers are in the bucket, the engine killed once the parent has read a first
-    /// byte from it: the pull goes on from the registry and succeeds, <c>/readyz</c> says degraded, and nothing is lost.
+    /// A fresh parent pulling an image whose layers are in the bucket, the engine killed once the parent has read a
+    /// megabyte from it: the fill goes on from the registry with a Range from where it got to (<see cref="ResumingReadStream"/>),
+    /// the pull succeeds, <c>/readyz</c> says degraded, and nothing is lost.
     /// </summary>
     [Fact]
     public async Task EngineKilledWhileAFreshParentReadsALayer_ThePullSucceedsFromTheRegistry_ReadyzDegraded()
     {
         var prefix = $"mid-pull-{Guid.NewGuid():N}";
         await using var world = await RegistryWorld.StartAsync(tokenAuth: false, s => BlobStoreProxyTests.WithBlobStore(s, Engine, prefix));
-        var image = await world.PushImageAsync("library/mongo", "7", (12_000_000, 26), (50_000, 27));
+        var image = await world.PushImageAsync("library/mongo", "7", (48_000_000, 26), (50_000, 27));
         var registry = world.Authority;
         var pull = await Skopeo.CopyToOciAsync($"{registry}/library/mongo:7", world.Dir.Combine("oci-1"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
         Assert.True(pull.Succeeded, pull.StdErr);
@@ -68,12 +69,18 @@ public sealed class BlobStoreOutageTests(CephEngineFixture fixture) : GatewayTes
 
         await using var parent2 = await ProxyUnderTest.StartAsync(BlobStoreProxyTests.WithBlobStore(world.DefaultProxySettings(), Engine, prefix, world.Dir.Combine("parent2")));
         var pulling = Skopeo.CopyToOciAsync($"{registry}/library/mongo:7", world.Dir.Combine("oci-2"), parent2.Url, parent2.CaBundlePath, null, false, CancellationToken.None);
+        double downloaded = 0;
         Assert.True(await Poll.UntilAsync(async () => pulling.IsCompleted
-            || (await parent2.ScrapeMetricsAsync()).Value("mitmcache_blob_store_bytes_total", ("direction", "download")) > 0, TimeSpan.FromSeconds(60)));
+            || (downloaded = (await parent2.ScrapeMetricsAsync()).Value("mitmcache_blob_store_bytes_total", ("direction", "download"))) > 1_000_000, TimeSpan.FromSeconds(60))); // within the big layer: the others are small
         Engine.KillGateway();
         var result = await pulling;
 
         Assert.True(result.Succeeded, result.StdErr + parent2.Log.Tail());
+        if (downloaded < image.Layers[0].Bytes.Length)
+        {
+            // Killed in the middle of the big layer's body (the usual case): its rest came from upstream.
+            Assert.Contains(parent2.Log.Lines, l => l.Contains("from the blob store broke off", StringComparison.Ordinal));
+        }
         Assert.True(await Poll.UntilAsync(async () => (await ReadyAsync(parent2)).Body.Contains("degraded: blob store", StringComparison.Ordinal), TimeSpan.FromSeconds(20)));
         Assert.Equal(HttpStatusCode.OK, (await ReadyAsync(parent2)).Status);
         await Engine.StartGatewayAsync();
