@@ -93,7 +93,7 @@ internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetri
         {
             using var sink = new FillSink(fill, handle, head.Size, metrics);
             var copy = await StreamCopier.CopyAsync(body.Body, sink, _stopping.Token, stallTimeout: s_stallTimeout);
-            for (var resumes = 0; copy.Failure == CopyFailure.Read && resume is not null && resumes < MaxResumes; resumes++)
+            for (var resumes = 0; copy is { Failure: CopyFailure.Read, Error: not OriginBytesWrongException } && resume is not null && resumes < MaxResumes; resumes++)
             {
                 logger.FillResuming(fill.Digest.ToString(), sink.Written, copy.Error?.Message ?? "");
                 if (await ResumeAsync(resume, head, sink.Written) is not { } rest)

@@ -58,3 +58,9 @@ internal sealed record OriginRefusal(HttpResponseMessage Response) : OriginAnswe
 /// upstream error (a bucket without the blob): then an <see cref="OriginChain"/> asks its next origin.</param>
 /// <param name="Reason">For the client's error body and the log.</param>
 internal sealed record OriginFault(string Class, string Reason) : OriginAnswer;
+
+/// <summary>
+/// What an origin's body throws when its bytes are wrong rather than cut short (a bucket object that does not match its
+/// name): asking for the rest cannot help, so the fill fails at once.
+/// </summary>
+internal sealed class OriginBytesWrongException(string message) : IOException(message);

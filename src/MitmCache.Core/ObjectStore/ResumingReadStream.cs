@@ -24,7 +24,7 @@ internal sealed class ResumingReadStream(Stream bucket, long offset, long length
         {
             read = await _current.ReadAsync(buffer, cancellationToken);
         }
-        catch (IOException) when (!_resumed && _position < length && !cancellationToken.IsCancellationRequested)
+        catch (IOException ex) when (ex is not Caching.OriginBytesWrongException && !_resumed && _position < length && !cancellationToken.IsCancellationRequested)
         {
             _resumed = true;
             if (await resume(_position, cancellationToken) is not { } rest)

@@ -47,7 +47,7 @@ internal sealed class VerifyingReadStream(Stream inner, Digest digest, S3BlobTie
             if (!digest.Matches(_hash.GetHashAndReset()))
             {
                 await tier.DeleteCorruptAsync(digest, cancellationToken);
-                throw new IOException($"the blob store's object for {digest} does not match its digest: deleted");
+                throw new Caching.OriginBytesWrongException($"the blob store's object for {digest} does not match its digest: deleted");
             }
         }
 
