@@ -25,6 +25,7 @@ internal static class Program
         (7, "index scale", IndexScaleScenario.RunAsync),
         (9, "blob store", BlobStoreScenario.RunAsync),
         (11, "outage", OutageScenario.RunAsync),
+        (12, "cluster", ClusterScenario.RunAsync),
     ];
 
     public static async Task<int> Main(string[] args)

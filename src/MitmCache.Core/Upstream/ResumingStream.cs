@@ -126,7 +126,7 @@ internal sealed class ResumingStream : Stream
             _tier.Counts[broken.Route.Parent].Failure();
             if (_health is not null)
             {
-                _ = _health.ConfirmUpAsync(state, "a blob body from it broke: " + reason);
+                _ = _health.ConfirmUpAsync(state, "a blob body from it broke: " + reason, fresh: true);
             }
         }
 

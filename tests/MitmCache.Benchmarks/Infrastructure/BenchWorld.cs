@@ -112,7 +112,9 @@ internal sealed class BenchWorld : IAsyncDisposable
     public CurlRoute RegistryRoute => CurlRoute.Direct(Pki.CaCertPath, Hosts.Registry, Registry.Port, Registry.Port);
 
     /// <summary>A proxy with a fresh data directory, intercepting registry.test and *.bench.test (the latter dialled to nginx).</summary>
-    public Task<ProxyRunner> StartProxyAsync(string? dataDirectory = null)
+    /// <param name="upstreamCa">The roots it trusts upstream: the test CA unless told otherwise (a child of the cluster tier also trusts its parents').</param>
+    /// <param name="extra">More options (<c>--upstream-proxy</c>, <c>--instance-name</c>, ...).</param>
+    public Task<ProxyRunner> StartProxyAsync(string? dataDirectory = null, string? upstreamCa = null, IEnumerable<string>? extra = null)
     {
         var data = dataDirectory ?? Dir.Combine($"proxy-{Interlocked.Increment(ref _proxyCount)}");
         return ProxyRunner.StartAsync(Options.ProxyDll, data,
@@ -120,8 +122,9 @@ internal sealed class BenchWorld : IAsyncDisposable
             "--no-default-intercept",
             "--intercept", $"{Hosts.Registry},*.{BenchDomain}",
             "--allow-port", Registry.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--upstream-ca", Pki.CaCertPath,
+            "--upstream-ca", upstreamCa ?? Pki.CaCertPath,
             "--connect-to", $"{Hosts.Registry}:{Registry.Port}:127.0.0.1:{Registry.Port},:443:127.0.0.1:{Nginx.Port}",
+            .. extra ?? [],
         ], ProxyEnvironment());
     }
 
