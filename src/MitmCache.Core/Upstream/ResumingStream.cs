@@ -97,7 +97,11 @@ internal sealed class ResumingStream : Stream
             return await pending;
         }
 
-        leg.Cancel.CancelAfter(_tier.UpstreamTimeout);
+        if (_resumable)
+        {
+            leg.Cancel.CancelAfter(_tier.UpstreamTimeout); // any other body may pause as long as its sender likes
+        }
+
         leg.StartWatch(_health, _tier.ConnectTimeout);
         try
         {
@@ -106,7 +110,7 @@ internal sealed class ResumingStream : Stream
         finally
         {
             leg.StopWatch();
-            if (!leg.Cancel.IsCancellationRequested)
+            if (_resumable && !leg.Cancel.IsCancellationRequested)
             {
                 leg.Cancel.CancelAfter(Timeout.InfiniteTimeSpan);
             }

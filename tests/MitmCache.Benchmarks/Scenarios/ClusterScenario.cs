@@ -59,7 +59,8 @@ internal static class ClusterScenario
             var kids = new List<ProxyRunner>();
             for (var i = 0; i < children; i++)
             {
-                var child = await world.StartProxyAsync(upstreamCa: bundle, extra: [.. tier, "--instance-name", $"child{i}"]);
+                // Children wait longer than their parents (10 s) for an answer, as docs/cluster.md advises.
+                var child = await world.StartProxyAsync(upstreamCa: bundle, extra: [.. tier, "--instance-name", $"child{i}", "--upstream-timeout", "30s"]);
                 proxies.Add(child);
                 kids.Add(child);
             }
@@ -70,13 +71,21 @@ internal static class ClusterScenario
                 parents[Rendezvous.Rank(members, "blob " + layers[0].Digest)[0]].Dispose();
             }
 
-            var (wall, _) = await world.CountUpstreamAsync(async () =>
+            try
             {
-                var clock = Stopwatch.StartNew();
-                await Task.WhenAll(kids.Select(child => PullAsync(world, child, layers, size)));
-                return clock.Elapsed.TotalSeconds;
-            });
-            return (wall, world.Registry.CountRequests("GET", "/blobs/"));
+                var (wall, _) = await world.CountUpstreamAsync(async () =>
+                {
+                    var clock = Stopwatch.StartNew();
+                    await Task.WhenAll(kids.Select(child => PullAsync(world, child, layers, size)));
+                    return clock.Elapsed.TotalSeconds;
+                });
+                return (wall, world.Registry.CountRequests("GET", "/blobs/"));
+            }
+            catch (InvalidOperationException ex)
+            {
+                var logs = string.Join("\n----\n", proxies.Select(p => $"{p.Url}: {Tail(p.Output)}"));
+                throw new InvalidOperationException($"{ex.Message}\n{logs}", ex);
+            }
         }
         finally
         {
@@ -114,6 +123,8 @@ internal static class ClusterScenario
         await world.ResolveManifestAsync(child, Name);
         await Task.WhenAll(layers.Select(layer => CurlFetch.GetCheckedAsync(world.BlobUrl(Name, layer), CurlRoute.ViaProxy(child), http2: false, size)));
     }
+
+    private static string Tail(string output) => output.Length > 3000 ? output[^3000..] : output;
 
     private static string Seconds(double s) => s.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) + " s";
 }
