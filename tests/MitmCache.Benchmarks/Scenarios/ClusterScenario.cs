@@ -59,8 +59,9 @@ internal static class ClusterScenario
             var kids = new List<ProxyRunner>();
             for (var i = 0; i < children; i++)
             {
-                // Children wait longer than their parents (10 s) for an answer, as docs/cluster.md advises.
-                var child = await world.StartProxyAsync(upstreamCa: bundle, extra: [.. tier, "--instance-name", $"child{i}", "--upstream-timeout", "30s"]);
+                // Children wait longer than their parents (10 s) for an answer, as docs/cluster.md advises, and for a connection
+                // (CONNECT through a parent, then TLS through it: two processes on a loaded 2-core machine).
+                var child = await world.StartProxyAsync(upstreamCa: bundle, extra: [.. tier, "--instance-name", $"child{i}", "--upstream-timeout", "30s", "--connect-timeout", "10s"]);
                 proxies.Add(child);
                 kids.Add(child);
             }
