@@ -22,7 +22,7 @@ internal static class ClusterScenario
     {
         var size = world.Options.Quick ? 16L << 20 : 64L << 20;
         var layers = Enumerable.Range(0, Layers)
-            .Select(i => BlobSeeder.WriteBlob(world.Registry, BenchWorld.Repository(Name), size, 0x5eed_c105UL + (ulong)i)).ToList();
+            .Select(i => BlobSeeder.WriteBlob(world.Registry, BenchWorld.Repository(Name), size, 0x5eed_c105UL + (2 * (ulong)i))).ToList(); // odd seeds: the seeder sets the low bit
         await BlobSeeder.PutManifestAsync(world.Registry, BenchWorld.Repository(Name), "latest", layers);
         var label = $"12 cluster tier, 3 parents, {Layers} x {size >> 20} MiB";
 
@@ -69,7 +69,9 @@ internal static class ClusterScenario
             if (killOwner)
             {
                 var members = parents.Select(p => $"127.0.0.1:{p.Port}").ToList();
-                parents[Rendezvous.Rank(members, "blob " + layers[0].Digest)[0]].Dispose();
+                var owner = parents[Rendezvous.Rank(members, "blob " + layers[0].Digest)[0]];
+                proxies.Remove(owner);
+                BenchWorld.DiscardProxy(owner); // killed: its children find out on their first request to it
             }
 
             try
