@@ -26,6 +26,7 @@ internal static class Program
         (9, "blob store", BlobStoreScenario.RunAsync),
         (11, "outage", OutageScenario.RunAsync),
         (12, "blob tier", BlobTierScenario.RunAsync),
+        (13, "cluster", ClusterScenario.RunAsync),
     ];
 
     public static async Task<int> Main(string[] args)

@@ -16,6 +16,7 @@ public sealed class StaticHttpsServer : IAsyncDisposable
     private readonly string _root;
     private WebApplication? _app;
     private int _requestCount;
+    private Hold? _hold;
 
     private StaticHttpsServer(X509Certificate2 certificate, string root)
     {
@@ -29,6 +30,31 @@ public sealed class StaticHttpsServer : IAsyncDisposable
     public string BaseUrl => $"https://{Hosts.Cdn}:{Port}/";
 
     public int RequestCount => Volatile.Read(ref _requestCount);
+
+    /// <summary>
+    /// Holds the next GET of a path containing <paramref name="pathPart"/> after its first <paramref name="bytes"/>
+    /// bytes (flushed), until <see cref="Hold.Release"/>: a transfer stopped mid-body on cue. Later GETs go through.
+    /// </summary>
+    public Hold HoldNext(string pathPart, long bytes) => _hold = new Hold(pathPart, bytes);
+
+    /// <summary>One GET held mid-body: <see cref="Reached"/> when its first bytes are sent, the rest after <see cref="Release"/>.</summary>
+    public sealed class Hold(string pathPart, long bytes)
+    {
+        private readonly TaskCompletionSource _reached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public string PathPart { get; } = pathPart;
+
+        public long Bytes { get; } = bytes;
+
+        public Task Reached => _reached.Task;
+
+        public Task Released => _released.Task;
+
+        public void SetReached() => _reached.TrySetResult();
+
+        public void Release() => _released.TrySetResult();
+    }
 
     /// <summary>URL paths requested, in order.</summary>
     public ConcurrentQueue<string> Paths { get; } = new();
@@ -82,6 +108,17 @@ public sealed class StaticHttpsServer : IAsyncDisposable
         context.Response.ContentLength = length;
         if (HttpMethods.IsGet(request.Method))
         {
+            var hold = _hold;
+            if (hold is not null && urlPath.Contains(hold.PathPart, StringComparison.Ordinal) && Interlocked.CompareExchange(ref _hold, null, hold) == hold)
+            {
+                await context.Response.SendFileAsync(fullPath, 0, hold.Bytes, context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                hold.SetReached();
+                await hold.Released.WaitAsync(context.RequestAborted);
+                await context.Response.SendFileAsync(fullPath, hold.Bytes, length - hold.Bytes, context.RequestAborted);
+                return;
+            }
+
             await context.Response.SendFileAsync(fullPath, 0, length, context.RequestAborted);
         }
     }

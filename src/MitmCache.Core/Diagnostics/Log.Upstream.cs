@@ -31,9 +31,9 @@ internal static partial class Log
     [LoggerMessage(208, LogLevel.Debug, "Upstream {Upstream} still down: probe {Reason}")]
     public static partial void UpstreamProbeFailed(this ILogger logger, string upstream, string reason);
 
-    [LoggerMessage(209, LogLevel.Warning, "Blob {Target} from parent {Parent} broke after {Bytes} bytes ({Reason}): resuming from {Next} with a Range")]
-    public static partial void ParentBodyResuming(this ILogger logger, string target, string parent, long bytes, string reason, string next);
+    [LoggerMessage(209, LogLevel.Warning, "Blob {Path} from {From} broke after {Bytes} bytes ({Reason}): the rest comes from {Next} with a Range")]
+    public static partial void ParentBodyResuming(this ILogger logger, string path, string from, long bytes, string reason, string next);
 
-    [LoggerMessage(210, LogLevel.Warning, "Blob {Target} could not be resumed after {Bytes} bytes: {Reason}")]
-    public static partial void ParentBodyNotResumed(this ILogger logger, string target, long bytes, string reason);
+    [LoggerMessage(210, LogLevel.Warning, "Blob {Path} could not be resumed after {Bytes} bytes: {Reason}")]
+    public static partial void ParentBodyNotResumed(this ILogger logger, string path, long bytes, string reason);
 }

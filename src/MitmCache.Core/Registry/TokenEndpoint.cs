@@ -110,6 +110,7 @@ internal sealed class TokenEndpoint
         }
 
         using var message = HeaderRules.CreateRequest(request, upstreamUri, forwardBody: false);
+        message.Options.Set(ParentTier.TokenRegistries, registries); // a parent asked for it must know the realm first
         if (body.Length > 0 || HttpMethods.IsPost(request.Method))
         {
             message.Content = new ByteArrayContent(body);

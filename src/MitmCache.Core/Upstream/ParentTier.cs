@@ -25,6 +25,13 @@ internal readonly record struct UpstreamRoute(int Parent)
 /// </summary>
 internal sealed class ParentTier
 {
+    /// <summary>
+    /// On a token request: the registries whose challenge named its realm. A parent learns a realm only from a
+    /// registry's own challenge, and the ping that brought it went to the ping's owner, not necessarily to the
+    /// repository's, which gets the token request: <see cref="TierHandler"/> sends that parent the registry's ping first.
+    /// </summary>
+    public static readonly HttpRequestOptionsKey<IReadOnlyList<string>> TokenRegistries = new("MitmCache.TokenRegistries");
+
     /// <summary>A parent's own answers carry no <see cref="RelayedHeader"/>; answers it relays from an upstream do.</summary>
     public const string RelayedHeader = "X-MitmCache-Relayed";
 

@@ -97,7 +97,11 @@ internal sealed class ResumingStream : Stream
             return await pending;
         }
 
-        leg.Cancel.CancelAfter(_tier.UpstreamTimeout);
+        if (_resumable)
+        {
+            leg.Cancel.CancelAfter(_tier.UpstreamTimeout); // any other body may pause as long as its sender likes
+        }
+
         leg.StartWatch(_health, _tier.ConnectTimeout);
         try
         {
@@ -106,7 +110,7 @@ internal sealed class ResumingStream : Stream
         finally
         {
             leg.StopWatch();
-            if (!leg.Cancel.IsCancellationRequested)
+            if (_resumable && !leg.Cancel.IsCancellationRequested)
             {
                 leg.Cancel.CancelAfter(Timeout.InfiniteTimeSpan);
             }
@@ -126,7 +130,7 @@ internal sealed class ResumingStream : Stream
             _tier.Counts[broken.Route.Parent].Failure();
             if (_health is not null)
             {
-                _ = _health.ConfirmUpAsync(state, "a blob body from it broke: " + reason);
+                _ = _health.ConfirmUpAsync(state, "a blob body from it broke: " + reason, fresh: true);
             }
         }
 

@@ -27,6 +27,7 @@ internal sealed class TierHandler : HttpMessageHandler
     private readonly UpstreamHealth? _health;
     private readonly HttpMessageInvoker[] _parents;
     private readonly HttpMessageInvoker _direct;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(int Parent, string Registry), byte> _primed = new();
 
     public TierHandler(ParentTier tier, UpstreamHealth? health, Func<UpstreamRoute, HttpMessageHandler> createPool)
     {
@@ -58,6 +59,7 @@ internal sealed class TierHandler : HttpMessageHandler
             }
 
             var last = i == routes.Count - 1;
+            await PrimeAsync(request, route, cancellationToken);
             var counts = _tier.Counts[route.Parent];
             counts.Request();
             using var hop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, state.UpToken);
@@ -110,6 +112,43 @@ internal sealed class TierHandler : HttpMessageHandler
         }
 
         throw new HttpRequestException(HttpRequestError.ConnectionError, null, _tier.NoRoute(request.RequestUri!.Authority, failures));
+    }
+
+    /// <summary>
+    /// Before a token request goes to a parent for the first time for a registry: that registry's <c>/v2/</c> ping,
+    /// through the same parent, which learns the realm from the registry's challenge (or remembers it, offline) and so
+    /// answers the token request as a token request: it ties the token to the credential, which is what lets the
+    /// credential pull offline from it later. Once per parent and registry; a failed ping is not remembered.
+    /// </summary>
+    private async Task PrimeAsync(HttpRequestMessage request, UpstreamRoute route, CancellationToken cancellationToken)
+    {
+        if (!request.Options.TryGetValue(ParentTier.TokenRegistries, out var registries))
+        {
+            return;
+        }
+
+        foreach (var registry in registries)
+        {
+            if (_primed.ContainsKey((route.Parent, registry)))
+            {
+                continue;
+            }
+
+            using var ping = Copy(new HttpRequestMessage(HttpMethod.Get, new Uri($"https://{registry}/v2/")) { Version = request.Version, VersionPolicy = request.VersionPolicy },
+                route, ParentTier.ArrivedVia.Value);
+            try
+            {
+                using var answer = await _parents[route.Parent].SendAsync(ping, cancellationToken);
+                if ((int)answer.StatusCode < 500)
+                {
+                    _primed.TryAdd((route.Parent, registry), 0);
+                }
+            }
+            catch (HttpRequestException)
+            {
+                return; // the token request finds out for itself
+            }
+        }
     }
 
     /// <summary>

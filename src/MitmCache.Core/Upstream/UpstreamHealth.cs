@@ -84,17 +84,19 @@ internal sealed class UpstreamHealth : IDisposable
     public ILogger Logger => _logger;
 
     /// <summary>
-    /// A body from a parent broke or stalled: a fresh check (its <c>/readyz</c>, within the connect timeout), and
-    /// down if that fails, which lets go every request waiting on it. False when it is down.
+    /// A body from a parent broke or stalled: a check (its <c>/readyz</c>, within the connect timeout), and down if
+    /// that fails, which lets go every request waiting on it. False when it is down. A stall shares the host's check
+    /// in flight or just made; a break (<paramref name="fresh"/>) has one of its own, since a check made before the
+    /// break says nothing about it.
     /// </summary>
-    public async Task<bool> ConfirmUpAsync(UpstreamState state, string reason)
+    public async Task<bool> ConfirmUpAsync(UpstreamState state, string reason, bool fresh = false)
     {
         if (state.IsDown)
         {
             return false;
         }
 
-        if (await CheckReachableAsync(state))
+        if (await (fresh ? ConnectsAsync(state) : CheckReachableAsync(state)))
         {
             return true;
         }

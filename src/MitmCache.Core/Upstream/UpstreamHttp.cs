@@ -39,14 +39,15 @@ internal static class UpstreamHttp
         ConnectCallback = async (context, ct) =>
         {
             var stream = await connector.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, reach, route, ct);
-            if (context.InitialRequestMessage.RequestUri is { } uri)
+            if (route.IsDirect && context.InitialRequestMessage.RequestUri is { } uri)
             {
                 health?.TrackConnection(uri.Authority, stream);
             }
-
-            if (!route.IsDirect)
+            else if (!route.IsDirect)
             {
-                health?.TrackConnection(connector.Tier.States[route.Parent].Authority, stream); // closed too if the parent goes down
+                // Closed if the parent goes down; not if the registry is found down through it (a parent slow to
+                // connect, say): the parent's other transfers, from its cache, are still good.
+                health?.TrackConnection(connector.Tier.States[route.Parent].Authority, stream);
             }
 
             return stream;

@@ -112,8 +112,9 @@ internal sealed class BenchWorld : IAsyncDisposable
     public CurlRoute RegistryRoute => CurlRoute.Direct(Pki.CaCertPath, Hosts.Registry, Registry.Port, Registry.Port);
 
     /// <summary>A proxy with a fresh data directory, intercepting registry.test and *.bench.test (the latter dialled to nginx).</summary>
-    /// <param name="arguments">More options (say, <c>--blob-store</c>), and <paramref name="env"/> more variables (its keys).</param>
-    public Task<ProxyRunner> StartProxyAsync(string? dataDirectory = null, IEnumerable<string>? arguments = null, IReadOnlyDictionary<string, string>? env = null)
+    /// <param name="upstreamCa">The roots it trusts upstream: the test CA unless told otherwise (a child of the cluster tier also trusts its parents').</param>
+    /// <param name="arguments">More options (<c>--blob-store</c>, <c>--upstream-proxy</c>, <c>--instance-name</c>, ...), and <paramref name="env"/> more variables (its keys).</param>
+    public Task<ProxyRunner> StartProxyAsync(string? dataDirectory = null, string? upstreamCa = null, IEnumerable<string>? arguments = null, IReadOnlyDictionary<string, string>? env = null)
     {
         var data = dataDirectory ?? Dir.Combine($"proxy-{Interlocked.Increment(ref _proxyCount)}");
         var environment = ProxyEnvironment();
@@ -127,7 +128,7 @@ internal sealed class BenchWorld : IAsyncDisposable
             "--no-default-intercept",
             "--intercept", $"{Hosts.Registry},*.{BenchDomain}",
             "--allow-port", Registry.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--upstream-ca", Pki.CaCertPath,
+            "--upstream-ca", upstreamCa ?? Pki.CaCertPath,
             "--connect-to", $"{Hosts.Registry}:{Registry.Port}:127.0.0.1:{Registry.Port},:443:127.0.0.1:{Nginx.Port}",
             .. arguments ?? [],
         ], environment);

@@ -152,6 +152,45 @@ public sealed class UpstreamHealthTests : IDisposable
         Assert.True(server.Handshakes >= 1, "the host was checked while the request waited");
     }
 
+    [Theory]
+    [InlineData("degraded: cache storage not writable, serving pass-through: read-only file system\n", "cache storage not writable, serving pass-through: read-only file system")]
+    [InlineData("degraded: upstream registry.test down for 3 s (refused), answered from the cache; next probe in 1 s\n", null)]
+    public async Task ConfirmUpAsync_ParentReadyButDegraded_UpAndDegradedOnlyForItsOwnTrouble(string readyBody, string? degraded)
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var settings = UpstreamConnectorTests.TestSettings() with { UpstreamProxies = [new Uri($"http://127.0.0.1:{port}")] };
+        var health = new UpstreamHealth(new UpstreamConnector(settings), settings, TimeProvider.System, _log);
+        _disposables.Add(health);
+        var parent = Assert.Single(health.Known);
+        var answered = AnswerReadyzAsync(listener, readyBody);
+
+        Assert.True(await health.ConfirmUpAsync(parent, "test", fresh: true));
+
+        Assert.Equal("GET /readyz HTTP/1.1", await answered);
+        Assert.False(parent.IsDown);
+        Assert.Equal(degraded, parent.Degraded);
+    }
+
+    /// <summary>One HTTP/1.1 answer as MitmCache's /readyz gives it when degraded; returns the request line.</summary>
+    private static async Task<string> AnswerReadyzAsync(TcpListener listener, string body)
+    {
+        using var client = await listener.AcceptTcpClientAsync();
+        var stream = client.GetStream();
+        var reader = new StreamReader(stream);
+        var requestLine = await reader.ReadLineAsync() ?? "";
+        while (!string.IsNullOrEmpty(await reader.ReadLineAsync()))
+        {
+        }
+
+        var bytes = System.Text.Encoding.UTF8.GetBytes(body);
+        var head = $"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-MitmCache-Degraded: true\r\nContent-Length: {bytes.Length}\r\nConnection: close\r\n\r\n";
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(head));
+        await stream.WriteAsync(bytes);
+        return requestLine;
+    }
+
     private UpstreamHealth Health(TimeSpan? connectTimeout = null, params (string Host, int Port)[] connectTo)
     {
         var settings = UpstreamConnectorTests.TestSettings() with

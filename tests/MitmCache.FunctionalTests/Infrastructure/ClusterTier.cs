@@ -65,7 +65,9 @@ public sealed class ClusterTier : IDisposable
     /// <summary>A child of every parent (a fresh data directory), with <paramref name="extra"/> options.</summary>
     public async Task<ProxyProcess> StartChildAsync(string name, params string[] extra)
     {
-        List<string> arguments = [.. WorldArguments(_world, TrustBundle), "--connect-timeout", "5s", "--instance-name", name];
+        // A child waits longer than its parents do for the registry (5 s): a parent slow to answer because the registry
+        // is (or because it is still compiling its first request on a loaded machine) gives its own answer in time.
+        List<string> arguments = [.. WorldArguments(_world, TrustBundle, upstreamTimeout: "15s"), "--connect-timeout", "5s", "--instance-name", name];
         foreach (var parent in Parents)
         {
             arguments.AddRange(["--upstream-proxy", parent.Url]);
@@ -90,10 +92,10 @@ public sealed class ClusterTier : IDisposable
     }
 
     /// <summary>Options that let a proxy reach the world: its hosts intercepted, their ports allowed, dialled on loopback.</summary>
-    private static string[] WorldArguments(RegistryWorld world, string? trust = null)
+    private static string[] WorldArguments(RegistryWorld world, string? trust = null, string upstreamTimeout = "5s")
     {
         var settings = world.DefaultProxySettings();
-        List<string> arguments = ["--no-default-intercept", "--upstream-ca", trust ?? world.Pki.CaCertPath, "--upstream-timeout", "5s"];
+        List<string> arguments = ["--no-default-intercept", "--upstream-ca", trust ?? world.Pki.CaCertPath, "--upstream-timeout", upstreamTimeout];
         foreach (var host in settings.Intercept.Except(MitmCache.Configuration.ProxySettings.DefaultIntercept))
         {
             arguments.AddRange(["--intercept", host]);

@@ -16,7 +16,7 @@ public sealed class ClusterTierTests
     private static string Describe(ClusterTier tier, params ProxyProcess[] children) =>
         string.Join("\n----\n", children.Concat(tier.Parents).Select(p => $"{p.Url}:\n{Tail(p.Output)}"));
 
-    private static string Tail(string output) => output.Length > 6000 ? output[^6000..] : output;
+    private static string Tail(string output) => output.Length > 20000 ? output[^20000..] : output;
 
     [Fact]
     public async Task TwoChildrenPullTogether_EachBlobFetchedOnceAndCachedOnlyOnItsOwner_AFreshChildFetchesNone()
@@ -86,6 +86,96 @@ public sealed class ClusterTierTests
 
         Assert.True(second.Succeeded, second.StdErr + "\n" + Describe(tier, child));
         Assert.True(ClusterTier.Holds(tier.Parents[ownerIndex], back.Layers[0].Digest), "the restarted owner did not get its key back");
+    }
+
+    /// <summary>
+    /// The owner dies mid-body: the CDN holds the owner's fetch of the largest layer after its first 3 MB, the owner
+    /// streams them to the child, and once the child has read some of them the owner gets kill -9. The child asks the
+    /// runner-up for the rest with a Range; the pull sees one body and its digest checks.
+    /// </summary>
+    [Fact]
+    public async Task OwnerKilledMidwayThroughTheLargestLayer_TheRestComesByRangeFromTheNextParent_ThePullCompletes()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true);
+        var image = await world.PushImageAsync("library/midway", "v1", (8_000_000, 41), (60_000, 42));
+        using var tier = await ClusterTier.StartAsync(world);
+        var child = await tier.StartChildAsync("child-a");
+        var largest = image.Layers[0].Digest;
+        var ranked = tier.Ranked("blob " + largest);
+        var hold = world.Cdn!.HoldNext(largest["sha256:".Length..], 3_000_000);
+        using var http = new HttpClient();
+        var owner = ("parent", $"127.0.0.1:{ranked[0].Port}");
+        var runnerUp = ("parent", $"127.0.0.1:{ranked[1].Port}");
+
+        var pull = PullAsync(world, child, "library/midway:v1", "oci-a");
+        await hold.Reached.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(await Poll.UntilAsync(async () => (await ScrapeAsync(http, child)).Value("mitmcache_parent_bytes_total", owner) >= 1_000_000, TimeSpan.FromSeconds(30)),
+            "the child did not get the first bytes of the layer from its owner\n" + Describe(tier, child));
+        ranked[0].Kill();
+        hold.Release();
+        var pulled = await pull;
+
+        Assert.True(pulled.Succeeded, pulled.StdErr + "\n" + Describe(tier, child));
+        Assert.True(ClusterTier.Holds(child, largest), "the child did not commit the layer (its digest check covers the whole blob)");
+        Assert.True(ClusterTier.Holds(ranked[1], largest), "the runner-up did not serve the rest");
+        var resumed = child.Output.Split('\n').Single(l => l.Contains("\"ParentBodyResuming\"", StringComparison.Ordinal));
+        Assert.Contains(largest, resumed, StringComparison.Ordinal);
+        Assert.Contains($"\"Next\":\"parent {runnerUp.Item2}\"", resumed, StringComparison.Ordinal);
+        var reached = long.Parse(System.Text.RegularExpressions.Regex.Match(resumed, "\"Bytes\":(\\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(reached, 1_000_000, 3_000_000);
+        Assert.True(await Poll.UntilAsync(async () => (await ScrapeAsync(http, child)).Value("mitmcache_parent_up", owner) == 0, TimeSpan.FromSeconds(30)),
+            "the owner was not marked down after its body broke (a fresh check of its /readyz)");
+        var metrics = await ScrapeAsync(http, child);
+        Assert.True(metrics.Value("mitmcache_parent_failures_total", owner) >= 1);
+        Assert.Equal(1, metrics.Value("mitmcache_parent_up", runnerUp));
+    }
+
+    private static async Task<PrometheusText> ScrapeAsync(HttpClient http, ProxyProcess proxy) =>
+        PrometheusText.Parse(await http.GetStringAsync($"{proxy.Url}/metrics"));
+
+    /// <summary>
+    /// Offline across the tier: the registry, its token server and its CDN dead, one parent left alive (the other two
+    /// dead from the start, so the cluster pulled through it): a fresh child pulls every image the cluster pulled, by
+    /// tag and by digest, with skopeo and ctr: the <c>/v2/</c> ping, the token dance (a local token) and every manifest
+    /// and blob from that parent.
+    /// </summary>
+    [Fact]
+    public async Task UpstreamsDeadOneParentLeft_AFreshChildPullsEveryImageTheClusterPulled_ByTagAndDigest_WithSkopeoAndCtr()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true);
+        var app = await world.PushImageAsync("library/offline-app", "v1", (300_000, 51), (120_000, 52), (40_000, 53));
+        var multi = await world.PushIndexAsync("library/offline-multi", "v2", 60);
+        using var tier = await ClusterTier.StartAsync(world);
+        tier.Parents[1].Kill();
+        tier.Parents[2].Kill();
+
+        var a = await tier.StartChildAsync("child-a");
+        var b = await tier.StartChildAsync("child-b");
+        string[] references =
+        [
+            $"{world.Authority}/library/offline-app:v1", $"{world.Authority}/library/offline-app@{app.ManifestDigest}",
+            $"{world.Authority}/library/offline-multi:v2", $"{world.Authority}/library/offline-multi@{multi.Digest}",
+        ];
+
+        var online = await PullAsync(world, a, "library/offline-app:v1", "oci-online");
+        Assert.True(online.Succeeded, online.StdErr + "\n" + Describe(tier, a));
+        await using (var containerd = await ContainerdServer.StartAsync(world.Dir.Combine("containerd-online"), CancellationToken.None))
+        {
+            var fetched = await containerd.ContentFetchAsync(references[2], b.Url, b.CaBundlePath, null, CancellationToken.None);
+            Assert.True(fetched.Succeeded, fetched.StdErr + "\n" + Describe(tier, b));
+        }
+
+        await world.KillUpstreamsAsync();
+        var fresh = await tier.StartChildAsync("child-fresh");
+
+        for (var i = 0; i < references.Length; i++)
+        {
+            var copied = await Skopeo.CopyToOciAsync(references[i], world.Dir.Combine($"oci-offline-{i}"), fresh.Url, fresh.CaBundlePath, null, false, CancellationToken.None);
+            Assert.True(copied.Succeeded, $"skopeo {references[i]}: {copied.StdErr}\n{Describe(tier, fresh)}");
+            await using var containerd = await ContainerdServer.StartAsync(world.Dir.Combine($"containerd-offline-{i}"), CancellationToken.None);
+            var fetched = await containerd.ContentFetchAsync(references[i], fresh.Url, fresh.CaBundlePath, null, CancellationToken.None);
+            Assert.True(fetched.Succeeded, $"ctr {references[i]}: {fetched.StdErr}\n{Describe(tier, fresh)}");
+        }
     }
 
     [Fact]
