@@ -19,8 +19,6 @@ internal sealed class RequestRouter(
     HttpForwarder forwarder,
     RegistryHandler registry,
     TokenEndpoint tokens,
-    PingEndpoint ping,
-    RegistryChallenges challenges,
     HostPolicy policy,
     ProxyAccess access,
     ProxyEndpoints endpoints,
@@ -67,11 +65,6 @@ internal sealed class RequestRouter(
                 return tokens.HandleAsync(context, target, rawTarget, tokenRegistries);
             }
 
-            if (path is not ("/v2/" or "/v2") && context.Request.Headers[TokenEndpoint.RegistriesHeader].Count > 0)
-            {
-                return LearnRealmThenRouteAsync(context, target, rawTarget, path);
-            }
-
             if (path.StartsWith("/v2/", StringComparison.Ordinal) || path == "/v2")
             {
                 return registry.HandleAsync(context, target, rawTarget);
@@ -94,40 +87,6 @@ internal sealed class RequestRouter(
         }
 
         return endpoints.HandleAsync(context);
-    }
-
-    /// <summary>
-    /// A child's token request for a realm this proxy has not seen challenged: ask each registry the child named
-    /// (only those this proxy intercepts and knows no challenge of) for its own challenge, then route again.
-    /// </summary>
-    private async Task LearnRealmThenRouteAsync(HttpContext context, InterceptTarget target, string rawTarget, string path)
-    {
-        var named = context.Request.Headers[TokenEndpoint.RegistriesHeader].ToString()
-            .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        foreach (var registry in named.Take(TokenEndpoint.MaxHintedRegistries))
-        {
-            if (ParseRegistry(registry) is { } candidate && challenges.Find(candidate.Authority) is null
-                && policy.Decide(candidate.Host, candidate.Port, out _) == PolicyDecision.Intercept)
-            {
-                await ping.LearnAsync(candidate, context.RequestAborted);
-            }
-        }
-
-        context.Request.Headers.Remove(TokenEndpoint.RegistriesHeader); // routed once; a blind relay does not forward it
-        await HandleAsync(context);
-    }
-
-    /// <summary>A registry as the proxy keys it (<c>host</c> or <c>host:port</c>), or null when the text is not one.</summary>
-    private static InterceptTarget? ParseRegistry(string authority)
-    {
-        if (!Uri.TryCreate($"https://{authority}/", UriKind.Absolute, out var uri) || uri.AbsolutePath != "/" || uri.UserInfo.Length > 0
-            || !HostPolicy.IsValidHostName(uri.IdnHost.Trim('[', ']').Replace(':', '-')))
-        {
-            return null;
-        }
-
-        var candidate = new InterceptTarget(uri.IdnHost.Trim('[', ']'), uri.Port);
-        return candidate.Authority.Equals(authority, StringComparison.OrdinalIgnoreCase) ? candidate : null;
     }
 
     private Task ForwardPlainAsync(HttpContext context, string rawTarget)

@@ -14,31 +14,6 @@ namespace MitmCache.Registry;
 /// </summary>
 internal sealed class PingEndpoint(RegistryUpstream upstream, AccessTokens tokens, RegistryChallenges challenges, ILogger<PingEndpoint> logger)
 {
-    /// <summary>
-    /// Asks a registry's <c>/v2/</c> with no client behind it and remembers the answer: for a token request whose
-    /// realm this proxy has not seen a challenge name yet (see <see cref="TokenEndpoint.RegistriesHeader"/>).
-    /// </summary>
-    public async Task LearnAsync(InterceptTarget target, CancellationToken cancellationToken)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"https://{target.Authority}/v2/"))
-        {
-            Version = System.Net.HttpVersion.Version20,
-            VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
-        };
-        try
-        {
-            using var response = await upstream.SendAsync(request, followRedirects: false, upstream.Timeout, cancellationToken);
-            if (!RegistryUpstream.IsUpstreamFault(response.StatusCode))
-            {
-                challenges.LearnFromPing(target.Authority, response);
-            }
-        }
-        catch (Exception ex) when (RegistryUpstream.IsUnreachable(ex) || ex is OperationCanceledException)
-        {
-            // Nothing learned: the token request is relayed as before.
-        }
-    }
-
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target)
     {
         var registry = target.Authority;

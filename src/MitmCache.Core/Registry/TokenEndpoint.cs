@@ -28,18 +28,6 @@ namespace MitmCache.Registry;
 internal sealed class TokenEndpoint
 {
     private const int MaxBodyBytes = 64 * 1024;
-
-    /// <summary>
-    /// Sent by a child with a token request it forwards to a parent: the registries whose challenge named this
-    /// realm. The parent that owns a repository may never have seen those challenges (the <c>/v2/</c> ping ranks
-    /// on another parent), so without a hint it would relay the request blind and never tie the token to its
-    /// credential. The hint is only a hint: the parent asks each named registry it intercepts for its challenge
-    /// itself, and honours the realm only if that challenge names it. Never forwarded upstream.
-    /// </summary>
-    public const string RegistriesHeader = "X-MitmCache-Token-For";
-
-    /// <summary>How many registries of a hint a parent asks at most.</summary>
-    public const int MaxHintedRegistries = 4;
     private static readonly TimeSpan s_localLifetime = TimeSpan.FromMinutes(5);
 
     private readonly Lock _realmGate = new();
@@ -118,11 +106,6 @@ internal sealed class TokenEndpoint
             {
                 message.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
             }
-        }
-
-        if (_upstream.HasParents)
-        {
-            message.Headers.TryAddWithoutValidation(RegistriesHeader, string.Join(", ", registries));
         }
 
         string reason;

@@ -32,9 +32,6 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConne
 
     public TimeSpan Timeout => settings.UpstreamTimeout;
 
-    /// <summary>Whether requests go through a tier of parent proxies (<c>--upstream-proxy</c>).</summary>
-    public bool HasParents => connector.Tier.Enabled;
-
     /// <summary>
     /// The credential that goes upstream: the client's, unless it is ours; else a configured fallback. With parents,
     /// only a local token this proxy minted is ours: one a parent minted goes back to the parents (the tier's

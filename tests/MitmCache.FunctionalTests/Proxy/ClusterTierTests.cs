@@ -229,57 +229,6 @@ public sealed class ClusterTierTests
         Assert.Single(sick.Requests, r => r.Contains("/blobs/", StringComparison.Ordinal));
     }
 
-    /// <summary>
-    /// The parent that owns a repository need not be the one the <c>/v2/</c> ping ranked on, so it may get a child's
-    /// token request for a realm it never saw a challenge name. Seen failing in about half the runs of the private
-    /// matrix below (the owner relayed alice's token blind, never tied it to her credential, and refused her offline).
-    /// With the child's hint it asks the registry for its challenge itself; without it, it cannot tie the token.
-    /// </summary>
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task ParentThatNeverSawThePing_AsksTheHintedRegistryForItsRealm_AndTiesTheTokenToTheCredential(bool hinted)
-    {
-        const string password = "alice-Hint-1";
-        await using var world = await RegistryWorld.StartAsync(tokenAuth: true,
-            acl: (user, repository, requested) => (user, repository) switch
-            {
-                (TokenServer.AdminUser, _) => requested,
-                ("alice", "private/app") => [.. requested.Where(a => a == "pull")],
-                _ => [],
-            },
-            users: new Dictionary<string, string> { ["alice"] = password });
-        await world.PushImageAsync("private/app", "v1", (20_000, 41));
-        using var parent = ProxyClients.Create(world.Proxy);
-        var basic = "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"alice:{password}"));
-        var tokenUrl = $"{world.Tokens!.Realm}?service={Uri.EscapeDataString(world.Tokens.Service)}&scope={Uri.EscapeDataString("repository:private/app:pull")}";
-        HttpRequestMessage TokenRequest()
-        {
-            var request = new HttpRequestMessage(HttpMethod.Get, tokenUrl);
-            request.Headers.TryAddWithoutValidation("Authorization", basic);
-            if (hinted)
-            {
-                request.Headers.TryAddWithoutValidation(MitmCache.Registry.TokenEndpoint.RegistriesHeader, world.Authority);
-            }
-
-            return request;
-        }
-
-        using var issued = await parent.SendAsync(TokenRequest());
-        Assert.Equal(HttpStatusCode.OK, issued.StatusCode);
-        var token = System.Text.Json.JsonDocument.Parse(await issued.Content.ReadAsStringAsync()).RootElement.GetProperty("token").GetString();
-        using var manifestRequest = new HttpRequestMessage(HttpMethod.Get, $"https://{world.Authority}/v2/private/app/manifests/v1");
-        manifestRequest.Headers.TryAddWithoutValidation("Authorization", "Bearer " + token);
-        manifestRequest.Headers.TryAddWithoutValidation("Accept", "application/vnd.oci.image.manifest.v1+json");
-        using var manifest = await parent.SendAsync(manifestRequest);
-        Assert.Equal(HttpStatusCode.OK, manifest.StatusCode);
-
-        await world.KillUpstreamsAsync();
-        using var offline = await parent.SendAsync(TokenRequest());
-
-        Assert.Equal(hinted, offline.StatusCode == HttpStatusCode.OK);
-    }
-
     [Fact]
     public async Task PrivateImageThroughTheTier_OnlyTheGrantedUserGetsIt_OnlineAndWithTheRegistryDead()
     {
