@@ -120,7 +120,7 @@ public sealed class BucketBlobOriginTests(CephEngineFixture fixture) : IDisposab
         {
             await using var blob = await origin.OpenAsync(digest, 0, access, default);
             Assert.NotNull(blob);
-            await Assert.ThrowsAsync<IOException>(() => ReadAllAsync(blob.Body));
+            await Assert.ThrowsAsync<MitmCache.Caching.OriginBytesWrongException>(() => ReadAllAsync(blob.Body));
         }
 
         Assert.False(await ObjectExistsAsync(Engine, layout.BlobKey(digest)), "the poisoned object was deleted");
