@@ -21,29 +21,46 @@ public sealed class SharedPingOfflineTests(CephEngineFixture fixture)
     [Fact]
     public async Task FreshParent_RegistryDead_AnonymousManifestRequest_RefusedWithTheSharedChallengeScopedToTheRepository()
     {
-        await using var world = await StartWithSharedPingAsync(registry => $"Bearer realm=\"https://auth.test:1/token\",service=\"{registry}\"");
-        using var client = ProxyClients.Create(world.Proxy);
-
-        using var response = await client.GetAsync($"https://{world.Authority}/v2/library/never/manifests/latest");
-
         // Without the shared answer: 503 (nothing remembered to challenge with).
-        Assert.True(HttpStatusCode.Unauthorized == response.StatusCode, $"{response.StatusCode}\n{world.Proxy.Log.Tail()}");
-        Assert.Equal($"Bearer realm=\"https://auth.test:1/token\",service=\"{world.Authority}\",scope=\"repository:library/never:pull\"",
-            string.Join(", ", response.Headers.WwwAuthenticate));
+        var (world, response) = await RefusedOfflineAsync(registry => $"Bearer realm=\"https://auth.test:1/token\",service=\"{registry}\"", "library/never/manifests/latest");
+        await using (world)
+        using (response)
+        {
+            Assert.Equal($"Bearer realm=\"https://auth.test:1/token\",service=\"{world.Authority}\",scope=\"repository:library/never:pull\"",
+                string.Join(", ", response.Headers.WwwAuthenticate));
+        }
     }
 
     [Fact]
     public async Task FreshParent_RegistryDead_SharedChallengeWithARealmOnARegistryRoute_Served_ButTheRealmNotHonoured()
     {
-        await using var world = await StartWithSharedPingAsync(registry => $"Bearer realm=\"https://{registry}/v2/library/app/manifests/latest\"");
+        var (world, response) = await RefusedOfflineAsync(registry => $"Bearer realm=\"https://{registry}/v2/library/app/manifests/latest\"", "");
+        await using (world)
+        using (response)
+        {
+            Assert.Null(world.Proxy.Get<RegistryChallenges>().Find(world.Authority)!.Realm);
+            var port = int.Parse(world.Authority.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Null(world.Proxy.Get<TokenEndpoint>().RegistriesFor(new InterceptTarget(world.Authority.Split(':')[0], port), "/v2/library/app/manifests/latest"));
+        }
+    }
+
+    /// <summary>
+    /// A world whose proxy has a fresh bucket prefix holding only the registry's ping answer (<paramref name="challenge"/>),
+    /// its upstreams dead, and the proxy's 401 to an anonymous <c>GET /v2/PATH</c>.
+    /// </summary>
+    private async Task<(RegistryWorld World, HttpResponseMessage Response)> RefusedOfflineAsync(Func<string, string> challenge, string path)
+    {
+        var world = await StartWithSharedPingAsync(challenge);
         using var client = ProxyClients.Create(world.Proxy);
+        var response = await client.GetAsync($"https://{world.Authority}/v2/{path}");
+        if (response.StatusCode != HttpStatusCode.Unauthorized)
+        {
+            var log = world.Proxy.Log.Tail();
+            await world.DisposeAsync();
+            Assert.Fail($"{response.StatusCode}, not 401\n{log}");
+        }
 
-        using var response = await client.GetAsync($"https://{world.Authority}/v2/");
-
-        Assert.True(HttpStatusCode.Unauthorized == response.StatusCode, $"{response.StatusCode}\n{world.Proxy.Log.Tail()}");
-        Assert.Null(world.Proxy.Get<RegistryChallenges>().Find(world.Authority)!.Realm);
-        var port = int.Parse(world.Authority.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture);
-        Assert.Null(world.Proxy.Get<TokenEndpoint>().RegistriesFor(new InterceptTarget(world.Authority.Split(':')[0], port), "/v2/library/app/manifests/latest"));
+        return (world, response);
     }
 
     /// <summary>A world whose proxy has a fresh bucket prefix holding only the registry's ping answer, and whose upstreams are dead.</summary>
