@@ -72,7 +72,7 @@ internal sealed class RegistryChallenges
 
     /// <summary>
     /// The registry's remembered challenge, scoped to one repository as the registry itself would send
-    /// it, so a client asks the token host (or us, offline) for the right scope. Null when none is remembered.
+    /// it, so a client asks the token host (or us, offline) for the right scope. Null when none is remembered (nor shared, see <see cref="FindOrFetchAsync"/>).
     /// </summary>
     public async Task<string?> ScopedChallengeAsync(string registry, string repository, CancellationToken ct) =>
         (await FindOrFetchAsync(registry, ct))?.WwwAuthenticate is not { } remembered ? null
