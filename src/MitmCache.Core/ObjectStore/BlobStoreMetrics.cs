@@ -10,7 +10,7 @@ namespace MitmCache.ObjectStore;
 /// <remarks>
 /// | instrument | type | tags |
 /// |---|---|---|
-/// | mitmcache_blob_store_hits_total | counter | kind: blob (blobs and manifests), tag, link |
+/// | mitmcache_blob_store_hits_total | counter | kind: blob (blobs and manifests), tag, link, ping |
 /// | mitmcache_blob_store_misses_total | counter | kind |
 /// | mitmcache_blob_store_skipped_total | counter | operation: calls not made while the breaker was open |
 /// | mitmcache_blob_store_uploads_total | counter | result: uploaded, exists, source_missing, source_corrupt, failed, dropped |
@@ -22,7 +22,7 @@ namespace MitmCache.ObjectStore;
 /// </remarks>
 internal sealed class BlobStoreMetrics : IDisposable
 {
-    private static readonly string[] s_kinds = ["blob", "tag", "link"];
+    private static readonly string[] s_kinds = ["blob", "tag", "link", "ping"];
     private static readonly string[] s_uploadResults = ["uploaded", "exists", "source_missing", "source_corrupt", "failed", "dropped"];
     private static readonly KeyValuePair<string, object?> s_download = new("direction", "download");
     private static readonly KeyValuePair<string, object?> s_upload = new("direction", "upload");

@@ -75,6 +75,16 @@ internal sealed class BucketWrites : IDisposable
         }
     }
 
+    /// <summary>Upstream answered a ping (<see cref="RegistryChallenges"/>): the answer is shared (the newest wins).</summary>
+    public void PingLearned(string registry, string? challenge, string? redirect)
+    {
+        if (_tier.Layout.PingKey(registry) is { } key)
+        {
+            var ping = new SharedPing(registry, challenge, redirect, _time.GetUtcNow());
+            Schedule(key, new Write($"{challenge}\n{redirect}", ct => _tier.PutPingAsync(ping, ct)));
+        }
+    }
+
     /// <summary>How many small writes are queued or running (tests wait for zero).</summary>
     public int Pending => _pending.Count;
 

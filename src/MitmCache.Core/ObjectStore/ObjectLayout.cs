@@ -9,6 +9,7 @@ namespace MitmCache.ObjectStore;
 /// PREFIX/blobs/sha256/ab/&lt;hex&gt;                               a blob or a manifest, by digest (the local disk's layout)
 /// PREFIX/repositories/REGISTRY/REPOSITORY/_tags/TAG          a tag's last confirmed digest and media type (JSON)
 /// PREFIX/repositories/REGISTRY/REPOSITORY/_public/sha256/ab/&lt;hex&gt;   the digest's bytes came through this public repository (JSON)
+/// PREFIX/registries/REGISTRY/ping                            the registry's answer to /v2/ without credentials (JSON)
 /// </code>
 /// Keys are built only from a parsed <see cref="Digest"/> or from names that pass the registry grammar, so
 /// no client string reaches a key unchecked (a URL would collapse <c>..</c> segments). Repository path
@@ -31,6 +32,9 @@ internal sealed partial class ObjectLayout(string prefix)
         RegistryName().IsMatch(registry) && RepositoryGrammar.IsValidName(repository)
             ? $"{_root}repositories/{registry}/{repository}/_public/{digest.RelativePath}"
             : null;
+
+    /// <summary>The registry's shared ping answer's key; null when the name does not pass the grammar.</summary>
+    public string? PingKey(string registry) => RegistryName().IsMatch(registry) ? $"{_root}registries/{registry}/ping" : null;
 
     // host[:port], lowercase, as the proxy names registries (an IPv6 literal is not stored).
     [GeneratedRegex(@"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::[0-9]{1,5})?\z", RegexOptions.CultureInvariant)]

@@ -21,7 +21,8 @@ namespace MitmCache.ObjectStore;
 internal sealed class S3BlobTier : IDisposable
 {
     private const int TagObjectLimit = 64 * 1024;
-    private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web);
+    /// <summary>The small objects' format (tag pointers, public links, ping answers).</summary>
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     private readonly AmazonS3Client _client;
     private readonly EngineCalls _calls;
@@ -191,9 +192,19 @@ internal sealed class S3BlobTier : IDisposable
         GetJsonAsync<PublicLink>("link_get", "link", Layout.PublicLinkKey(registry, repository, digest),
             l => l.Registry == registry && l.Repository == repository && l.Digest == digest.ToString(), ct);
 
+    /// <summary>Records a registry's ping answer (<see cref="SharedPing"/>). A name outside the grammar is not stored (NotFound).</summary>
+    public Task<TierOutcome> PutPingAsync(SharedPing ping, CancellationToken ct) =>
+        Layout.PingKey(ping.Registry) is { } key && ping.IsValidFor(ping.Registry)
+            ? PutJsonAsync("ping_put", key, ping, ct)
+            : Task.FromResult(TierOutcome.NotFound);
+
+    /// <summary>The registry's ping answer, as some instance of the cluster stored it.</summary>
+    public Task<EngineResult<SharedPing>> GetPingAsync(string registry, CancellationToken ct) =>
+        GetJsonAsync<SharedPing>("ping_get", "ping", Layout.PingKey(registry), p => p.IsValidFor(registry), ct);
+
     private async Task<TierOutcome> PutJsonAsync<T>(string operation, string key, T value, CancellationToken ct)
     {
-        var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, ContentBody = JsonSerializer.Serialize(value, s_json), ContentType = "application/json" };
+        var request = new PutObjectRequest { BucketName = Settings.Bucket, Key = key, ContentBody = JsonSerializer.Serialize(value, Json), ContentType = "application/json" };
         return (await _calls.RunAsync(operation, key, d => _client.PutObjectAsync(request, d.Token), ct)).Outcome;
     }
 
@@ -216,7 +227,7 @@ internal sealed class S3BlobTier : IDisposable
 
             try
             {
-                return await JsonSerializer.DeserializeAsync<T>(response.ResponseStream, s_json, d.Token) is { } value && valid(value) ? value : null;
+                return await JsonSerializer.DeserializeAsync<T>(response.ResponseStream, Json, d.Token) is { } value && valid(value) ? value : null;
             }
             catch (JsonException)
             {

@@ -10,7 +10,8 @@ namespace MitmCache.Registry;
 /// <c>GET /v2/</c>: asked upstream and relayed; its 401 challenge, its openness or its redirect is
 /// remembered per registry (<see cref="RegistryChallenges"/>). When upstream is down, the remembered
 /// answer is given, so a fresh client can start the token dance against a dead registry, with the
-/// token request then answered by <see cref="TokenEndpoint"/>.
+/// token request then answered by <see cref="TokenEndpoint"/>. With <c>--blob-store</c>, a registry this instance never
+/// saw is answered from the ping answer another parent shared in the bucket.
 /// </summary>
 internal sealed class PingEndpoint(RegistryUpstream upstream, AccessTokens tokens, RegistryChallenges challenges, ILogger<PingEndpoint> logger)
 {
@@ -35,7 +36,7 @@ internal sealed class PingEndpoint(RegistryUpstream upstream, AccessTokens token
             reason = HttpForwarder.Describe(ex).Reason;
         }
 
-        var remembered = challenges.Find(registry);
+        var remembered = await challenges.FindOrFetchAsync(registry, context.RequestAborted);
         if (remembered is null)
         {
             await HttpForwarder.WriteErrorAsync(context.Response, StatusCodes.Status502BadGateway, $"MitmCache: upstream {registry}: {reason}");

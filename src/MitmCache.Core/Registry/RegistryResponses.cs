@@ -80,7 +80,7 @@ internal static class RegistryResponses
     {
         SetResult(context.Response, RequestResult.Error);
         if (!authorizer.MayReadOffline(context, target, repository)
-            && challenges.ScopedChallenge(target.Authority, repository) is { } challenge)
+            && await challenges.ScopedChallengeAsync(target.Authority, repository, context.RequestAborted) is { } challenge)
         {
             context.Response.Headers.WWWAuthenticate = challenge;
             await RegistryError.WriteAsync(context.Response, RegistryErrorCode.Unauthorized, "authentication required", context.RequestAborted);

@@ -176,7 +176,7 @@ public sealed class RegistryChallengesTests : IDisposable
     }
 
     [Fact]
-    public void ScopedChallenge_BearerScopedToTheRepository_BasicAsItIs_NoneWhenUnknown()
+    public async Task ScopedChallenge_BearerScopedToTheRepository_BasicAsItIs_NoneWhenUnknown()
     {
         using (var bearer = Answer(HttpStatusCode.Unauthorized, "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\""))
         {
@@ -189,8 +189,8 @@ public sealed class RegistryChallengesTests : IDisposable
         }
 
         Assert.Equal("Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\",scope=\"repository:library/busybox:pull\"",
-            _challenges.ScopedChallenge(Registry, "library/busybox"));
-        Assert.Equal("Basic realm=\"Registry\"", _challenges.ScopedChallenge("basic.test", "library/busybox"));
-        Assert.Null(_challenges.ScopedChallenge("unknown.test", "library/busybox"));
+            await _challenges.ScopedChallengeAsync(Registry, "library/busybox", CancellationToken.None));
+        Assert.Equal("Basic realm=\"Registry\"", await _challenges.ScopedChallengeAsync("basic.test", "library/busybox", CancellationToken.None));
+        Assert.Null(await _challenges.ScopedChallengeAsync("unknown.test", "library/busybox", CancellationToken.None));
     }
 }

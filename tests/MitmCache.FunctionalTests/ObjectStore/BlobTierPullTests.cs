@@ -54,6 +54,30 @@ public sealed class BlobTierPullTests(CephEngineFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task FreshParent_NeverSawTheRegistry_RegistryAndTokenServerDead_ServesASkopeoPullByTag_PingAnsweredFromTheBucket()
+    {
+        var prefix = $"shared-ping-{Guid.NewGuid():N}";
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true, s => WithBlobStore(s, Engine, prefix)); // world.Proxy: parent 1
+        var image = await world.PushImageAsync("library/redis", "7", (200_000, 26), (30_000, 27));
+        var registry = world.Authority;
+        await PullAsync(world.Proxy.Url, world.Proxy.CaBundlePath, $"{registry}/library/redis:7");
+        await WaitSharedAsync(world, prefix, image, "library/redis");
+        Assert.True(await Poll.UntilAsync(() => ObjectExistsAsync(Engine, $"{prefix}/registries/{registry}/ping"), TimeSpan.FromSeconds(30)), world.Proxy.Log.Tail()); // the key by hand
+        await world.KillUpstreamsAsync();
+
+        // Parent 2 never saw this registry: its /v2/ answer (the token challenge) comes from the bucket, and with it the realm,
+        // so the anonymous token request is answered offline; the manifest by its tag pointer, the blobs from the bucket.
+        await using var parent2 = await ProxyUnderTest.StartAsync(WithBlobStore(world.DefaultProxySettings(), Engine, prefix, world.Dir.Combine("parent2")));
+        var ping = await RegistryCalls.GetAsync(parent2, $"https://{registry}/v2/");
+        Assert.True(HttpStatusCode.OK == ping.Status, $"{ping.Status} (without the shared answer: 502)\n{parent2.Log.Tail()}"); // 401 from the bucket, a local token, 200
+        await PullAsync(parent2.Url, parent2.CaBundlePath, $"{registry}/library/redis:7");
+        foreach (var (digest, _) in image.Blobs)
+        {
+            Assert.True(Digest.TryParse(digest, out var parsed) && parent2.Get<MitmCache.Caching.BlobCache>().TryGet(parsed) is not null, $"{digest} is on parent 2's disk now");
+        }
+    }
+
+    [Fact]
     public async Task CorruptedLayerInTheBucket_NeverServed_Removed_RefetchedFromTheRegistry_Counted_AndUploadedAgain()
     {
         var prefix = $"corrupt-{Guid.NewGuid():N}";

@@ -172,5 +172,34 @@ public sealed class S3BlobTierTests(CephEngineFixture fixture) : IDisposable
         Assert.Equal(2, harness.Log.Lines.Count(l => l.Contains("is not a valid tag pointer", StringComparison.Ordinal)));
     }
 
+    [Fact]
+    public async Task PutPingAsync_ThenGetPingAsync_AnswersTheRegistryForAnotherInstance_ButNotAnObjectNamingAnotherRegistry()
+    {
+        using var writer = TierHarness.Create(fixture.Engine);
+        using var reader = TierHarness.Create(fixture.Engine, s => s with { Prefix = writer.Settings.Prefix });
+        var ping = new SharedPing("registry.test:5000", "Bearer realm=\"https://auth.test/token\",service=\"registry.test\"", null,
+            new DateTimeOffset(2026, 12, 3, 8, 0, 0, TimeSpan.Zero));
+
+        Assert.Equal(TierOutcome.Found, await writer.Tier.PutPingAsync(ping, default));
+        Assert.Equal(TierOutcome.NotFound, await writer.Tier.PutPingAsync(ping with { Registry = "Registry.Test" }, default));
+
+        var found = await reader.Tier.GetPingAsync("registry.test:5000", default);
+        Assert.Equal((TierOutcome.Found, ping), (found.Outcome, found.Value));
+        Assert.Equal(TierOutcome.NotFound, (await reader.Tier.GetPingAsync("other.test", default)).Outcome);
+        using (var client = fixture.Engine.CreateClient())
+        {
+            // Another registry's answer copied under this one's key.
+            await client.PutObjectAsync(new PutObjectRequest
+            {
+                BucketName = CephEngineFixture.Bucket, Key = reader.Tier.Layout.PingKey("other.test")!,
+                ContentBody = """{"registry":"registry.test:5000","wwwAuthenticate":null,"redirect":null,"seenAt":"2026-12-03T08:00:00+00:00"}""",
+            });
+        }
+
+        Assert.Equal(TierOutcome.NotFound, (await reader.Tier.GetPingAsync("other.test", default)).Outcome);
+        Assert.Equal(1, reader.Metrics.Value("mitmcache_blob_store_hits_total", ("kind", "ping")));
+        Assert.Equal(2, reader.Metrics.Value("mitmcache_blob_store_misses_total", ("kind", "ping")));
+    }
+
     public void Dispose() => _dir.Dispose();
 }
