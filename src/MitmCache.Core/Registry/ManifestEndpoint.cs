@@ -165,7 +165,7 @@ internal sealed class ManifestEndpoint(
         {
             // Upstream sent these very bytes through this repository: the link is earned.
             var now = cache.Now;
-            links.Link(registry, route.Name, key, now);
+            links.Link(registry, route.Name, digest, now);
             if (!tokens.IsAnonymous(authorization) && visibility.IsPublic(registry, route.Name) is null)
             {
                 visibility.SetVisibility(registry, route.Name, isPublic: false, now); // unknown counts as private

@@ -9,6 +9,7 @@ using MitmCache.Core.Tests.Configuration;
 using MitmCache.Core.Tests.Diagnostics;
 using MitmCache.Diagnostics;
 using MitmCache.Registry;
+using static MitmCache.Core.Tests.Caching.IndexKeys;
 
 namespace MitmCache.Core.Tests.Caching;
 
@@ -112,7 +113,7 @@ public sealed class BlobCacheTests : IDisposable
         File.Delete(_cache.TryGet(digest)!.Path);
 
         Assert.Null(_cache.TryGet(digest));
-        Assert.Null(_index!.Blobs.FindBlob(digest.ToString()));
+        Assert.Null(_index!.Blobs.FindBlob(digest));
         Assert.Equal(0, _cache.TotalBytes);
     }
 
@@ -273,19 +274,19 @@ public sealed class BlobCacheTests : IDisposable
         // served under the old ones too, and a long-lived node's link collection only ever grew.
         Reopen(SmallCap);
         var a = Store(300, 1);
-        _index!.Links.Link("registry.test", "team/app", a.ToString(), _cache.Now);
-        _index.Links.Link("registry.test", "team/other", a.ToString(), _cache.Now);
+        _index!.Links.Link("registry.test", "team/app", a, _cache.Now);
+        _index.Links.Link("registry.test", "team/other", a, _cache.Now);
         var b = Store(300, 2);
-        _index.Links.Link("registry.test", "team/app", b.ToString(), _cache.Now);
+        _index.Links.Link("registry.test", "team/app", b, _cache.Now);
         Store(300, 3);
 
         Store(300, 4);
 
         Assert.Null(_cache.TryGet(a));
-        Assert.Empty(_index.Links.LinksOf(a.ToString()));
-        Assert.False(_index.Links.IsLinked("registry.test", "team/app", a.ToString()));
+        Assert.Empty(_index.Links.LinksOf(a));
+        Assert.False(_index.Links.IsLinked("registry.test", "team/app", a));
         Assert.NotNull(_cache.TryGet(b));
-        Assert.True(_index.Links.IsLinked("registry.test", "team/app", b.ToString()));
+        Assert.True(_index.Links.IsLinked("registry.test", "team/app", b));
     }
 
     [Fact]
@@ -334,8 +335,8 @@ public sealed class BlobCacheTests : IDisposable
 
         _cache = Open(LargeCap);
 
-        Assert.Null(_index!.Blobs.FindBlob(a.ToString()));
-        Assert.NotNull(_index!.Blobs.FindBlob(b.ToString()));
+        Assert.Null(_index!.Blobs.FindBlob(a));
+        Assert.NotNull(_index!.Blobs.FindBlob(b));
         Assert.Equal(200, _cache.TotalBytes);
     }
 
@@ -349,7 +350,7 @@ public sealed class BlobCacheTests : IDisposable
 
         _cache = Open(LargeCap);
 
-        Assert.Null(_index!.Blobs.FindBlob(a.ToString()));
+        Assert.Null(_index!.Blobs.FindBlob(a));
         Assert.False(File.Exists(path));
         Assert.Equal(0, _cache.TotalBytes);
     }
@@ -366,7 +367,7 @@ public sealed class BlobCacheTests : IDisposable
 
         _cache = Open(LargeCap);
 
-        var record = _index!.Blobs.FindBlob(digest.ToString());
+        var record = _index!.Blobs.FindBlob(digest);
         Assert.NotNull(record);
         Assert.Equal(manifest.Length, record.Size);
         Assert.Equal("application/vnd.oci.image.manifest.v1+json", record.MediaType);
@@ -401,7 +402,7 @@ public sealed class BlobCacheTests : IDisposable
         _cache = Open(LargeCap);
 
         Assert.False(File.Exists(path));
-        Assert.Null(_index!.Blobs.FindBlob(digest.ToString()));
+        Assert.Null(_index!.Blobs.FindBlob(digest));
         Assert.Equal(0, _cache.TotalBytes);
     }
 
@@ -850,7 +851,7 @@ public sealed class BlobCacheTests : IDisposable
     private void AssertNothingKept(Digest digest, BlobFill fill)
     {
         Assert.Null(_cache.TryGet(digest));
-        Assert.Null(_index!.Blobs.FindBlob(digest.ToString()));
+        Assert.Null(_index!.Blobs.FindBlob(digest));
         Assert.False(File.Exists(fill.FinalPath));
         Assert.False(File.Exists(fill.TempPath));
         Assert.Empty(Directory.EnumerateFiles(TempRoot));
