@@ -27,7 +27,7 @@ internal sealed class BlobCommits(BlobStore store, BlobRecords blobs, CacheSize 
         }
         catch (Exception ex) when (StorageHealth.IsStorageFailure(ex))
         {
-            health.Report(fill.Digest.ToString(), ex.Message);
+            health.Report(fill.Digest, ex.Message);
             return FillOutcome.StorageError;
         }
 
@@ -65,7 +65,7 @@ internal sealed class BlobCommits(BlobStore store, BlobRecords blobs, CacheSize 
         }
         catch (Exception ex) when (StorageHealth.IsStorageFailure(ex))
         {
-            health.Report(digest.ToString(), ex.Message);
+            health.Report(digest, ex.Message);
             FillPump.TryDelete(temp);
             return false;
         }
