@@ -105,7 +105,7 @@ internal sealed class BlobCache : IDisposable
     /// <summary>A committed blob's record and path, for deciding whether it may be served; null when not cached.</summary>
     public CachedBlob? TryGet(Digest digest)
     {
-        var record = _blobs.FindBlob(digest.ToString());
+        var record = _blobs.FindBlob(digest);
         if (record is null)
         {
             return null;
@@ -273,7 +273,7 @@ internal sealed class BlobCache : IDisposable
     /// <inheritdoc cref="BlobCommits.StoreSmall"/>
     public bool StoreSmall(Digest digest, ReadOnlySpan<byte> bytes, string mediaType) => _commits.StoreSmall(digest, bytes, mediaType);
 
-    public void Touch(Digest digest) => _blobs.TouchBlob(digest.ToString(), Now);
+    public void Touch(Digest digest) => _blobs.TouchBlob(digest, Now);
 
     /// <summary>Whether this whole-blob read should be hashed on the way out (<c>--verify-on-read</c>).</summary>
     public bool ShouldVerifyRead() => _verifyOnRead switch
@@ -287,7 +287,7 @@ internal sealed class BlobCache : IDisposable
     public void Quarantine(Digest digest)
     {
         _logger.BlobCorrupt(digest.ToString());
-        var size = _blobs.FindBlob(digest.ToString())?.Size ?? 0;
+        var size = _blobs.FindBlob(digest)?.Size ?? 0;
         if (Remove(digest))
         {
             _metrics.Evicted(size, CacheMetrics.EvictedAsCorrupt);

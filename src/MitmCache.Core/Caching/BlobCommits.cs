@@ -27,7 +27,7 @@ internal sealed class BlobCommits(BlobStore store, BlobRecords blobs, CacheSize 
         }
         catch (Exception ex) when (StorageHealth.IsStorageFailure(ex))
         {
-            health.Report(fill.Digest.ToString(), ex.Message);
+            health.Report(fill.Digest, ex.Message);
             return FillOutcome.StorageError;
         }
 
@@ -42,7 +42,7 @@ internal sealed class BlobCommits(BlobStore store, BlobRecords blobs, CacheSize 
     /// <summary>Stores a small verified body (a manifest) directly. Returns false when storage failed.</summary>
     public bool StoreSmall(Digest digest, ReadOnlySpan<byte> bytes, string mediaType)
     {
-        if (blobs.FindBlob(digest.ToString()) is { } existing && File.Exists(store.PathOf(digest)))
+        if (blobs.FindBlob(digest) is { } existing && File.Exists(store.PathOf(digest)))
         {
             if (existing.MediaType != mediaType && mediaType.Length > 0)
             {
@@ -65,7 +65,7 @@ internal sealed class BlobCommits(BlobStore store, BlobRecords blobs, CacheSize 
         }
         catch (Exception ex) when (StorageHealth.IsStorageFailure(ex))
         {
-            health.Report(digest.ToString(), ex.Message);
+            health.Report(digest, ex.Message);
             FillPump.TryDelete(temp);
             return false;
         }
@@ -83,7 +83,7 @@ internal sealed class BlobCommits(BlobStore store, BlobRecords blobs, CacheSize 
         }
 
         CachedBlob? blob = null;
-        RunHook(() => blob = blobs.FindBlob(digest.ToString()) is { } record ? new CachedBlob(digest, record, store.PathOf(digest)) : null, digest);
+        RunHook(() => blob = blobs.FindBlob(digest) is { } record ? new CachedBlob(digest, record, store.PathOf(digest)) : null, digest);
         foreach (var subscriber in committed.GetInvocationList().Cast<Action<CachedBlob>>())
         {
             if (blob is not null)

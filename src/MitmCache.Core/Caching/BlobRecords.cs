@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using LiteDB;
+using MitmCache.Registry;
 
 namespace MitmCache.Caching;
 
@@ -40,10 +41,14 @@ internal sealed class BlobRecords
         database.BeforeClose(opened => FlushAccess(_blobs.On(opened)));
     }
 
-    public BlobRecord? FindBlob(string digest) => _blobs.Use(c => _front.Find(digest, () => c.FindById(digest)))?.Copy();
+    public BlobRecord? FindBlob(Digest digest)
+    {
+        var id = digest.ToString();
+        return _blobs.Use(c => _front.Find(id, () => c.FindById(id)))?.Copy();
+    }
 
     /// <summary>Whether the index holds the blob, asked of the file (a sweep must not churn what hits keep in memory).</summary>
-    public bool Contains(string digest) => _blobs.Use(c => c.Exists(Query.EQ("_id", digest)));
+    public bool Contains(Digest digest) => _blobs.Use(c => c.Exists(Query.EQ("_id", digest.ToString())));
 
     public List<BlobRecord> AllBlobs() => _blobs.Use(c => c.FindAll().ToList());
 
@@ -79,27 +84,35 @@ internal sealed class BlobRecords
     /// In that order: if storage fails half-way, what is left is a link or a tag to nothing, which serves nothing
     /// (a hit needs the blob) and which <see cref="IndexMaintenance"/> sweeps away. Deleting never makes a link.
     /// </remarks>
-    public void DeleteBlob(string digest)
+    public void DeleteBlob(Digest digest)
+    {
+        DeleteRecord(digest.ToString());
+        _links.DeleteLinksOf(digest);
+        _tags.DeleteTagsPointingTo(digest);
+    }
+
+    /// <summary>Deletes a record whose id is not a digest (written by hand or by an old version): nothing can link to it.</summary>
+    public void DeleteUnparsable(BlobRecord record) => DeleteRecord(record.Id);
+
+    private void DeleteRecord(string id)
     {
         _blobs.Use(c =>
         {
             lock (_countGate)
             {
-                var previous = _counts is null ? null : c.FindById(digest);
-                _front.Write(digest, null, () => c.Delete(digest));
+                var previous = _counts is null ? null : c.FindById(id);
+                _front.Write(id, null, () => c.Delete(id));
                 _counts = _counts?.Without(previous);
             }
 
             return 0;
         });
-        _pendingAccess.TryRemove(digest, out _);
-        _links.DeleteLinksOf(digest);
-        _tags.DeleteTagsPointingTo(digest);
+        _pendingAccess.TryRemove(id, out _);
     }
 
     /// <summary>Notes a hit in memory; <see cref="FlushAccess()"/> writes it.</summary>
-    public void TouchBlob(string digest, DateTime at) =>
-        _pendingAccess.AddOrUpdate(digest, (at, 1), (_, old) => (at, old.Hits + 1));
+    public void TouchBlob(Digest digest, DateTime at) =>
+        _pendingAccess.AddOrUpdate(digest.ToString(), (at, 1), (_, old) => (at, old.Hits + 1));
 
     public int FlushAccess() => _blobs.Use(FlushAccess);
 

@@ -25,7 +25,7 @@ internal static class BlobRepair
         {
             if (!Digest.TryParse(record.Id, out var digest))
             {
-                blobs.DeleteBlob(record.Id);
+                blobs.DeleteUnparsable(record);
                 dropped++;
                 continue;
             }
@@ -34,7 +34,7 @@ internal static class BlobRepair
             if (!file.Exists || file.Length != record.Size)
             {
                 store.Delete(digest);
-                blobs.DeleteBlob(record.Id);
+                blobs.DeleteBlob(digest);
                 dropped++;
                 continue;
             }

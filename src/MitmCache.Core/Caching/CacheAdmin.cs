@@ -120,8 +120,13 @@ internal sealed class CacheAdmin
                 break; // least recently used first: nothing later is older, and the size is reached
             }
 
-            var repositories = RepositoriesOf(record.Id); // before the removal takes the links with it
-            if (!Digest.TryParse(record.Id, out var digest) || (!dryRun && !_cache.Remove(digest)))
+            if (!Digest.TryParse(record.Id, out var digest))
+            {
+                continue;
+            }
+
+            var repositories = RepositoriesOf(digest); // before the removal takes the links with it
+            if (!dryRun && !_cache.Remove(digest))
             {
                 continue;
             }
@@ -173,7 +178,7 @@ internal sealed class CacheAdmin
                 problem = $"size {size} bytes, indexed as {record.Size}";
             }
 
-            if (problem is not null && _blobs.FindBlob(record.Id) is null)
+            if (problem is not null && _blobs.FindBlob(digest) is null)
             {
                 continue; // evicted or pruned while we read it
             }
@@ -186,7 +191,7 @@ internal sealed class CacheAdmin
             }
 
             _logger.CorruptBlobFound(record.Id, problem);
-            var repositories = RepositoriesOf(record.Id);
+            var repositories = RepositoriesOf(digest);
             var deleted = delete && _cache.Remove(digest);
             if (deleted)
             {
@@ -304,7 +309,7 @@ internal sealed class CacheAdmin
         }
     }
 
-    private List<string> RepositoriesOf(string digest) =>
+    private List<string> RepositoriesOf(Digest digest) =>
         [.. _links.LinksOf(digest).Select(l => $"{l.Registry}/{l.Repository}").Order(StringComparer.Ordinal)];
 
     /// <summary>An exact name, or a pattern where <c>*</c> matches any run of characters.</summary>

@@ -27,7 +27,7 @@ internal sealed class CacheSize(BlobStore store, BlobRecords blobs, long maxByte
         var now = time.GetUtcNow().UtcDateTime;
         lock (_sizeGate)
         {
-            var previous = blobs.FindBlob(digest.ToString());
+            var previous = blobs.FindBlob(digest);
             blobs.UpsertBlob(new BlobRecord
             {
                 Id = digest.ToString(),
@@ -67,12 +67,12 @@ internal sealed class CacheSize(BlobStore store, BlobRecords blobs, long maxByte
     {
         lock (_sizeGate)
         {
-            if (File.Exists(store.PathOf(digest)) || blobs.FindBlob(digest.ToString()) is not { } record)
+            if (File.Exists(store.PathOf(digest)) || blobs.FindBlob(digest) is not { } record)
             {
                 return false;
             }
 
-            blobs.DeleteBlob(record.Id);
+            blobs.DeleteBlob(digest);
             Interlocked.Add(ref _totalBytes, -record.Size);
             return true;
         }
@@ -87,7 +87,7 @@ internal sealed class CacheSize(BlobStore store, BlobRecords blobs, long maxByte
     {
         lock (_evictionGate)
         {
-            if (isFilling(digest) || blobs.FindBlob(digest.ToString()) is null)
+            if (isFilling(digest) || blobs.FindBlob(digest) is null)
             {
                 return false;
             }

@@ -72,7 +72,7 @@ internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetri
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            health.Report(fill.Digest.ToString(), ex.Message);
+            health.Report(fill.Digest, ex.Message);
             Finish(fill, FillOutcome.StorageError);
             return false;
         }
@@ -169,7 +169,7 @@ internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetri
             case CopyFailure.Write when copy.Error is FillSink.OverrunException:
                 return FillOutcome.Truncated;
             case CopyFailure.Write:
-                health.Report(digest, copy.Error?.Message ?? "");
+                health.Report(fill.Digest, copy.Error?.Message ?? "");
                 return FillOutcome.StorageError;
         }
 
@@ -198,7 +198,7 @@ internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetri
         }
         catch (IOException ex)
         {
-            health.Report(fill.Digest.ToString(), ex.Message);
+            health.Report(fill.Digest, ex.Message);
             return FillOutcome.StorageError;
         }
     }

@@ -1,4 +1,5 @@
 using LiteDB;
+using MitmCache.Registry;
 
 namespace MitmCache.Caching;
 
@@ -20,26 +21,31 @@ internal sealed class LinkRecords
         _links = database.Collection<LinkRecord>(IndexSchema.Links, links => links.EnsureIndex(l => l.Digest));
 
     /// <summary>A bookkeeping write: false when storage failed (see <see cref="IndexDatabase.TryWrite"/>).</summary>
-    public bool Link(string registry, string repository, string digest, DateTime at)
+    public bool Link(string registry, string repository, Digest digest, DateTime at)
     {
+        var key = digest.ToString();
         var link = new LinkRecord
         {
-            Id = LinkRecord.MakeId(registry, repository, digest),
+            Id = LinkRecord.MakeId(registry, repository, key),
             Registry = registry,
             Repository = repository,
-            Digest = digest,
+            Digest = key,
             SeenAt = at,
         };
         return _links.TryWrite(c => _front.Write(link.Id, link, () => c.Upsert(link)));
     }
 
-    public bool IsLinked(string registry, string repository, string digest)
+    public bool IsLinked(string registry, string repository, Digest digest)
     {
-        var id = LinkRecord.MakeId(registry, repository, digest);
+        var id = LinkRecord.MakeId(registry, repository, digest.ToString());
         return _links.Use(c => _front.Find(id, () => c.FindById(id)) is not null);
     }
 
-    public List<LinkRecord> LinksOf(string digest) => _links.Use(c => c.Find(l => l.Digest == digest).ToList());
+    public List<LinkRecord> LinksOf(Digest digest)
+    {
+        var key = digest.ToString();
+        return _links.Use(c => c.Find(l => l.Digest == key).ToList());
+    }
 
     public List<LinkRecord> AllLinks() => _links.Use(c => c.FindAll().ToList());
 
@@ -47,9 +53,10 @@ internal sealed class LinkRecords
     public bool AnyIn(string repositoryId) => _links.Use(c => c.Exists(Query.StartsWith("_id", LinkRecord.PrefixOf(repositoryId))));
 
     /// <summary>Deletes every link of a digest; returns how many. The lookups every hit makes stay warm.</summary>
-    public int DeleteLinksOf(string digest) => _links.Use(c =>
+    public int DeleteLinksOf(Digest digest) => _links.Use(c =>
     {
-        var ids = c.Find(l => l.Digest == digest).Select(l => l.Id).ToList();
+        var key = digest.ToString();
+        var ids = c.Find(l => l.Digest == key).Select(l => l.Id).ToList();
         foreach (var id in ids)
         {
             _front.Write(id, null, () => c.Delete(id));
@@ -63,7 +70,7 @@ internal sealed class LinkRecords
     /// their blob left behind, and what a removal racing a link leaves. A link made again meanwhile (its blob
     /// fetched anew) has a new time and stays. Returns how many went.
     /// </summary>
-    public int DeleteOrphans(Func<string, bool> isCached, int pageSize = 1024)
+    public int DeleteOrphans(Func<Digest, bool> isCached, int pageSize = 1024)
     {
         var after = "";
         var deleted = 0;
@@ -71,7 +78,7 @@ internal sealed class LinkRecords
         {
             var from = after;
             var page = _links.Use(c => c.Query().Where(Query.GT("_id", from)).OrderBy("_id").Limit(pageSize).ToList());
-            foreach (var link in page.Where(l => !isCached(l.Digest)))
+            foreach (var link in page.Where(l => !Digest.TryParse(l.Digest, out var digest) || !isCached(digest)))
             {
                 var unchanged = Query.And(Query.EQ("_id", link.Id), Query.EQ(nameof(LinkRecord.SeenAt), link.SeenAt));
                 deleted += _links.Use(c =>

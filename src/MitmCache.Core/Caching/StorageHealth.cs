@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using MitmCache.Diagnostics;
+using MitmCache.Registry;
 
 namespace MitmCache.Caching;
 
@@ -34,9 +35,9 @@ internal sealed class StorageHealth(TimeProvider time, ILogger logger)
     }
 
     /// <summary>A fill or store of <paramref name="digest"/> failed on storage: logged, and the breaker trips.</summary>
-    public void Report(string digest, string message)
+    public void Report(Digest digest, string message)
     {
-        logger.FillStorageFailed(digest, message);
+        logger.FillStorageFailed(digest.ToString(), message);
         Failed(message);
     }
 

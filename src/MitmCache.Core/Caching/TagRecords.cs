@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using MitmCache.Registry;
 
 namespace MitmCache.Caching;
 
@@ -34,5 +35,9 @@ internal sealed class TagRecords
 
     public List<TagRecord> AllTags() => _tags.Use(c => c.FindAll().ToList());
 
-    public int DeleteTagsPointingTo(string digest) => _tags.Use(c => c.DeleteMany(t => t.Digest == digest));
+    public int DeleteTagsPointingTo(Digest digest)
+    {
+        var key = digest.ToString();
+        return _tags.Use(c => c.DeleteMany(t => t.Digest == key));
+    }
 }

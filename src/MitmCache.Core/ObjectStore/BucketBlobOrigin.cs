@@ -61,7 +61,7 @@ internal sealed class BucketBlobOrigin(S3BlobTier tier, RegistryAuthorizer autho
         new BucketFillOrigin(this, upstream, context, target, route, logger);
 
     public BucketAccess Capture(HttpContext context, InterceptTarget target, string repository, Digest digest, bool probe = true) =>
-        BucketAccess.Capture(authorizer, visibility, context, target, repository, digest, probe, links.IsLinked(target.Authority, repository, digest.ToString()));
+        BucketAccess.Capture(authorizer, visibility, context, target, repository, digest, probe, links.IsLinked(target.Authority, repository, digest));
 
     public async Task<BucketBlob?> OpenAsync(Digest digest, long offset, BucketAccess access, CancellationToken ct)
     {

@@ -41,7 +41,7 @@ internal sealed class BucketWrites : IDisposable
             uploader.Enqueue(blob.Digest, blob.Record.MediaType); // one index insert: the upload itself is the uploader's
             // A fill links the blob to its repository before this runs: when that repository is public, the link is shared,
             // so a parent that never saw the image may serve the bucket's copy while upstream is down.
-            foreach (var link in links.LinksOf(blob.Digest.ToString()))
+            foreach (var link in links.LinksOf(blob.Digest))
             {
                 if (visibility.IsPublic(link.Registry, link.Repository) == true)
                 {

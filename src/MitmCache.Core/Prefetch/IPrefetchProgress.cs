@@ -1,3 +1,5 @@
+using MitmCache.Registry;
+
 namespace MitmCache.Prefetch;
 
 /// <summary>
@@ -9,15 +11,15 @@ internal interface IPrefetchProgress
 {
     void ImageStarted(ImageReference image);
 
-    void ManifestFetched(ImageReference image, string digest, string mediaType, long size, string? cacheResult);
+    void ManifestFetched(ImageReference image, Digest digest, string mediaType, long size, string? cacheResult);
 
     /// <param name="kind"><c>config</c> or <c>layer</c>.</param>
-    void BlobStarted(string digest, string kind, long size);
+    void BlobStarted(Digest digest, string kind, long size);
 
     /// <param name="bytes">Bytes read so far.</param>
-    void BlobProgress(string digest, long bytes);
+    void BlobProgress(Digest digest, long bytes);
 
-    void BlobCompleted(string digest, long bytes, string? cacheResult);
+    void BlobCompleted(Digest digest, long bytes, string? cacheResult);
 
     void ImageCompleted(PrefetchResult result);
 }

@@ -81,7 +81,7 @@ internal sealed class ImagePrefetcher(RegistryClient client, PlatformFilter plat
         foreach (var entry in selected)
         {
             var digest = DigestOf(entry) ?? throw new PrefetchException($"index {manifest.Digest} lists an entry without a valid digest");
-            await ExpandAsync(image, await FetchManifestAsync(image, digest, cancellationToken), manifests, depth + 1, cancellationToken);
+            await ExpandAsync(image, await FetchManifestAsync(image, digest.ToString(), cancellationToken), manifests, depth + 1, cancellationToken);
         }
     }
 
@@ -110,7 +110,7 @@ internal sealed class ImagePrefetcher(RegistryClient client, PlatformFilter plat
             throw new PrefetchException($"manifest {reference} hashes to {digest}, not {check}");
         }
 
-        var manifest = new Manifest(digest.ToString(), response.Content.Headers.ContentType?.MediaType ?? "", bytes);
+        var manifest = new Manifest(digest, response.Content.Headers.ContentType?.MediaType ?? "", bytes);
         using (var document = Parse(manifest))
         {
             if (document.RootElement.TryGetProperty("mediaType", out var type) && type.ValueKind == JsonValueKind.String && !MediaTypes.IsManifest(manifest.MediaType))
@@ -137,7 +137,7 @@ internal sealed class ImagePrefetcher(RegistryClient client, PlatformFilter plat
             throw new PrefetchException($"{blob.Kind} {blob.Digest}: {image.Registry} answered {(int)response.StatusCode} {response.ReasonPhrase}{await ErrorTextAsync(response, cancellationToken)}");
         }
 
-        Digest.TryParse(blob.Digest, out var digest);
+        var digest = blob.Digest;
         using var hash = digest.CreateHash();
         long received = 0;
         CopyResult copy;
@@ -204,10 +204,10 @@ internal sealed class ImagePrefetcher(RegistryClient client, PlatformFilter plat
             element.TryGetProperty("size", out var size) && size.TryGetInt64(out var bytes) ? bytes : -1,
             kind);
 
-    private static string? DigestOf(JsonElement descriptor) =>
+    private static Digest? DigestOf(JsonElement descriptor) =>
         descriptor.ValueKind == JsonValueKind.Object && descriptor.TryGetProperty("digest", out var value) && value.ValueKind == JsonValueKind.String
             && Digest.TryParse(value.GetString(), out var digest)
-            ? digest.ToString()
+            ? digest
             : null;
 
     private static JsonDocument Parse(Manifest manifest)
@@ -240,7 +240,7 @@ internal sealed class ImagePrefetcher(RegistryClient client, PlatformFilter plat
         }
     }
 
-    private sealed record Manifest(string Digest, string MediaType, byte[] Bytes);
+    private sealed record Manifest(Digest Digest, string MediaType, byte[] Bytes);
 
-    private sealed record BlobDescriptor(string Digest, long Size, string Kind);
+    private sealed record BlobDescriptor(Digest Digest, long Size, string Kind);
 }

@@ -66,7 +66,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
     private async Task<HitDecision> AuthorizeHitAsync(HttpContext context, InterceptTarget target, BlobRoute route, CachedBlob hit)
     {
         var digest = route.Digest;
-        var linked = links.IsLinked(target.Authority, route.Name, digest.ToString());
+        var linked = links.IsLinked(target.Authority, route.Name, digest);
         if (!linked && !authorizer.IsPublicAnywhere(digest))
         {
             return HitDecision.Miss; // its bytes must come through this repository first
@@ -82,7 +82,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         {
             if (!linked)
             {
-                links.Link(target.Authority, route.Name, digest.ToString(), cache.Now); // public bytes: the answer is enough
+                links.Link(target.Authority, route.Name, digest, cache.Now); // public bytes: the answer is enough
             }
 
             return new(RequestResult.Hit, null);
@@ -119,7 +119,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         {
             if (head.ProvesAccess)
             {
-                links.Link(target.Authority, route.Name, route.Digest.ToString(), cache.Now);
+                links.Link(target.Authority, route.Name, route.Digest, cache.Now);
                 grants.RecordSuccess(authorization, target.Authority, route.Name);
             }
         };

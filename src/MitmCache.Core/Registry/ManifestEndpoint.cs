@@ -165,7 +165,7 @@ internal sealed class ManifestEndpoint(
         {
             // Upstream sent these very bytes through this repository: the link is earned.
             var now = cache.Now;
-            links.Link(registry, route.Name, key, now);
+            links.Link(registry, route.Name, digest, now);
             if (!tokens.IsAnonymous(authorization) && visibility.IsPublic(registry, route.Name) is null)
             {
                 visibility.SetVisibility(registry, route.Name, isPublic: false, now); // unknown counts as private
@@ -178,7 +178,7 @@ internal sealed class ManifestEndpoint(
             }
             if (route.Tag is { } tag)
             {
-                PutTag(context, target, route.Name, tag, key, mediaType);
+                PutTag(context, target, route.Name, tag, digest, mediaType);
             }
         }
 
@@ -256,16 +256,13 @@ internal sealed class ManifestEndpoint(
         grants.RecordSuccess(authorization, target.Authority, route.Name);
         if (route.Tag is { } tag)
         {
-            PutTag(context, target, route.Name, tag, digest.ToString(), mediaType);
+            PutTag(context, target, route.Name, tag, digest, mediaType);
         }
     }
 
-    private void PutTag(HttpContext context, InterceptTarget target, string repository, string tag, string digest, string mediaType)
+    private void PutTag(HttpContext context, InterceptTarget target, string repository, string tag, Digest digest, string mediaType)
     {
-        if (Digest.TryParse(digest, out var parsed))
-        {
-            bucket?.TagConfirmed(target.Authority, repository, tag, parsed, mediaType);
-        }
+        bucket?.TagConfirmed(target.Authority, repository, tag, digest, mediaType);
 
         tags.PutTag(new TagRecord
         {
@@ -274,7 +271,7 @@ internal sealed class ManifestEndpoint(
             Repository = repository,
             Tag = tag,
             AcceptKey = ManifestAcceptKey(context.Request.Headers.Accept),
-            Digest = digest,
+            Digest = digest.ToString(),
             MediaType = mediaType,
             FetchedAt = cache.Now,
         });

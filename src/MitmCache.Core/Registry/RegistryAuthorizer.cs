@@ -48,7 +48,7 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
 
     /// <summary>Linked here, and this client may read it without asking upstream.</summary>
     public bool IsAllowed(HttpContext context, InterceptTarget target, string repository, Digest digest) =>
-        links.IsLinked(target.Authority, repository, digest.ToString()) && IsAuthorized(context, target, repository);
+        links.IsLinked(target.Authority, repository, digest) && IsAuthorized(context, target, repository);
 
     /// <summary>
     /// The digest is linked to a repository known to be public: its bytes are anyone's already, so an upstream
@@ -56,7 +56,7 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
     /// in private repositories is linked nowhere else but by its bytes.
     /// </summary>
     public bool IsPublicAnywhere(Digest digest) =>
-        links.LinksOf(digest.ToString()).Any(link => repositories.IsPublic(link.Registry, link.Repository) == true);
+        links.LinksOf(digest).Any(link => repositories.IsPublic(link.Registry, link.Repository) == true);
 
     /// <summary>This client may read this repository without asking upstream: fresh-public, a live grant, or a local token.</summary>
     public bool IsAuthorized(HttpContext context, InterceptTarget target, string repository)
@@ -213,7 +213,7 @@ internal sealed class RegistryAuthorizer(BlobCache cache, AccessGrants grants, R
     /// or a proxy-local token minted for such a credential.
     /// </summary>
     public bool AuthorizeOffline(HttpContext context, InterceptTarget target, string repository, Digest digest) =>
-        links.IsLinked(target.Authority, repository, digest.ToString()) && MayReadOffline(context, target, repository);
+        links.IsLinked(target.Authority, repository, digest) && MayReadOffline(context, target, repository);
 
     /// <summary>
     /// Without upstream, whether this client may read this repository at all: it is public, or the credential

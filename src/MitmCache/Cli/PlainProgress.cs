@@ -1,4 +1,5 @@
 using MitmCache.Prefetch;
+using MitmCache.Registry;
 
 namespace MitmCache.Cli;
 
@@ -9,18 +10,18 @@ internal sealed class PlainProgress(TextWriter output) : IPrefetchProgress
 
     public void ImageStarted(ImageReference image) => Write($"prefetch {image}");
 
-    public void ManifestFetched(ImageReference image, string digest, string mediaType, long size, string? cacheResult) =>
+    public void ManifestFetched(ImageReference image, Digest digest, string mediaType, long size, string? cacheResult) =>
         Write($"  manifest {digest} {mediaType} {TextFormat.Size(size)} {cacheResult ?? "-"}");
 
-    public void BlobStarted(string digest, string kind, long size)
+    public void BlobStarted(Digest digest, string kind, long size)
     {
     }
 
-    public void BlobProgress(string digest, long bytes)
+    public void BlobProgress(Digest digest, long bytes)
     {
     }
 
-    public void BlobCompleted(string digest, long bytes, string? cacheResult) =>
+    public void BlobCompleted(Digest digest, long bytes, string? cacheResult) =>
         Write($"  blob     {digest} {TextFormat.Size(bytes)} {cacheResult ?? "-"}");
 
     public void ImageCompleted(PrefetchResult result) => Write(Summary(result));

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using MitmCache.Prefetch;
+using MitmCache.Registry;
 
 namespace MitmCache.Cli;
 
@@ -21,10 +22,10 @@ internal sealed class TerminalProgress(TextWriter output) : IPrefetchProgress
 
     public void ImageStarted(ImageReference image) => Print($"{image}: resolving");
 
-    public void ManifestFetched(ImageReference image, string digest, string mediaType, long size, string? cacheResult) =>
-        Print($"  {TextFormat.ShortDigest(digest)}  manifest  {mediaType} ({cacheResult ?? "-"})");
+    public void ManifestFetched(ImageReference image, Digest digest, string mediaType, long size, string? cacheResult) =>
+        Print($"  {TextFormat.ShortDigest(digest.ToString())}  manifest  {mediaType} ({cacheResult ?? "-"})");
 
-    public void BlobStarted(string digest, string kind, long size)
+    public void BlobStarted(Digest digest, string kind, long size)
     {
         lock (_gate)
         {
@@ -33,7 +34,7 @@ internal sealed class TerminalProgress(TextWriter output) : IPrefetchProgress
         }
     }
 
-    public void BlobProgress(string digest, long bytes)
+    public void BlobProgress(Digest digest, long bytes)
     {
         lock (_gate)
         {
@@ -49,7 +50,7 @@ internal sealed class TerminalProgress(TextWriter output) : IPrefetchProgress
         }
     }
 
-    public void BlobCompleted(string digest, long bytes, string? cacheResult)
+    public void BlobCompleted(Digest digest, long bytes, string? cacheResult)
     {
         lock (_gate)
         {
@@ -131,9 +132,9 @@ internal sealed class TerminalProgress(TextWriter output) : IPrefetchProgress
         return width > 10 && line.Length >= width ? line[..(width - 1)] : line;
     }
 
-    private sealed class Bar(string digest, string kind, long size)
+    private sealed class Bar(Digest digest, string kind, long size)
     {
-        public string Digest { get; } = digest;
+        public Digest Digest { get; } = digest;
 
         public long Bytes { get; set; }
 
@@ -141,7 +142,7 @@ internal sealed class TerminalProgress(TextWriter output) : IPrefetchProgress
 
         public string Render()
         {
-            var head = $"  {TextFormat.ShortDigest(Digest)}  {kind,-8}  ";
+            var head = $"  {TextFormat.ShortDigest(Digest.ToString())}  {kind,-8}  ";
             if (Result is not null)
             {
                 return $"{head}{TextFormat.Size(Bytes)} ({Result})";

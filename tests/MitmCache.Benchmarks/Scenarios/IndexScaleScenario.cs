@@ -1,8 +1,8 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using LiteDB;
 using MitmCache.Benchmarks.Infrastructure;
 using MitmCache.Caching;
+using MitmCache.Registry;
 
 namespace MitmCache.Benchmarks.Scenarios;
 
@@ -27,15 +27,15 @@ internal static class IndexScaleScenario
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, "index.db");
         var now = DateTime.UtcNow;
-        var digests = new string[total];
+        var digests = new Digest[total];
         for (var i = 0; i < total; i++)
         {
-            digests[i] = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(BitConverter.GetBytes(i)));
+            digests[i] = Digest.Compute(BitConverter.GetBytes(i));
         }
 
         BlobRecord Record(int i) => new()
         {
-            Id = digests[i],
+            Id = digests[i].ToString(),
             Size = 1_000_000 + i,
             MediaType = "application/vnd.oci.image.layer.v1.tar+gzip",
             FirstSeen = now,

@@ -1,5 +1,6 @@
 using MitmCache.Caching;
 using MitmCache.Core.Tests.Certificates;
+using static MitmCache.Core.Tests.Caching.IndexKeys;
 
 namespace MitmCache.Core.Tests.Caching;
 
@@ -35,7 +36,7 @@ public sealed class BlobRecordsTests : IDisposable
     {
         Put("sha256:a", 10, s_t0);
 
-        var record = _index.FindBlob("sha256:a");
+        var record = _index.FindBlob(Key("sha256:a"));
 
         Assert.NotNull(record);
         Assert.Equal(10, record.Size);
@@ -56,9 +57,9 @@ public sealed class BlobRecordsTests : IDisposable
         _index.UpsertBlob(new BlobRecord { Id = "sha256:m", Size = 2, MediaType = Manifest, LastAccess = s_t0 }); // again: no new entry
         _index.UpsertBlob(new BlobRecord { Id = "sha256:x", Size = 3, MediaType = "application/octet-stream", LastAccess = s_t0 });
         _index.UpsertBlob(new BlobRecord { Id = "sha256:x", Size = 3, MediaType = Manifest + "; charset=utf-8", LastAccess = s_t0 }); // now a manifest
-        _index.DeleteBlob("sha256:before");
-        _index.DeleteBlob("sha256:never-there");
-        _index.TouchBlob("sha256:layer", s_t0.AddDays(1));
+        _index.DeleteBlob(Key("sha256:before"));
+        _index.DeleteBlob(Key("sha256:never-there"));
+        _index.TouchBlob(Key("sha256:layer"), s_t0.AddDays(1));
         _index.FlushAccess();
 
         Assert.Equal(new BlobCounts(3, 2), _index.CountBlobs());
@@ -72,7 +73,7 @@ public sealed class BlobRecordsTests : IDisposable
     {
         Put("sha256:a", 10, s_t0);
 
-        Assert.Equal(DateTimeKind.Utc, _index.FindBlob("sha256:a")!.LastAccess.Kind);
+        Assert.Equal(DateTimeKind.Utc, _index.FindBlob(Key("sha256:a"))!.LastAccess.Kind);
     }
 
     [Fact]
@@ -80,12 +81,12 @@ public sealed class BlobRecordsTests : IDisposable
     {
         Put("sha256:a", 10, s_t0);
 
-        _index.TouchBlob("sha256:a", s_t0.AddDays(1));
-        _index.TouchBlob("sha256:a", s_t0.AddDays(2));
-        _index.TouchBlob("sha256:a", s_t0.AddDays(3));
+        _index.TouchBlob(Key("sha256:a"), s_t0.AddDays(1));
+        _index.TouchBlob(Key("sha256:a"), s_t0.AddDays(2));
+        _index.TouchBlob(Key("sha256:a"), s_t0.AddDays(3));
         var written = _index.FlushAccess();
 
-        var record = _index.FindBlob("sha256:a")!;
+        var record = _index.FindBlob(Key("sha256:a"))!;
         Assert.Equal(1, written);
         Assert.Equal(3, record.Hits);
         Assert.Equal(s_t0.AddDays(3), record.LastAccess.ToUniversalTime());
@@ -96,10 +97,10 @@ public sealed class BlobRecordsTests : IDisposable
     {
         Put("sha256:a", 10, s_t0);
 
-        _index.TouchBlob("sha256:a", s_t0.AddDays(-1));
+        _index.TouchBlob(Key("sha256:a"), s_t0.AddDays(-1));
         _index.FlushAccess();
 
-        Assert.Equal(s_t0, _index.FindBlob("sha256:a")!.LastAccess.ToUniversalTime());
+        Assert.Equal(s_t0, _index.FindBlob(Key("sha256:a"))!.LastAccess.ToUniversalTime());
     }
 
     [Fact]
@@ -107,23 +108,23 @@ public sealed class BlobRecordsTests : IDisposable
     {
         Put("sha256:a", 10, s_t0);
 
-        _index.TouchBlob("sha256:a", s_t0.AddDays(1));
+        _index.TouchBlob(Key("sha256:a"), s_t0.AddDays(1));
 
-        Assert.Equal(s_t0, _index.FindBlob("sha256:a")!.LastAccess.ToUniversalTime());
-        Assert.Equal(0, _index.FindBlob("sha256:a")!.Hits);
+        Assert.Equal(s_t0, _index.FindBlob(Key("sha256:a"))!.LastAccess.ToUniversalTime());
+        Assert.Equal(0, _index.FindBlob(Key("sha256:a"))!.Hits);
     }
 
     [Fact]
     public void FlushAccess_DeletedOrUnknownBlob_WritesNothing()
     {
         Put("sha256:a", 10, s_t0);
-        _index.TouchBlob("sha256:a", s_t0.AddMinutes(1));
-        _index.TouchBlob("sha256:unknown", s_t0.AddMinutes(1));
+        _index.TouchBlob(Key("sha256:a"), s_t0.AddMinutes(1));
+        _index.TouchBlob(Key("sha256:unknown"), s_t0.AddMinutes(1));
 
-        _index.DeleteBlob("sha256:a");
+        _index.DeleteBlob(Key("sha256:a"));
 
         Assert.Equal(0, _index.FlushAccess());
-        Assert.Null(_index.FindBlob("sha256:a"));
+        Assert.Null(_index.FindBlob(Key("sha256:a")));
     }
 
     [Fact]
@@ -132,7 +133,7 @@ public sealed class BlobRecordsTests : IDisposable
         Put("sha256:a", 1, s_t0);
         Put("sha256:b", 1, s_t0.AddDays(1));
         Put("sha256:c", 1, s_t0.AddDays(2));
-        _index.TouchBlob("sha256:a", s_t0.AddDays(3));
+        _index.TouchBlob(Key("sha256:a"), s_t0.AddDays(3));
         _index.FlushAccess();
 
         Assert.Equal(["sha256:b", "sha256:c", "sha256:a"], _index.BlobsByLastAccess().Select(b => b.Id));
@@ -156,7 +157,7 @@ public sealed class BlobRecordsTests : IDisposable
             seen.Add(record.Id);
             if (deleteAsReturned)
             {
-                _index.DeleteBlob(record.Id);
+                _index.DeleteBlob(Key(record.Id));
             }
         }
 
@@ -172,12 +173,12 @@ public sealed class BlobRecordsTests : IDisposable
         using (var index = new TestIndex(path))
         {
             index.Blobs.UpsertBlob(new BlobRecord { Id = "sha256:a", LastAccess = s_t0 });
-            index.Blobs.TouchBlob("sha256:a", s_t0.AddDays(1));
+            index.Blobs.TouchBlob(Key("sha256:a"), s_t0.AddDays(1));
         }
 
         using var reopened = new TestIndex(path);
-        Assert.Equal(s_t0.AddDays(1), reopened.Blobs.FindBlob("sha256:a")!.LastAccess.ToUniversalTime());
-        Assert.Equal(1, reopened.Blobs.FindBlob("sha256:a")!.Hits);
+        Assert.Equal(s_t0.AddDays(1), reopened.Blobs.FindBlob(Key("sha256:a"))!.LastAccess.ToUniversalTime());
+        Assert.Equal(1, reopened.Blobs.FindBlob(Key("sha256:a"))!.Hits);
     }
 
     [Fact]
@@ -185,9 +186,9 @@ public sealed class BlobRecordsTests : IDisposable
     {
         Put("sha256:a", 10, s_t0);
 
-        _index.FindBlob("sha256:a")!.MediaType = "changed/by-caller";
+        _index.FindBlob(Key("sha256:a"))!.MediaType = "changed/by-caller";
 
-        Assert.Equal("application/octet-stream", _index.FindBlob("sha256:a")!.MediaType);
+        Assert.Equal("application/octet-stream", _index.FindBlob(Key("sha256:a"))!.MediaType);
     }
 
     [Fact]
@@ -195,19 +196,19 @@ public sealed class BlobRecordsTests : IDisposable
     {
         Put("sha256:a", 10, s_t0);
         Put("sha256:b", 10, s_t0);
-        _open.Links.Link("registry.test", "team/app", "sha256:a", s_t0);
-        _open.Links.Link("registry.test", "team/other", "sha256:a", s_t0);
-        _open.Links.Link("registry.test", "team/app", "sha256:b", s_t0);
-        Assert.True(_open.Links.IsLinked("registry.test", "team/app", "sha256:a")); // now answered from memory
+        _open.Links.Link("registry.test", "team/app", Key("sha256:a"), s_t0);
+        _open.Links.Link("registry.test", "team/other", Key("sha256:a"), s_t0);
+        _open.Links.Link("registry.test", "team/app", Key("sha256:b"), s_t0);
+        Assert.True(_open.Links.IsLinked("registry.test", "team/app", Key("sha256:a"))); // now answered from memory
         var tag = TagRecord.MakeTagKey("registry.test", "team/app", "latest");
         _open.Tags.PutTag(new TagRecord { TagKey = tag, AcceptKey = "oci", Digest = "sha256:a" });
         _open.Tags.PutTag(new TagRecord { TagKey = tag, AcceptKey = "docker", Digest = "sha256:b" });
 
-        _index.DeleteBlob("sha256:a");
+        _index.DeleteBlob(Key("sha256:a"));
 
-        Assert.Empty(_open.Links.LinksOf("sha256:a"));
-        Assert.False(_open.Links.IsLinked("registry.test", "team/app", "sha256:a"));
-        Assert.True(_open.Links.IsLinked("registry.test", "team/app", "sha256:b"));
+        Assert.Empty(_open.Links.LinksOf(Key("sha256:a")));
+        Assert.False(_open.Links.IsLinked("registry.test", "team/app", Key("sha256:a")));
+        Assert.True(_open.Links.IsLinked("registry.test", "team/app", Key("sha256:b")));
         Assert.Equal("sha256:b", Assert.Single(_open.Tags.FindTags("registry.test", "team/app", "latest")).Digest);
         Assert.Equal(["sha256:b"], _open.Links.AllLinks().Select(l => l.Digest));
     }

@@ -3,6 +3,7 @@ using LiteDB;
 using MitmCache.Caching;
 using MitmCache.Core.Tests.Certificates;
 using MitmCache.Registry;
+using static MitmCache.Core.Tests.Caching.IndexKeys;
 
 namespace MitmCache.Core.Tests.Caching;
 
@@ -40,12 +41,12 @@ public sealed class IndexDatabaseTests : IDisposable
             var challenges = new ChallengeRecords(database);
             var uploads = new MitmCache.ObjectStore.UploadQueue(database, capacity: 10);
 
-            var record = blobs.FindBlob(manifest)!;
+            var record = blobs.FindBlob(Key(manifest))!;
             Assert.Equal((1234L, "application/vnd.oci.image.manifest.v1+json", 3L), (record.Size, record.MediaType, record.Hits));
             Assert.Equal((s_t0, s_t0.AddDays(1)), (record.FirstSeen, record.LastAccess));
             Assert.Equal(new BlobCounts(2, 1), blobs.CountBlobs());
-            Assert.True(links.IsLinked("registry.test", "team/app", manifest));
-            Assert.True(links.IsLinked("registry.test", "team/app", layer));
+            Assert.True(links.IsLinked("registry.test", "team/app", Key(manifest)));
+            Assert.True(links.IsLinked("registry.test", "team/app", Key(layer)));
             var tag = Assert.Single(tags.FindTags("registry.test", "team/app", "v1"));
             Assert.Equal((manifest, s_t0), (tag.Digest, tag.FetchedAt));
             Assert.True(visibility.IsPublic("registry.test", "team/app"));
@@ -60,8 +61,8 @@ public sealed class IndexDatabaseTests : IDisposable
             Assert.Equal(1, grants.DeleteExpiredGrants(s_t0.AddDays(8)));
             Assert.Equal(1, visibility.DeleteStale(s_t0.AddDays(1), r => links.AnyIn(r.Id)));
             Assert.Null(visibility.IsPublic("registry.test", "team/private"));
-            blobs.DeleteBlob(layer);
-            Assert.False(links.IsLinked("registry.test", "team/app", layer));
+            blobs.DeleteBlob(Key(layer));
+            Assert.False(links.IsLinked("registry.test", "team/app", Key(layer)));
         }
 
         using var reopened = new TestIndex(path);
@@ -96,7 +97,7 @@ public sealed class IndexDatabaseTests : IDisposable
         using var database = IndexDatabase.OpenOrRebuild(path, TimeProvider.System, out var movedAside);
 
         Assert.NotNull(movedAside);
-        Assert.Null(new BlobRecords(database, new LinkRecords(database), new TagRecords(database)).FindBlob("sha256:a"));
+        Assert.Null(new BlobRecords(database, new LinkRecords(database), new TagRecords(database)).FindBlob(Key("sha256:a")));
     }
 
     [Fact]
@@ -128,7 +129,7 @@ public sealed class IndexDatabaseTests : IDisposable
                     {
                         index.Blobs.UpsertBlob(new BlobRecord { Id = id, Size = i, FirstSeen = s_t0, LastAccess = s_t0 });
                         written.Add(id);
-                        index.Links.Link("registry.test", "team/app", id, s_t0);
+                        index.Links.Link("registry.test", "team/app", Key(id), s_t0);
                     }
                     catch (ObjectDisposedException)
                     {
@@ -145,7 +146,7 @@ public sealed class IndexDatabaseTests : IDisposable
             await Task.WhenAll(writers); // any exception other than ObjectDisposedException fails here
 
             using var reopened = new TestIndex(path);
-            Assert.All(written, id => Assert.NotNull(reopened.Blobs.FindBlob(id)));
+            Assert.All(written, id => Assert.NotNull(reopened.Blobs.FindBlob(Key(id))));
         }
 
         GC.Collect();
@@ -169,9 +170,9 @@ public sealed class IndexDatabaseTests : IDisposable
         using (var index = new TestIndex(path))
         {
             index.Blobs.UpsertBlob(new BlobRecord { Id = "sha256:a", LastAccess = s_t0 });
-            index.Links.Link("registry.test", "team/app", "sha256:a", s_t0);
+            index.Links.Link("registry.test", "team/app", Key("sha256:a"), s_t0);
             blobs = index.Blobs.AllBlobs();
-            links = index.Links.LinksOf("sha256:a");
+            links = index.Links.LinksOf(Key("sha256:a"));
         }
 
         Assert.Equal("sha256:a", Assert.Single(blobs).Id);
@@ -184,7 +185,7 @@ public sealed class IndexDatabaseTests : IDisposable
         var index = new TestIndex(_directory.Combine("closed.db"));
         index.Dispose();
 
-        Assert.Throws<ObjectDisposedException>(() => index.Blobs.FindBlob("sha256:a"));
+        Assert.Throws<ObjectDisposedException>(() => index.Blobs.FindBlob(Key("sha256:a")));
         Assert.Throws<ObjectDisposedException>(() => index.Blobs.UpsertBlob(new BlobRecord { Id = "sha256:a" }));
         Assert.Throws<ObjectDisposedException>(() => index.Grants.FindGrant("k", "registry.test", "team/app"));
         index.Dispose(); // twice is fine
@@ -196,18 +197,18 @@ public sealed class IndexDatabaseTests : IDisposable
         var path = _directory.Combine("index.db");
         var index = new TestIndex(path);
         index.Blobs.UpsertBlob(new BlobRecord { Id = "sha256:a", Size = 10, FirstSeen = s_t0, LastAccess = s_t0 });
-        Assert.NotNull(index.Blobs.FindBlob("sha256:a"));
-        index.Blobs.TouchBlob("sha256:a", s_t0.AddDays(1));
+        Assert.NotNull(index.Blobs.FindBlob(Key("sha256:a")));
+        index.Blobs.TouchBlob(Key("sha256:a"), s_t0.AddDays(1));
         index.Blobs.FlushAccess();
-        Assert.Equal(1, index.Blobs.FindBlob("sha256:a")!.Hits);
-        index.Blobs.DeleteBlob("sha256:a");
-        Assert.Null(index.Blobs.FindBlob("sha256:a"));
+        Assert.Equal(1, index.Blobs.FindBlob(Key("sha256:a"))!.Hits);
+        index.Blobs.DeleteBlob(Key("sha256:a"));
+        Assert.Null(index.Blobs.FindBlob(Key("sha256:a")));
 
-        Assert.False(index.Links.IsLinked("registry.test", "team/app", "sha256:a"));
-        index.Links.Link("registry.test", "team/app", "sha256:a", s_t0);
-        Assert.True(index.Links.IsLinked("registry.test", "team/app", "sha256:a"));
-        index.Links.DeleteLinksOf("sha256:a");
-        Assert.False(index.Links.IsLinked("registry.test", "team/app", "sha256:a"));
+        Assert.False(index.Links.IsLinked("registry.test", "team/app", Key("sha256:a")));
+        index.Links.Link("registry.test", "team/app", Key("sha256:a"), s_t0);
+        Assert.True(index.Links.IsLinked("registry.test", "team/app", Key("sha256:a")));
+        index.Links.DeleteLinksOf(Key("sha256:a"));
+        Assert.False(index.Links.IsLinked("registry.test", "team/app", Key("sha256:a")));
 
         index.Visibility.SetVisibility("registry.test", "team/app", isPublic: true, s_t0);
         Assert.True(index.Visibility.IsPublic("registry.test", "team/app"));
@@ -217,8 +218,8 @@ public sealed class IndexDatabaseTests : IDisposable
         // And what is in the file agrees with what was answered from memory.
         index.Dispose();
         using var reopened = new TestIndex(path);
-        Assert.Null(reopened.Blobs.FindBlob("sha256:a"));
-        Assert.False(reopened.Links.IsLinked("registry.test", "team/app", "sha256:a"));
+        Assert.Null(reopened.Blobs.FindBlob(Key("sha256:a")));
+        Assert.False(reopened.Links.IsLinked("registry.test", "team/app", Key("sha256:a")));
         Assert.False(reopened.Visibility.IsPublic("registry.test", "team/app"));
     }
 }

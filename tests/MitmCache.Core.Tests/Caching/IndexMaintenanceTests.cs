@@ -5,6 +5,7 @@ using MitmCache.Core.Tests.Certificates;
 using MitmCache.Core.Tests.Configuration;
 using MitmCache.Registry;
 using Xunit.Abstractions;
+using static MitmCache.Core.Tests.Caching.IndexKeys;
 
 namespace MitmCache.Core.Tests.Caching;
 
@@ -103,15 +104,15 @@ public sealed class IndexMaintenanceTests : IDisposable
             foreach (var digest in digests)
             {
                 _index.Blobs.UpsertBlob(new BlobRecord { Id = digest, Size = 1_000, FirstSeen = Now, LastAccess = Now });
-                _index.Links.Link(Registry, "team/app", digest, Now);
-                _index.Links.Link(Registry, "team/other", digest, Now);
+                _index.Links.Link(Registry, "team/app", Key(digest), Now);
+                _index.Links.Link(Registry, "team/other", Key(digest), Now);
                 _index.Tags.PutTag(new TagRecord { TagKey = TagRecord.MakeTagKey(Registry, "team/app", digest[^8..]), AcceptKey = "oci", Digest = digest });
             }
 
             Assert.Equal(2_000, _index.Links.AllLinks().Count);
             foreach (var digest in digests)
             {
-                _index.Blobs.DeleteBlob(digest); // what eviction, prune and verify do
+                _index.Blobs.DeleteBlob(Key(digest)); // what eviction, prune and verify do
             }
 
             Assert.Empty(_index.Links.AllLinks());
@@ -128,25 +129,27 @@ public sealed class IndexMaintenanceTests : IDisposable
     [Fact]
     public void Timer_LinksLeftByAnOlderVersion_SweptOnceADay_LinksOfCachedBlobsStay()
     {
-        _index.Blobs.UpsertBlob(new BlobRecord { Id = "sha256:kept", Size = 1, LastAccess = Now });
-        _index.Links.Link(Registry, "team/app", "sha256:kept", Now);
-        _index.Links.Link(Registry, "team/app", "sha256:evicted-long-ago", Now);
+        var (kept, evicted, raced) = (Digest.Compute("kept"u8), Digest.Compute("evicted"u8), Digest.Compute("raced"u8));
+        _index.Blobs.UpsertBlob(new BlobRecord { Id = kept.ToString(), Size = 1, LastAccess = Now });
+        _index.Links.Link(Registry, "team/app", kept, Now);
+        _index.Links.Link(Registry, "team/app", evicted, Now);
 
         _clock.Advance(IndexMaintenance.Interval);
 
-        Assert.Equal(["sha256:kept"], _index.Links.AllLinks().Select(l => l.Digest));
-        _index.Links.Link(Registry, "team/app", "sha256:raced", Now); // a removal racing a link: swept the next day
+        Assert.Equal([kept.ToString()], _index.Links.AllLinks().Select(l => l.Digest));
+        _index.Links.Link(Registry, "team/app", raced, Now); // a removal racing a link: swept the next day
         _clock.Advance(IndexMaintenance.Interval);
-        Assert.True(_index.Links.IsLinked(Registry, "team/app", "sha256:raced"));
+        Assert.True(_index.Links.IsLinked(Registry, "team/app", raced));
         _clock.Advance(IndexMaintenance.SweepInterval);
-        Assert.Equal(["sha256:kept"], _index.Links.AllLinks().Select(l => l.Digest));
+        Assert.Equal([kept.ToString()], _index.Links.AllLinks().Select(l => l.Digest));
     }
 
     [Fact]
     public void Timer_VisibilityOfRepositoriesNothingIsCachedFrom_ForgottenAfterTheOfflineWindow()
     {
-        _index.Blobs.UpsertBlob(new BlobRecord { Id = "sha256:a", Size = 1, LastAccess = Now });
-        _index.Links.Link(Registry, "team/cached", "sha256:a", Now);
+        var cached = Digest.Compute("a"u8);
+        _index.Blobs.UpsertBlob(new BlobRecord { Id = cached.ToString(), Size = 1, LastAccess = Now });
+        _index.Links.Link(Registry, "team/cached", cached, Now);
         _index.Visibility.SetVisibility(Registry, "team/cached", isPublic: true, Now);
         _index.Visibility.SetVisibility(Registry, "team/gone", isPublic: true, Now);
         _index.Visibility.SetVisibility(Registry, "team/private", isPublic: false, Now);

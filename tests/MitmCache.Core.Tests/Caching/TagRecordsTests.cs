@@ -1,5 +1,6 @@
 using MitmCache.Caching;
 using MitmCache.Core.Tests.Certificates;
+using static MitmCache.Core.Tests.Caching.IndexKeys;
 
 namespace MitmCache.Core.Tests.Caching;
 
@@ -26,7 +27,7 @@ public sealed class TagRecordsTests : IDisposable
 
         Assert.Equal(["sha256:b", "sha256:c"], _index.Tags.FindTags("registry.test", "team/app", "latest").Select(t => t.Digest).Order());
 
-        _index.Tags.DeleteTagsPointingTo("sha256:c");
+        _index.Tags.DeleteTagsPointingTo(Key("sha256:c"));
 
         Assert.Equal("sha256:b", Assert.Single(_index.Tags.FindTags("registry.test", "team/app", "latest")).Digest);
     }

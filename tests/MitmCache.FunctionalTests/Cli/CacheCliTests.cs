@@ -65,16 +65,16 @@ public sealed class CacheCliTests
         var (blobs, links, tags) = (world.Proxy.Get<BlobRecords>(), world.Proxy.Get<LinkRecords>(), world.Proxy.Get<TagRecords>());
         blobs.FlushAccess();
         var leastRecent = blobs.BlobsByLastAccess().First();
-        var linkedIn = links.LinksOf(leastRecent.Id).Select(l => $"{l.Registry}/{l.Repository}").Order(StringComparer.Ordinal).ToList();
+        var linkedIn = links.LinksOf(DigestOf(leastRecent.Id)).Select(l => $"{l.Registry}/{l.Repository}").Order(StringComparer.Ordinal).ToList();
         Assert.NotEmpty(linkedIn);
         var pruned = await RunJsonAsync<PruneReport>("cache", "prune", "--json", "--proxy", proxy, "--max-size", (stats.TotalBytes - 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
         var gone = Assert.Single(pruned.Blobs);
         Assert.Equal(leastRecent.Id, gone.Digest);
         Assert.Equal("size", gone.Reason);
         Assert.Equal(linkedIn, gone.Repositories);
-        Assert.Null(blobs.FindBlob(leastRecent.Id));
+        Assert.Null(blobs.FindBlob(DigestOf(leastRecent.Id)));
         Assert.DoesNotContain(tags.AllTags(), t => t.Digest == leastRecent.Id);
-        Assert.Empty(links.LinksOf(leastRecent.Id)); // its links went with it: fetched again, it earns them again
+        Assert.Empty(links.LinksOf(DigestOf(leastRecent.Id))); // its links went with it: fetched again, it earns them again
         Assert.Equal(stats.TotalBytes - leastRecent.Size, cache.TotalBytes);
 
         // verify finds a layer whose bytes changed on disk; --delete drops it; the next pull fetches it again.
@@ -85,7 +85,7 @@ public sealed class CacheCliTests
         Assert.Contains(layer, found.StdOut, StringComparison.Ordinal);
         Assert.Contains("content does not match the digest", found.StdOut, StringComparison.Ordinal);
         Assert.Contains("kept (use --delete)", found.StdOut, StringComparison.Ordinal);
-        Assert.NotNull(blobs.FindBlob(layer));
+        Assert.NotNull(blobs.FindBlob(DigestOf(layer)));
 
         var deleted = await MitmCacheCli.RunAsync("cache", "verify", "--delete", "--json", "--proxy", proxy);
         Assert.Equal(1, deleted.ExitCode);
@@ -94,10 +94,10 @@ public sealed class CacheCliTests
         Assert.Equal(layer, corrupt.Digest);
         Assert.True(corrupt.Deleted);
         Assert.Equal(new[] { $"{world.Authority}/library/other" }, corrupt.Repositories);
-        Assert.Null(blobs.FindBlob(layer));
+        Assert.Null(blobs.FindBlob(DigestOf(layer)));
         Assert.Equal(0, (await MitmCacheCli.RunAsync("cache", "verify", "--proxy", proxy)).ExitCode);
         await PullAsync(world, "library/other:v2", "other-again");
-        Assert.NotNull(blobs.FindBlob(layer));
+        Assert.NotNull(blobs.FindBlob(DigestOf(layer)));
 
         using var http = new HttpClient();
         var metrics = PrometheusText.Parse(await http.GetStringAsync($"{proxy}/metrics"));
@@ -249,6 +249,9 @@ public sealed class CacheCliTests
     }
 
     /// <summary>Flips a byte in the middle of a stored blob: same size, different content.</summary>
+    private static Digest DigestOf(string digest) =>
+        Digest.TryParse(digest, out var parsed) ? parsed : throw new ArgumentException($"not a digest: {digest}", nameof(digest));
+
     private static void Corrupt(string dataDirectory, string digest)
     {
         Assert.True(Digest.TryParse(digest, out var parsed));
