@@ -242,7 +242,14 @@ internal sealed class TierHandler : HttpMessageHandler
             var body = await response.Content.ReadAsStreamAsync(head.Token);
             if (response.StatusCode == HttpStatusCode.OK)
             {
-                await SkipAsync(body, offset, head.Token); // it ignored the Range: the bytes before the offset are ours already
+                // It ignored the Range: the bytes before the offset are ours already.
+                var skipped = await StreamCopier.CopyAsync(new LimitedStream(body, offset), Stream.Null, head.Token);
+                if (skipped.Failure != CopyFailure.None || skipped.Bytes != offset)
+                {
+                    head.Token.ThrowIfCancellationRequested();
+                    throw new IOException("the body ended before the offset", skipped.Error);
+                }
+
                 if (!route.IsDirect)
                 {
                     _tier.Counts[route.Parent].Received(offset);
@@ -270,21 +277,6 @@ internal sealed class TierHandler : HttpMessageHandler
         if (!route.IsDirect)
         {
             _tier.Counts[route.Parent].Failure();
-        }
-    }
-
-    private static async Task SkipAsync(Stream body, long count, CancellationToken cancellationToken)
-    {
-        var buffer = new byte[64 * 1024];
-        while (count > 0)
-        {
-            var read = await body.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, count)), cancellationToken);
-            if (read == 0)
-            {
-                throw new IOException("the body ended before the offset");
-            }
-
-            count -= read;
         }
     }
 
