@@ -1,3 +1,4 @@
+using MitmCache.Upstream;
 namespace MitmCache.ObjectStore;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using Amazon.S3.Model;
+using MitmCache.Upstream;
 
 namespace MitmCache.ObjectStore;
 

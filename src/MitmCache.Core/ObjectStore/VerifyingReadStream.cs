@@ -1,4 +1,5 @@
 using MitmCache.Registry;
+using MitmCache.Upstream;
 
 namespace MitmCache.ObjectStore;
 

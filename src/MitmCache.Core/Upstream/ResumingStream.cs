@@ -16,7 +16,7 @@ namespace MitmCache.Upstream;
 /// answers its <c>/readyz</c>, kept if it does (the break was its upstream's, say). Either way this body goes on
 /// from the next route.</para>
 /// </summary>
-internal sealed class ResumingStream : Stream
+internal sealed class ResumingStream : ReadOnlyBodyStream
 {
     private readonly TierHandler _handler;
     private readonly ParentTier _tier;
@@ -46,14 +46,6 @@ internal sealed class ResumingStream : Stream
         _total = first.Content.Headers.ContentLength;
         _leg = new Leg(route, first, body: null, route.IsDirect ? null : tier.States[route.Parent]);
     }
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
 
     public override long Position { get => _position; set => throw new NotSupportedException(); }
 
@@ -162,19 +154,6 @@ internal sealed class ResumingStream : Stream
     }
 
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -1,6 +1,6 @@
-namespace MitmCache.ObjectStore;
+namespace MitmCache.Upstream;
 
-/// <summary>What every body wrapper of the tier shares: read-only, forward-only, no length; the array read goes to the <see cref="Memory{T}"/> one.</summary>
+/// <summary>What every forward-only body wrapper shares (the S3 tier's, the cluster tier's resuming body): read-only, forward-only, no length; the array read goes to the <see cref="Memory{T}"/> one.</summary>
 internal abstract class ReadOnlyBodyStream : Stream
 {
     public override bool CanRead => true;
