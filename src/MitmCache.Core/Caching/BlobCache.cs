@@ -182,7 +182,7 @@ internal sealed class BlobCache : IDisposable
             catch (FileNotFoundException)
             {
                 // Already committed (renamed) or discarded between the head and our open.
-                if (await fill.Completion.WaitAsync(cancellationToken) == FillOutcome.Committed && TryGet(digest) is { } done && OpenCommitted(done) is { } source)
+                if (await fill.Completion.WaitAsync(cancellationToken) == FillOutcome.Committed && TryGet(digest) is { } done && OpenCommitted(done, filledBy: !owner) is { } source)
                 {
                     return source;
                 }
@@ -197,11 +197,12 @@ internal sealed class BlobCache : IDisposable
     }
 
     /// <summary>A committed blob's file, opened for reading; null when it is gone (evicted meanwhile).</summary>
-    public BlobSource? OpenCommitted(CachedBlob blob)
+    /// <param name="filledBy">See <see cref="BlobSource.Committed"/>.</param>
+    public BlobSource? OpenCommitted(CachedBlob blob, bool? filledBy = null)
     {
         try
         {
-            return BlobSource.Committed(blob, File.OpenHandle(blob.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete));
+            return BlobSource.Committed(blob, File.OpenHandle(blob.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete), filledBy);
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {

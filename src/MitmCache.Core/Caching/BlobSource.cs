@@ -57,12 +57,19 @@ internal sealed class BlobSource : IDisposable
     /// <summary>For <see cref="BlobSourceKind.Filling"/>: this reader joined a fill another request started.</summary>
     public bool Joined { get; private init; }
 
+    /// <summary>
+    /// For <see cref="BlobSourceKind.Committed"/>: the file was committed by the fill this read started or joined (it
+    /// finished before the read could open the growing file), so the bytes came from upstream for this read.
+    /// </summary>
+    public bool Filled { get; private init; }
+
     public OriginRefusal? Refusal { get; private init; }
 
     public OriginFault? Fault { get; private init; }
 
-    public static BlobSource Committed(CachedBlob blob, SafeFileHandle file) =>
-        new(BlobSourceKind.Committed, blob.Digest, blob.Record.Size, blob.Record.MediaType, file);
+    /// <param name="filledBy">Set when the read's own fill committed the file: <c>true</c> if it had joined that fill.</param>
+    public static BlobSource Committed(CachedBlob blob, SafeFileHandle file, bool? filledBy = null) =>
+        new(BlobSourceKind.Committed, blob.Digest, blob.Record.Size, blob.Record.MediaType, file) { Filled = filledBy is not null, Joined = filledBy == true };
 
     public static BlobSource Filling(BlobFill fill, FillHead head, SafeFileHandle file, bool joined) =>
         new(BlobSourceKind.Filling, fill.Digest, head.Size, head.MediaType, file, fill) { Joined = joined };

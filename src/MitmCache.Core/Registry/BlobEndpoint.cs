@@ -130,7 +130,9 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         switch (source.Kind)
         {
             case BlobSourceKind.Committed:
-                return new(hitResult, await RegistryResponses.ServeCachedAsync(context, cache, metrics, source, hitResult, manifest: false));
+                // A fill of this read's that finished before the read opened it is still this read's miss (or coalesced).
+                var result = !source.Filled ? hitResult : source.Joined ? RequestResult.Coalesced : RequestResult.Miss;
+                return new(result, await RegistryResponses.ServeCachedAsync(context, cache, metrics, source, result, manifest: false));
             case BlobSourceKind.Filling:
                 return await ServeFillAsync(context, source, origin);
             case BlobSourceKind.PassThrough:
