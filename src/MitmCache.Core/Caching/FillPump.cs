@@ -164,7 +164,7 @@ internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetri
         switch (copy.Failure)
         {
             case CopyFailure.Read or CopyFailure.Canceled:
-                logger.FillUpstreamFailed(digest, copy.Bytes, copy.Error?.Message ?? "");
+                logger.FillUpstreamFailed(digest, sink.Written, copy.Error?.Message ?? ""); // every leg, not the last one after a resume
                 return FillOutcome.UpstreamError;
             case CopyFailure.Write when copy.Error is FillSink.OverrunException:
                 return FillOutcome.Truncated;
