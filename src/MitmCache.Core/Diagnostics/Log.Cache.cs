@@ -78,4 +78,10 @@ internal static partial class Log
 
     [LoggerMessage(325, LogLevel.Error, "A hook after {Digest} was committed failed (the blob stays committed): {Reason}")]
     public static partial void CommitHookFailed(this ILogger logger, string digest, string reason);
+
+    [LoggerMessage(328, LogLevel.Information, "Repository {Registry}/{Repository} is {Visibility}, as upstream answered a client without credentials")]
+    public static partial void VisibilityLearned(this ILogger logger, string registry, string repository, string visibility);
+
+    [LoggerMessage(329, LogLevel.Debug, "Could not find out whether {Registry}/{Repository} is public: {Reason}")]
+    public static partial void VisibilityUnknown(this ILogger logger, string registry, string repository, string reason);
 }

@@ -126,6 +126,7 @@ public sealed class ProxyHost : IAsyncDisposable
         services.AddSingleton<RegistryChallenges>();
         services.AddSingleton<PingEndpoint>();
         services.AddSingleton<BlobEndpoint>();
+        services.AddSingleton<VisibilityProbe>();
         services.AddSingleton<ManifestEndpoint>();
         services.AddSingleton<RegistryHandler>();
         services.AddSingleton(sp => new CacheAdmin(sp.GetRequiredService<BlobCache>(), sp.GetRequiredService<BlobRecords>(), sp.GetRequiredService<LinkRecords>(),

@@ -13,9 +13,10 @@ namespace MitmCache.Registry;
 /// or one not linked to this repository, is asked for upstream exactly as if it were not cached: a refused client gets
 /// upstream's own answer (or, upstream down, the error an uncached digest gets), and learns nothing about the cache.
 /// </summary>
+/// <param name="visibility">Finds out whether a repository is public when nothing told it (none in tests of other things).</param>
 /// <param name="tiers">Origins asked before upstream when a read must fill (the S3 tier); none by default.</param>
 internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, RegistryAuthorizer authorizer, AccessGrants grants, RegistryChallenges challenges, CacheMetrics metrics, LinkRecords links,
-    IEnumerable<IBlobOriginTier> tiers)
+    VisibilityProbe? visibility, IEnumerable<IBlobOriginTier> tiers)
 {
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target, BlobRoute route)
     {
@@ -110,7 +111,8 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
 
     /// <summary>
     /// The fill's hook on commit. An answer that proved this client's access (upstream's own 200) is kept once the bytes
-    /// are verified against the digest: the link (a link is only ever earned by the blob itself) and the grant.
+    /// are verified against the digest: the link (a link is only ever earned by the blob itself) and the grant. A
+    /// repository whose visibility is not known gets it found out (<see cref="VisibilityProbe"/>).
     /// </summary>
     private Action<FillHead> Committed(HttpContext context, InterceptTarget target, BlobRoute route)
     {
@@ -121,6 +123,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             {
                 links.Link(target.Authority, route.Name, route.Digest, cache.Now);
                 grants.RecordSuccess(authorization, target.Authority, route.Name);
+                visibility?.LearnIfUnknown(target, route.Name, route.Digest, head.Size); // a blob's owner in a tier never saw the token dance
             }
         };
     }

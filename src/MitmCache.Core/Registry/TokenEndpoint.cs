@@ -253,7 +253,8 @@ internal sealed class TokenEndpoint
         return buffer.ToArray();
     }
 
-    private static IEnumerable<(string Token, TimeSpan Lifetime)> TokensIn(byte[] body)
+    /// <summary>The tokens of a token host's answer (<c>token</c>, <c>access_token</c>) with their lifetime; none for anything else.</summary>
+    internal static IEnumerable<(string Token, TimeSpan Lifetime)> TokensIn(byte[] body)
     {
         var found = new List<(string, TimeSpan)>();
         try

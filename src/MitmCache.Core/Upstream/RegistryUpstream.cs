@@ -28,7 +28,17 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConne
 {
     private const int MaxRedirects = 5;
 
-    private readonly HttpMessageInvoker _redirects = UpstreamHttp.CreateInvoker(connector, settings, health, UpstreamReach.Redirect);
+    private HttpMessageInvoker _redirects = UpstreamHttp.CreateInvoker(connector, settings, health, UpstreamReach.Redirect);
+
+    /// <summary>Hosts an upstream named (redirect targets, token realms): their own pool, under the CONNECT rules. Tests may play them.</summary>
+    internal HttpMessageInvoker Redirects
+    {
+        init
+        {
+            _redirects.Dispose();
+            _redirects = value;
+        }
+    }
 
     public TimeSpan Timeout => settings.UpstreamTimeout;
 
@@ -84,8 +94,16 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConne
     /// must arrive within <paramref name="timeout"/>; the body is the caller's to read.
     /// </summary>
     /// <exception cref="UpstreamConnectException">A host on the way is down (<see cref="ConnectError.Down"/>), or could not be connected to.</exception>
-    public async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, bool followRedirects, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <param name="hostFromUpstream">The request's own host came from an upstream's answer (a token realm the proxy asks on its
+    /// own), not from a client: it is checked and connected to as a redirect target is.</param>
+    public async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, bool followRedirects, TimeSpan timeout, CancellationToken cancellationToken,
+        bool hostFromUpstream = false)
     {
+        if (hostFromUpstream && RefuseRedirect(request.RequestUri!) is { } refused)
+        {
+            throw new UpstreamConnectException(ConnectError.Denied, $"{request.RequestUri!.Authority}: {refused}");
+        }
+
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
         var current = request;
@@ -97,7 +115,7 @@ internal sealed class RegistryUpstream(HttpMessageInvoker invoker, UpstreamConne
                 try
                 {
                     // Another host than the one the client named is the upstream's choice: the stricter pool.
-                    var sameHost = string.Equals(current.RequestUri!.Authority, request.RequestUri!.Authority, StringComparison.OrdinalIgnoreCase);
+                    var sameHost = !hostFromUpstream && string.Equals(current.RequestUri!.Authority, request.RequestUri!.Authority, StringComparison.OrdinalIgnoreCase);
                     response = await SendHopAsync(current, sameHost ? invoker : _redirects, sameHost ? UpstreamReach.Client : UpstreamReach.Redirect,
                         timeout, deadline.Token, cancellationToken);
                 }

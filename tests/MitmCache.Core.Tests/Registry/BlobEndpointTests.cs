@@ -23,6 +23,7 @@ public sealed class BlobEndpointTests : IDisposable
 {
     private const string Repository = "team/app";
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
+    private const string TokenHost = "auth.test";
     private static readonly InterceptTarget s_target = new("registry.test", 443);
 
     private readonly TempDirectory _directory = new();
@@ -36,6 +37,8 @@ public sealed class BlobEndpointTests : IDisposable
     private readonly RegistryUpstream _upstream;
     private readonly AccessGrants _grants;
     private readonly BlobEndpoint _endpoint;
+    private readonly AccessTokens _tokens;
+    private readonly VisibilityProbe _visibility;
 
     public BlobEndpointTests()
     {
@@ -47,13 +50,15 @@ public sealed class BlobEndpointTests : IDisposable
         _invoker = new HttpMessageInvoker(_handler);
         var connector = new UpstreamConnector(settings);
         _upstream = new RegistryUpstream(_invoker, connector, new UpstreamHealth(connector, settings, TimeProvider.System, NullLogger<UpstreamHealth>.Instance),
-            settings, NullLogger<RegistryUpstream>.Instance);
+            settings, NullLogger<RegistryUpstream>.Instance) { Redirects = _invoker };
         var tokens = new AccessTokens(_time);
         _grants = new AccessGrants(RandomNumberGenerator.GetBytes(32), _index.Grants, _index.Visibility, tokens, _time, TimeSpan.FromDays(7));
         var tokenEndpoint = new TokenEndpoint(_upstream, tokens, _grants, _index.Visibility, _time, NullLogger<TokenEndpoint>.Instance);
         var challenges = new RegistryChallenges(_index.Challenges, tokenEndpoint, _time, NullLogger<RegistryChallenges>.Instance);
         var authorizer = new RegistryAuthorizer(_cache, _grants, _upstream, tokens, challenges, settings, _index.Links, _index.Visibility);
-        _endpoint = new BlobEndpoint(_cache, _upstream, authorizer, _grants, challenges, metrics, _index.Links, []);
+        _endpoint = new BlobEndpoint(_cache, _upstream, authorizer, _grants, challenges, metrics, _index.Links, null, []);
+        _tokens = tokens;
+        _visibility = new VisibilityProbe(_upstream, challenges, _grants, tokens, _index.Visibility, _time, NullLogger<VisibilityProbe>.Instance);
     }
 
     public void Dispose()
@@ -187,6 +192,96 @@ public sealed class BlobEndpointTests : IDisposable
         Assert.Equal(0, _handler.Heads);
     }
 
+    /// <summary>
+    /// A repository nothing said was public (its token dance went elsewhere: to another parent of a tier) is asked about
+    /// as a client without credentials: a blob HEAD, the anonymous token, the HEAD again; a 200 for that blob makes it
+    /// public, and the token is known as anonymous. No client credential goes anywhere.
+    /// </summary>
+    [Fact]
+    public async Task VisibilityProbe_AnonymousTokenReadsTheBlob_RepositoryPublic()
+    {
+        var body = RandomNumberGenerator.GetBytes(1_000);
+        var digest = Digest.Compute(body);
+        var seen = new List<string>();
+        _handler.Answer = (request, _) =>
+        {
+            lock (seen)
+            {
+                seen.Add($"{request.Method} {request.RequestUri!.Host}{request.RequestUri.AbsolutePath} {request.Headers.Authorization}");
+            }
+
+            return Task.FromResult(request.RequestUri!.Host == TokenHost ? Token("anon-1")
+                : request.Headers.Authorization?.ToString() == "Bearer anon-1" ? Blob(body, digest)
+                : Challenge());
+        };
+
+        var learned = await _visibility.LearnIfUnknown(s_target, Repository, digest, body.Length)!.WaitAsync(s_timeout);
+
+        Assert.True(learned);
+        Assert.True(_index.Visibility.IsPublic(s_target.Authority, Repository));
+        Assert.True(_tokens.IsAnonymousToken("Bearer anon-1"));
+        Assert.Equal([$"HEAD registry.test/v2/{Repository}/blobs/{digest} ", "GET auth.test/token ", $"HEAD registry.test/v2/{Repository}/blobs/{digest} Bearer anon-1"], seen);
+        Assert.Null(_visibility.LearnIfUnknown(s_target, Repository, digest, body.Length)); // known now: not asked again
+    }
+
+    [Theory]
+    [InlineData(HttpStatusCode.Unauthorized)] // the token host issues a token without access (Docker Hub does), the registry refuses it
+    [InlineData(HttpStatusCode.Forbidden)]
+    public async Task VisibilityProbe_AnonymousTokenRefused_RepositoryPrivate(HttpStatusCode refusal)
+    {
+        var digest = Digest.Compute("private layer"u8);
+        _handler.Answer = (request, _) => Task.FromResult(request.RequestUri!.Host == TokenHost ? Token("anon-2")
+            : request.Headers.Authorization is null ? Challenge() : new HttpResponseMessage(refusal));
+
+        var learned = await _visibility.LearnIfUnknown(s_target, Repository, digest, 13)!.WaitAsync(s_timeout);
+
+        Assert.False(learned);
+        Assert.False(_index.Visibility.IsPublic(s_target.Authority, Repository));
+        Assert.False(_tokens.IsAnonymousToken("Bearer anon-2"));
+    }
+
+    /// <summary>A 200 that is not exactly that blob (another size here) proves nothing: still unknown, and not asked again at once.</summary>
+    [Fact]
+    public async Task VisibilityProbe_AnswerForAnotherBlob_StaysUnknownAndIsNotAskedAgainAtOnce()
+    {
+        var body = RandomNumberGenerator.GetBytes(1_000);
+        var digest = Digest.Compute(body);
+        _handler.Answer = (request, _) => Task.FromResult(request.RequestUri!.Host == TokenHost ? Token("anon-3")
+            : request.Headers.Authorization is null ? Challenge() : Blob(body, digest));
+
+        var learned = await _visibility.LearnIfUnknown(s_target, Repository, digest, 999)!.WaitAsync(s_timeout);
+
+        Assert.Null(learned);
+        Assert.Null(_index.Visibility.IsPublic(s_target.Authority, Repository));
+        Assert.Null(_visibility.LearnIfUnknown(s_target, Repository, digest, 999));
+        _time.Advance(VisibilityProbe.RetryAfter);
+        Assert.NotNull(_visibility.LearnIfUnknown(s_target, Repository, digest, 999));
+    }
+
+    /// <summary>A realm the rules refuse (plain http here) is never asked: the check ends without a token request.</summary>
+    [Fact]
+    public async Task VisibilityProbe_ChallengeNamesARealmTheRulesRefuse_NoTokenRequest()
+    {
+        var digest = Digest.Compute("layer"u8);
+        _handler.Answer = (request, _) => Task.FromResult(Challenge("http://auth.test/token"));
+
+        var learned = await _visibility.LearnIfUnknown(s_target, Repository, digest, 5)!.WaitAsync(s_timeout);
+
+        Assert.Null(learned);
+        Assert.Equal(1, _handler.Heads);
+        Assert.Equal(0, _handler.Gets);
+    }
+
+    private static HttpResponseMessage Challenge(string realm = "https://auth.test/token")
+    {
+        var response = new HttpResponseMessage(HttpStatusCode.Unauthorized) { Content = new ByteArrayContent([]) };
+        response.Headers.TryAddWithoutValidation("WWW-Authenticate", $"Bearer realm=\"{realm}\",service=\"registry.test\",scope=\"repository:{Repository}:pull\"");
+        return response;
+    }
+
+    private static HttpResponseMessage Token(string token) =>
+        new(HttpStatusCode.OK) { Content = new StringContent($"{{\"token\":\"{token}\",\"expires_in\":300}}") };
+
     /// <summary>Upstream's 200 for a blob, as the registry sends it.</summary>
     private static HttpResponseMessage Blob(byte[] body, Digest digest)
     {
@@ -211,7 +306,7 @@ public sealed class BlobEndpointTests : IDisposable
         return context;
     }
 
-    /// <summary>Upstream: answers with <see cref="Answer"/> and counts requests by method.</summary>
+    /// <summary>Upstream: answers with <see cref="Answer"/> (blob and token requests) and counts requests by method.</summary>
     private sealed class Upstream : HttpMessageHandler
     {
         private readonly TaskCompletionSource _asked = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -230,7 +325,7 @@ public sealed class BlobEndpointTests : IDisposable
 
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
-            if (!request.RequestUri!.AbsolutePath.Contains("/blobs/", StringComparison.Ordinal))
+            if (!request.RequestUri!.AbsolutePath.Contains("/blobs/", StringComparison.Ordinal) && request.RequestUri.Host != TokenHost)
             {
                 return Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK)); // a health check of the registry
             }

@@ -140,14 +140,28 @@ public sealed class ClusterTierTests
     /// and blob from that parent.
     /// </summary>
     [Fact]
-    public async Task UpstreamsDeadOneParentLeft_AFreshChildPullsEveryImageTheClusterPulled_ByTagAndDigest_WithSkopeoAndCtr()
+    public Task UpstreamsDeadOneParentLeft_AFreshChildPullsEveryImageTheClusterPulled_ByTagAndDigest_WithSkopeoAndCtr() =>
+        PullOfflineThroughTheTierAsync(parentsAlive: 1);
+
+    /// <summary>
+    /// The same with every parent alive: each repository's token and manifests come from its owner, each blob from the
+    /// blob's owner, another parent, which never saw the token dance. The local token its peer minted means nothing to
+    /// it; it serves the blob because it learned for itself, while the registry was up, that the repository is public.
+    /// </summary>
+    [Fact]
+    public Task UpstreamsDeadEveryParentAlive_AFreshChildPullsEveryImageTheClusterPulled_ByTagAndDigest_WithSkopeoAndCtr() =>
+        PullOfflineThroughTheTierAsync(parentsAlive: 3);
+
+    private static async Task PullOfflineThroughTheTierAsync(int parentsAlive)
     {
         await using var world = await RegistryWorld.StartAsync(tokenAuth: true);
         var app = await world.PushImageAsync("library/offline-app", "v1", (300_000, 51), (120_000, 52), (40_000, 53));
         var multi = await world.PushIndexAsync("library/offline-multi", "v2", 60);
         using var tier = await ClusterTier.StartAsync(world);
-        tier.Parents[1].Kill();
-        tier.Parents[2].Kill();
+        foreach (var parent in tier.Parents.Skip(parentsAlive))
+        {
+            parent.Kill();
+        }
 
         var a = await tier.StartChildAsync("child-a");
         var b = await tier.StartChildAsync("child-b");
