@@ -48,6 +48,53 @@ public sealed class ClusterTierTests
         Assert.Equal(0, world.Registry.CountRequests("GET", "/blobs/"));
     }
 
+    /// <summary>Eight clients on each of two children (six skopeo, two ctr), all at once on a cold image: still one registry GET per blob.</summary>
+    [Fact]
+    public async Task EightClientsOnEachOfTwoChildren_ColdImageAtOnce_OneRegistryGetPerBlob()
+    {
+        await using var world = await RegistryWorld.StartAsync(tokenAuth: true);
+        var image = await world.PushImageAsync("library/crowd", "v1", (500_000, 71), (250_000, 72), (120_000, 73), (60_000, 74));
+        using var tier = await ClusterTier.StartAsync(world);
+        var children = new[] { await tier.StartChildAsync("child-a"), await tier.StartChildAsync("child-b") };
+        var reference = $"{world.Authority}/library/crowd:v1";
+        var containerds = new List<ContainerdServer>();
+        try
+        {
+            var pulls = new List<Task<ProcessResult>>();
+            for (var c = 0; c < children.Length; c++)
+            {
+                for (var i = 0; i < 2; i++)
+                {
+                    containerds.Add(await ContainerdServer.StartAsync(world.Dir.Combine($"containerd-{c}-{i}"), CancellationToken.None));
+                }
+            }
+
+            for (var c = 0; c < children.Length; c++)
+            {
+                var child = children[c];
+                pulls.AddRange(Enumerable.Range(0, 6).Select(i => PullAsync(world, child, "library/crowd:v1", $"oci-{c}-{i}")));
+                pulls.AddRange(containerds.Skip(2 * c).Take(2).Select(d => d.ContentFetchAsync(reference, child.Url, child.CaBundlePath, null, CancellationToken.None)));
+            }
+
+            var results = await Task.WhenAll(pulls);
+
+            Assert.All(results, r => Assert.True(r.Succeeded, r.StdErr + "\n" + Describe(tier, children)));
+        }
+        finally
+        {
+            foreach (var containerd in containerds)
+            {
+                await containerd.DisposeAsync();
+            }
+        }
+
+        await world.Registry.SyncAccessLogAsync();
+        // A GET the registry refused with its challenge (a client starting the token dance; ctr does, for the config blob) fetched nothing.
+        var fetches = image.Blobs.Select(b => (b.Digest, Count: world.Registry.AccessLog.Count(e =>
+            e.Method == "GET" && e.Target.Contains($"/blobs/{b.Digest}", StringComparison.Ordinal) && e.Status != 401))).ToList();
+        Assert.True(fetches.All(g => g.Count == 1), string.Join("\n", fetches) + "\n" + Describe(tier, children));
+    }
+
     [Fact]
     public async Task OwnerOfTheLargestLayerKilled_NextParentServesIt_AndOnceRestartedItsKeysReturnToIt()
     {
