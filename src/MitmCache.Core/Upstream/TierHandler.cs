@@ -18,8 +18,9 @@ namespace MitmCache.Upstream;
 /// <c>Range</c> from the byte reached (<see cref="ResumingStream"/>): the caller reads one unbroken body, and the fill
 /// that hashes it checks the whole blob.</para>
 /// <para>Requests to parents carry <c>Via</c> (the hops before and this proxy's name) and the client's
-/// <c>Authorization</c> as it came, a parent-minted local token included; a direct request drops a local token,
-/// which no registry knows.</para>
+/// <c>Authorization</c> as it came, a parent-minted local token included, but for a token this child got for a
+/// credential through another parent, which goes as the token this parent gives for the same token request
+/// (<see cref="TierTokens"/>); a direct request drops a local token, which no registry knows.</para>
 /// </summary>
 internal sealed class TierHandler : HttpMessageHandler
 {
@@ -28,6 +29,7 @@ internal sealed class TierHandler : HttpMessageHandler
     private readonly HttpMessageInvoker[] _parents;
     private readonly HttpMessageInvoker _direct;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(int Parent, string Registry), byte> _primed = new();
+    private readonly TierTokens _tokens = new(TimeProvider.System);
 
     public TierHandler(ParentTier tier, UpstreamHealth? health, Func<UpstreamRoute, HttpMessageHandler> createPool)
     {
@@ -60,6 +62,7 @@ internal sealed class TierHandler : HttpMessageHandler
 
             var last = i == routes.Count - 1;
             await PrimeAsync(request, route, cancellationToken);
+            await ExchangeTokenAsync(attempt, route, ParentTier.ArrivedVia.Value);
             var counts = _tier.Counts[route.Parent];
             counts.Request();
             using var hop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, state.UpToken);
@@ -70,6 +73,12 @@ internal sealed class TierHandler : HttpMessageHandler
                 if ((int)response.StatusCode < 500 || response.Headers.Contains(ParentTier.RelayedHeader) || last)
                 {
                     _tier.ReportSuccess(route.Parent);
+                    if (response.StatusCode == HttpStatusCode.OK && request.Options.TryGetValue(ParentTier.TokenRegistries, out var registries)
+                        && TierTokens.CarriesCredential(request))
+                    {
+                        return await _tokens.RememberAsync(request, registries, route.Parent, response, cancellationToken);
+                    }
+
                     return Resumable(request, key, response, [.. routes.Skip(i)]);
                 }
 
@@ -152,6 +161,42 @@ internal sealed class TierHandler : HttpMessageHandler
     }
 
     /// <summary>
+    /// A request bound for a parent with a token this child got through another parent for a credential: it goes with
+    /// the token this parent gives for the same token request (<see cref="TierTokens"/>), so the parent sees the
+    /// credential itself. Unchanged when there is no such token, or the parent gives none.
+    /// </summary>
+    private async Task ExchangeTokenAsync(HttpRequestMessage attempt, UpstreamRoute route, string? arrivedVia)
+    {
+        if (route.IsDirect || attempt.Options.TryGetValue(ParentTier.TokenRegistries, out _)
+            || _tokens.Find(attempt.Headers.Authorization?.ToString(), out var token) is not { } recipe || recipe.Issuer == route.Parent)
+        {
+            return;
+        }
+
+        var exchanged = await _tokens.ExchangeAsync(route.Parent, token, recipe, async () =>
+        {
+            using var again = TierTokens.Rebuild(recipe);
+            using var deadline = new CancellationTokenSource(_tier.UpstreamTimeout);
+            await PrimeAsync(again, route, deadline.Token);
+            using var attemptAgain = Copy(again, route, arrivedVia);
+            using var answer = await _parents[route.Parent].SendAsync(attemptAgain, deadline.Token);
+            if (answer.StatusCode != HttpStatusCode.OK
+                || await BoundedContent.ReadAsync(answer.Content, BoundedContent.MaxTokenBytes, deadline.Token) is not { } body)
+            {
+                return (null, TimeSpan.Zero);
+            }
+
+            var issued = TokenEndpoint.TokensIn(body).FirstOrDefault();
+            return (issued.Token, issued.Lifetime);
+        });
+        if (exchanged is not null)
+        {
+            attempt.Headers.Remove("Authorization");
+            attempt.Headers.TryAddWithoutValidation("Authorization", "Bearer " + exchanged);
+        }
+    }
+
+    /// <summary>
     /// A parent's answer to a GET with a body (2xx): its bytes are counted, and a whole blob (200 to a GET without a
     /// Range) can go on from the routes after this one (<paramref name="routes"/>, this one first) if it breaks.
     /// </summary>
@@ -195,6 +240,7 @@ internal sealed class TierHandler : HttpMessageHandler
         }
 
         var attempt = Copy(template, route, arrivedVia);
+        await ExchangeTokenAsync(attempt, route, arrivedVia);
         attempt.Headers.Range = new RangeHeaderValue(offset, null);
         if (etag is { IsWeak: false })
         {

@@ -101,6 +101,103 @@ public sealed class TierHandlerTests
         Assert.Equal(1, cluster.Route(0).Requests.Count + cluster.Route(1).Requests.Count + cluster.Route(2).Requests.Count);
     }
 
+    /// <summary>
+    /// A token the child got for a credential through the repository's owner, on a blob bound for another parent: that
+    /// parent is sent the same token request (credential included, after the registry's ping) and the blob goes with the
+    /// token it gave, so it sees the credential itself. Once per parent and token.
+    /// </summary>
+    [Fact]
+    public async Task TokenFromTheRepositorysOwner_OnABlobForAnotherParent_ThatParentGivesItsOwnForTheSameRequest()
+    {
+        var cluster = new Cluster();
+        var (repository, issuer, owner) = RepositoryOwnedElsewhere();
+        cluster.Parent(issuer).Answer = seen => seen.Path.StartsWith("/token", StringComparison.Ordinal) ? Token("from-issuer") : new HttpResponseMessage(HttpStatusCode.OK);
+        cluster.Parent(owner).Answer = seen => seen.Path.StartsWith("/token", StringComparison.Ordinal) ? Token("from-owner")
+            : seen.Path.Contains("/blobs/", StringComparison.Ordinal) ? Whole(s_bytes) : new HttpResponseMessage(HttpStatusCode.Unauthorized);
+        using var invoker = new HttpMessageInvoker(cluster.Handler, disposeHandler: false);
+
+        var token = await TokenAsync(invoker, repository, "Basic YWxpY2U6cHc=");
+        Assert.Equal(HttpStatusCode.OK, await BlobWithAsync(invoker, token));
+        Assert.Equal(HttpStatusCode.OK, await BlobWithAsync(invoker, token));
+
+        Assert.Equal("from-issuer", token);
+        var asked = cluster.Parent(owner).Requests;
+        Assert.Equal(["/v2/", $"/token?scope=repository:{repository}:pull"], asked.Take(2).Select(r => r.Path));
+        Assert.Equal("Basic YWxpY2U6cHc=", asked[1].Authorization);
+        Assert.All(asked.Skip(2), r => Assert.Equal("Bearer from-owner", r.Authorization));
+        Assert.Equal(4, asked.Count); // the ping and the token request once, then two blobs
+    }
+
+    /// <summary>A token request without any credential is not kept: its token goes on unchanged (it proves only what is public).</summary>
+    [Fact]
+    public async Task AnonymousToken_OnABlobForAnotherParent_GoesUnchanged()
+    {
+        var cluster = new Cluster();
+        var (repository, issuer, owner) = RepositoryOwnedElsewhere();
+        cluster.Parent(issuer).Answer = _ => Token("anonymous");
+        cluster.Parent(owner).Answer = _ => Whole(s_bytes);
+        using var invoker = new HttpMessageInvoker(cluster.Handler, disposeHandler: false);
+
+        var token = await TokenAsync(invoker, repository, authorization: null);
+        await BlobWithAsync(invoker, token);
+
+        Assert.Equal("Bearer anonymous", Assert.Single(cluster.Parent(owner).Requests).Authorization);
+    }
+
+    /// <summary>A parent that gives no token for the request (offline, no grant for the credential) gets the token as it came, and is not asked again at once.</summary>
+    [Fact]
+    public async Task OtherParentRefusesTheTokenRequest_BlobGoesWithTheTokenAsItCame_NotAskedAgainAtOnce()
+    {
+        var cluster = new Cluster();
+        var (repository, issuer, owner) = RepositoryOwnedElsewhere();
+        cluster.Parent(issuer).Answer = _ => Token("from-issuer");
+        cluster.Parent(owner).Answer = seen => seen.Path.StartsWith("/token", StringComparison.Ordinal) ? new HttpResponseMessage(HttpStatusCode.Unauthorized)
+            : seen.Path == "/v2/" ? new HttpResponseMessage(HttpStatusCode.Unauthorized) : Whole(s_bytes);
+        using var invoker = new HttpMessageInvoker(cluster.Handler, disposeHandler: false);
+
+        var token = await TokenAsync(invoker, repository, "Basic Ym9iOnB3");
+        await BlobWithAsync(invoker, token);
+        await BlobWithAsync(invoker, token);
+
+        var blobs = cluster.Parent(owner).Requests.Where(r => r.Path.Contains("/blobs/", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, blobs.Count);
+        Assert.All(blobs, r => Assert.Equal("Bearer from-issuer", r.Authorization));
+        Assert.Single(cluster.Parent(owner).Requests, r => r.Path.StartsWith("/token", StringComparison.Ordinal));
+    }
+
+    /// <summary>A repository whose owner (where its token request goes) is not the test blob's owner.</summary>
+    private static (string Repository, int Issuer, int BlobOwner) RepositoryOwnedElsewhere()
+    {
+        var blobOwner = Rendezvous.Rank(Cluster.Members, "blob " + Digest)[0];
+        var repository = Enumerable.Range(0, 100).Select(i => $"team/app{i}").First(r => Rendezvous.Rank(Cluster.Members, "repo " + r)[0] != blobOwner);
+        return (repository, Rendezvous.Rank(Cluster.Members, "repo " + repository)[0], blobOwner);
+    }
+
+    private static async Task<string> TokenAsync(HttpMessageInvoker invoker, string repository, string? authorization)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"https://auth.test/token?scope=repository:{repository}:pull");
+        request.Options.Set(ParentTier.TokenRegistries, (IReadOnlyList<string>)["registry.test"]);
+        if (authorization is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        }
+
+        using var response = await invoker.SendAsync(request, CancellationToken.None);
+        using var document = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return document.RootElement.GetProperty("token").GetString()!;
+    }
+
+    private static async Task<HttpStatusCode> BlobWithAsync(HttpMessageInvoker invoker, string token)
+    {
+        using var blob = new HttpRequestMessage(HttpMethod.Get, s_blob);
+        blob.Headers.TryAddWithoutValidation("Authorization", "Bearer " + token);
+        using var response = await invoker.SendAsync(blob, CancellationToken.None);
+        return response.StatusCode;
+    }
+
+    private static HttpResponseMessage Token(string token) =>
+        new(HttpStatusCode.OK) { Content = new StringContent($"{{\"token\":\"{token}\",\"expires_in\":300}}") };
+
     private static HttpResponseMessage Whole(byte[] bytes, int? breakAfter = null, int? stallAfter = null)
     {
         var response = new HttpResponseMessage(HttpStatusCode.OK)
@@ -124,13 +221,13 @@ public sealed class TierHandlerTests
     }
 
     /// <summary>What a stand-in route was asked.</summary>
-    private sealed record Seen(string? Range, string? IfRange, string? Via);
+    private sealed record Seen(string? Range, string? IfRange, string? Via, string Path = "", string? Authorization = null);
 
     /// <summary>Three parents and direct, each a stand-in, in front of one <see cref="TierHandler"/>.</summary>
     private sealed class Cluster
     {
-        private static readonly string[] s_members = ["p0:3128", "p1:3128", "p2:3128"];
-        private readonly int[] _rank = Rendezvous.Rank(s_members, "blob " + Digest);
+        public static readonly string[] Members = ["p0:3128", "p1:3128", "p2:3128"];
+        private readonly int[] _rank = Rendezvous.Rank(Members, "blob " + Digest);
         private readonly Dictionary<int, StandIn> _routes = [];
         private readonly ParentTier _tier;
 
@@ -138,7 +235,7 @@ public sealed class TierHandlerTests
         {
             _tier = new ParentTier(UpstreamConnectorTests.TestSettings() with
             {
-                UpstreamProxies = [.. s_members.Select(m => new Uri("http://" + m))],
+                UpstreamProxies = [.. Members.Select(m => new Uri("http://" + m))],
                 DirectFallback = directFallback,
                 InstanceName = "child",
                 UpstreamTimeout = upstreamTimeout ?? TimeSpan.FromSeconds(30),
@@ -147,6 +244,9 @@ public sealed class TierHandlerTests
         }
 
         public TierHandler Handler { get; }
+
+        /// <summary>Parent <paramref name="index"/> in the operator's order.</summary>
+        public StandIn Parent(int index) => _routes[index];
 
         /// <summary>The blob's <paramref name="rank"/>-th parent (0: its owner).</summary>
         public StandIn Route(int rank) => _routes[_rank[rank]];
@@ -178,7 +278,8 @@ public sealed class TierHandlerTests
 
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
-            var seen = new Seen(request.Headers.Range?.ToString(), request.Headers.IfRange?.ToString(), request.Headers.Via.ToString());
+            var seen = new Seen(request.Headers.Range?.ToString(), request.Headers.IfRange?.ToString(), request.Headers.Via.ToString(),
+                request.RequestUri!.PathAndQuery, request.Headers.Authorization?.ToString());
             lock (Requests)
             {
                 Requests.Add(seen);

@@ -319,9 +319,17 @@ public sealed class ClusterTierTests
 
         await world.KillUpstreamsAsync();
 
-        var offline = await PullAsync(world, a, "private/app:v1", "oci-alice-offline", alice);
-        Assert.True(offline.Succeeded, offline.StdErr + "\n" + Describe(tier, a));
-        foreach (var (child, creds, dir) in new[] { (b, $"bob:{bobPassword}", "oci-bob-off"), (b, null, "oci-anon-off"), (a, null, "oci-anon-off-a"), (b, $"alice:wrong-{alicePassword}", "oci-wrong-off") })
+        // Alice offline: through the child she pulled with, through the other child, and through a fresh one; every parent
+        // alive, so the token and manifests come from the repository's owner and each blob from its own owner.
+        var fresh = await tier.StartChildAsync("child-fresh");
+        foreach (var (child, dir) in new[] { (a, "oci-alice-offline"), (b, "oci-alice-offline-b"), (fresh, "oci-alice-offline-fresh") })
+        {
+            var offline = await PullAsync(world, child, "private/app:v1", dir, alice);
+            Assert.True(offline.Succeeded, offline.StdErr + "\n" + Describe(tier, child));
+        }
+
+        foreach (var (child, creds, dir) in new[] { (b, $"bob:{bobPassword}", "oci-bob-off"), (b, null, "oci-anon-off"), (a, null, "oci-anon-off-a"), (b, $"alice:wrong-{alicePassword}", "oci-wrong-off"),
+            (fresh, $"bob:{bobPassword}", "oci-bob-off-fresh"), (fresh, null, "oci-anon-off-fresh") })
         {
             var refused = await PullAsync(world, child, "private/app:v1", dir, creds);
             Assert.False(refused.Succeeded, $"{creds ?? "anonymous"} pulled private/app offline through {child.Url}");
