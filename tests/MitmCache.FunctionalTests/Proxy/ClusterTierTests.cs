@@ -328,6 +328,14 @@ public sealed class ClusterTierTests
             Assert.True(offline.Succeeded, offline.StdErr + "\n" + Describe(tier, child));
         }
 
+        // ctr asks for its token with an OAuth POST (the password in the form), which the child sends each parent the same way.
+        var freshForCtr = await tier.StartChildAsync("child-fresh-ctr");
+        await using (var containerd = await ContainerdServer.StartAsync(world.Dir.Combine("containerd-alice-offline"), CancellationToken.None))
+        {
+            var fetched = await containerd.ContentFetchAsync($"{world.Authority}/private/app:v1", freshForCtr.Url, freshForCtr.CaBundlePath, alice, CancellationToken.None);
+            Assert.True(fetched.Succeeded, fetched.StdErr + "\n" + Describe(tier, freshForCtr));
+        }
+
         foreach (var (child, creds, dir) in new[] { (b, $"bob:{bobPassword}", "oci-bob-off"), (b, null, "oci-anon-off"), (a, null, "oci-anon-off-a"), (b, $"alice:wrong-{alicePassword}", "oci-wrong-off"),
             (fresh, $"bob:{bobPassword}", "oci-bob-off-fresh"), (fresh, null, "oci-anon-off-fresh") })
         {
