@@ -50,7 +50,7 @@ internal static class UpstreamHttp
                 health?.TrackConnection(connector.Tier.States[route.Parent].Authority, stream);
             }
 
-            return stream;
+            return new ReadAheadStream(stream);
         },
         SslOptions = new SslClientAuthenticationOptions
         {

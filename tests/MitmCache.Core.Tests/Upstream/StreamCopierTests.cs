@@ -81,6 +81,75 @@ public sealed class StreamCopierTests
         Assert.Equal(CopyFailure.Canceled, copy.Failure);
     }
 
+    [Fact]
+    public async Task CopyAsync_SourceHandsOutSmallPiecesAtOnce_GatheredIntoOneWrite()
+    {
+        var destination = new CountingWrites();
+
+        var copy = await StreamCopier.CopyAsync(new SmallReads(s_body, 16 * 1024), destination, CancellationToken.None);
+
+        Assert.Equal(new CopyResult(s_body.Length, CopyFailure.None), copy);
+        Assert.Equal(s_body, destination.ToArray());
+        Assert.Equal(1, destination.Writes); // 13 reads of at most 16 KiB, all there at once: one write
+    }
+
+    [Fact]
+    public async Task CopyAsync_NextReadWouldWait_WritesWhatItHoldsFirst()
+    {
+        var source = new Pipe();
+        var destination = new CountingWrites();
+        var copying = StreamCopier.CopyAsync(source.Reader.AsStream(), destination, CancellationToken.None);
+
+        await source.Writer.WriteAsync(s_body.AsMemory(0, 1_000));
+        await destination.Wrote(1_000).WaitAsync(TimeSpan.FromSeconds(30)); // while the copy's next read waits
+        await source.Writer.CompleteAsync();
+
+        Assert.Equal(new CopyResult(1_000, CopyFailure.None), await copying.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    /// <summary>Counts the writes it is given and says when a number of bytes has arrived.</summary>
+    private sealed class CountingWrites : MemoryStream
+    {
+        private readonly TaskCompletionSource _grew = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private long _awaited = long.MaxValue;
+
+        public int Writes { get; private set; }
+
+        public Task Wrote(long bytes)
+        {
+            _awaited = bytes;
+            if (Length >= bytes)
+            {
+                _grew.TrySetResult();
+            }
+
+            return _grew.Task;
+        }
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            Writes++;
+            base.Write(buffer);
+            if (Length >= _awaited)
+            {
+                _grew.TrySetResult();
+            }
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Write(buffer.Span);
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    /// <summary>Its bytes, at most <c>piece</c> at a time, each read complete at once (as a TLS stream with records buffered).</summary>
+    private sealed class SmallReads(byte[] bytes, int piece) : MemoryStream(bytes)
+    {
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            base.ReadAsync(buffer[..Math.Min(piece, buffer.Length)], cancellationToken);
+    }
+
     /// <summary>Its bytes, then an I/O error where the end would be.</summary>
     private sealed class FailingAtEnd(byte[] bytes) : MemoryStream(bytes)
     {
