@@ -48,9 +48,12 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if [[ -z $binary ]]; then
   # Single file, self-contained, no compression of the bundle (it would cost start-up time on every
-  # restart; the .deb is compressed anyway), no debug symbols.
+  # restart; the .deb is compressed anyway), no debug symbols. ReadyToRun: our own code is compiled ahead of
+  # time too (the framework already is), so a restart and a fresh node's first pulls do not wait for the JIT:
+  # start to /readyz 531-581 ms and 0.51-0.54 CPU-s against 844-908 ms and 0.81-0.84 CPU-s without (3 pairs,
+  # load 4-6); the binary grows from 106 to 138 MB and the publish from about 30 s to 2 min.
   dotnet publish "$repo/src/MitmCache/MitmCache.csproj" -c Release -r "$rid" --self-contained \
-    -p:PublishSingleFile=true -p:DebugType=none -p:InformationalVersion="$version" \
+    -p:PublishSingleFile=true -p:PublishReadyToRun=true -p:DebugType=none -p:InformationalVersion="$version" \
     -o "$work/publish" -v q -nologo >&2
   binary=$work/publish/mitmcache
 fi
