@@ -264,8 +264,8 @@ internal sealed class BlobCache : IDisposable
     /// Starts copying an origin's body into the fill, detached from any client. Returns false, leaving the body
     /// to the caller, when the temp file cannot even be created.
     /// </summary>
-    /// <param name="committed">Runs once the blob is verified and indexed, before any reader sees its end; its
-    /// failure is logged, never the fill's.</param>
+    /// <param name="committed">Runs once the blob is verified and indexed, before the fill ends (its readers may
+    /// have sent the end already); its failure is logged, never the fill's.</param>
     /// <param name="resume">Asked for the rest when the body breaks mid-way (an <see cref="OriginChain"/> moves on to
     /// its next origin when the one that answered cannot go on); null: a broken body fails the fill.</param>
     public bool StartFill(BlobFill fill, OriginBody body, Action<FillHead>? committed = null, IBlobOrigin? resume = null) =>

@@ -12,7 +12,7 @@ namespace MitmCache.Caching;
 internal sealed class BlobCommits(BlobStore store, BlobRecords blobs, CacheSize cacheSize, StorageHealth health, ILogger logger)
 {
     /// <summary>
-    /// Raised once a blob is committed and indexed: after a fill commits (before its readers see the end), and after
+    /// Raised once a blob is committed and indexed: after a fill commits (before the fill ends; its readers may have sent the end once the bytes were verified), and after
     /// <see cref="StoreSmall"/> stores a manifest it did not have. For work that follows a commit (an upload to a
     /// shared bucket): keep it short, hand slow work off. A subscriber that throws is logged, never the fill's failure.
     /// </summary>
@@ -35,7 +35,7 @@ internal sealed class BlobCommits(BlobStore store, BlobRecords blobs, CacheSize 
         RaiseCommitted(fill.Digest);
         health.Recovered();
         logger.FillCommitted(fill.Digest.ToString(), size);
-        EnsureCapacitySafely(); // before readers see the end, so the cap holds when a pull completes
+        EnsureCapacitySafely(); // before the fill ends, so the cap holds once the fill is done
         return FillOutcome.Committed;
     }
 

@@ -20,8 +20,10 @@ internal enum FillOutcome
 /// <summary>
 /// One in-flight upstream fetch of a digest. The owner writes to a temp file; any number of readers
 /// stream from that file as it grows (<see cref="WaitForAsync"/>), so a reader falls behind on disk,
-/// never in memory. Readers must treat any outcome other than <see cref="FillOutcome.Committed"/> as
-/// a failure and break their response, so no client sees a clean end of a bad blob.
+/// never in memory. A reader sends a fill's last byte only once every byte is written and matches the
+/// digest (<see cref="IsVerified"/>), which comes before the fsync and the commit: a client never waits
+/// for the disk, and never sees a clean end of a bad blob. A fill that ends without being verified has
+/// failed: its readers break their response.
 /// </summary>
 internal sealed class BlobFill
 {
@@ -30,6 +32,7 @@ internal sealed class BlobFill
     private readonly Lock _gate = new();
     private TaskCompletionSource _progress = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _written;
+    private volatile bool _verified;
 
     private int _joiners;
 
@@ -65,6 +68,16 @@ internal sealed class BlobFill
 
     public void SetHead(FillHead head) => _head.TrySetResult(head);
 
+    /// <summary>Every byte is written and matches the digest: readers may send the end, whatever the commit does.</summary>
+    public bool IsVerified => _verified;
+
+    /// <summary>The bytes are the blob (all of them, hashed to the digest); called before they are flushed and committed.</summary>
+    public void Verify()
+    {
+        _verified = true;
+        Signal();
+    }
+
     public void Advance(int bytes)
     {
         Interlocked.Add(ref _written, bytes);
@@ -73,26 +86,39 @@ internal sealed class BlobFill
 
     public void Complete(FillOutcome outcome)
     {
+        if (outcome == FillOutcome.Committed)
+        {
+            _verified = true; // a committed blob was verified first, whoever completed it
+        }
+
         _head.TrySetResult(null);
         _completion.TrySetResult(outcome);
         Signal();
     }
 
-    /// <summary>Waits until more than <paramref name="position"/> bytes are written, or the fill ends.</summary>
-    public async Task WaitForAsync(long position, CancellationToken cancellationToken)
+    /// <summary>Waits until more than <paramref name="position"/> bytes are written, or the fill is verified or ends.</summary>
+    public Task WaitForAsync(long position, CancellationToken cancellationToken) => WaitUntilAsync(position, cancellationToken);
+
+    /// <summary>Waits until the fill is verified (<see cref="IsVerified"/>) or ends.</summary>
+    public Task WaitForVerdictAsync(CancellationToken cancellationToken) => WaitUntilAsync(long.MaxValue, cancellationToken);
+
+    private async Task WaitUntilAsync(long position, CancellationToken cancellationToken)
     {
-        Task progress;
-        lock (_gate)
+        while (true)
         {
-            if (Written > position || _completion.Task.IsCompleted)
+            Task progress;
+            lock (_gate)
             {
-                return;
+                if (Written > position || _verified || _completion.Task.IsCompleted)
+                {
+                    return;
+                }
+
+                progress = _progress.Task;
             }
 
-            progress = _progress.Task;
+            await progress.WaitAsync(cancellationToken);
         }
-
-        await progress.WaitAsync(cancellationToken);
     }
 
     private void Signal()

@@ -67,23 +67,25 @@ internal static class BlobReader
                 var canSend = length - sent;
                 if (fill is not null)
                 {
-                    var done = fill.Completion.IsCompleted;
-                    if (done && fill.Completion.Result != FillOutcome.Committed)
+                    // Read in this order: a fill that commits is verified before it ends, and a verified
+                    // fill has written every byte.
+                    var ended = fill.Completion.IsCompleted;
+                    var written = fill.Written;
+                    if (!fill.IsVerified)
                     {
-                        return (ReadOutcome.SourceFailed, sent);
-                    }
+                        if (ended)
+                        {
+                            return (ReadOutcome.SourceFailed, sent); // it ended without its bytes being the blob
+                        }
 
-                    if (!done)
-                    {
                         // Hold back the last byte until the digest is verified, so a bad fill can
                         // never look like a complete response.
-                        var written = fill.Written;
                         canSend = Math.Min(canSend - 1, written - position);
                         if (canSend <= 0)
                         {
                             try
                             {
-                                await (written > position ? fill.Completion.WaitAsync(cancellationToken) : fill.WaitForAsync(position, cancellationToken));
+                                await (written > position ? fill.WaitForVerdictAsync(cancellationToken) : fill.WaitForAsync(position, cancellationToken));
                             }
                             catch (OperationCanceledException)
                             {

@@ -61,7 +61,8 @@ internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetri
     /// to the caller, when the temp file cannot even be created.
     /// </summary>
     /// <param name="commit">Moves the verified temp file into place: <see cref="FillOutcome.Committed"/> or
-    /// <see cref="FillOutcome.StorageError"/>. Runs before any reader sees the end.</param>
+    /// <see cref="FillOutcome.StorageError"/>. Runs after the fill is verified (its readers may have sent the end),
+    /// before the fill ends.</param>
     /// <param name="resume">Where the rest comes from when the body breaks mid-way (see <see cref="ResumeAsync"/>).</param>
     public bool Start(BlobFill fill, OriginBody body, Func<FillHead, long, FillOutcome> commit, IBlobOrigin? resume = null)
     {
@@ -106,7 +107,16 @@ internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetri
                 copy = await StreamCopier.CopyAsync(body.Body, sink, _stopping.Token, stallTimeout: s_stallTimeout);
             }
 
-            outcome = Check(fill, head, sink, copy) ?? Flush(fill, handle);
+            if (Check(fill, head, sink, copy) is { } failed)
+            {
+                outcome = failed;
+            }
+            else
+            {
+                fill.Verify(); // readers send the end now: the flush and the commit are the cache's, not theirs
+                outcome = Flush(fill, handle);
+            }
+
             if (outcome == FillOutcome.Committed)
             {
                 handle.Dispose();

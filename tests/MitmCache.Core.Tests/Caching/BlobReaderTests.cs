@@ -74,6 +74,29 @@ public sealed class BlobReaderTests : IDisposable
     }
 
     [Theory]
+    [InlineData(null)] // the commit still runs
+    [InlineData(nameof(FillOutcome.StorageError))] // the disk refused the commit: the bytes were still the blob
+    public async Task CopyAsync_FillVerified_SendsTheLastByteWhateverTheCommitDoes(string? commit)
+    {
+        var output = new RecordingStream();
+        Append(_data.Length);
+
+        var copy = BlobReader.CopyAsync(_read, 0, _data.Length, output, _fill, CancellationToken.None);
+        await output.WaitForCountAsync(_data.Length - 1);
+        _fill.Verify();
+        if (commit is not null)
+        {
+            _fill.Complete(Enum.Parse<FillOutcome>(commit));
+        }
+
+        var (outcome, bytes) = await copy.WaitAsync(s_timeout);
+
+        Assert.Equal(ReadOutcome.Completed, outcome);
+        Assert.Equal(_data.Length, bytes);
+        Assert.Equal(_data, output.ToArray());
+    }
+
+    [Theory]
     [InlineData(nameof(FillOutcome.DigestMismatch))]
     [InlineData(nameof(FillOutcome.Truncated))]
     [InlineData(nameof(FillOutcome.UpstreamError))]

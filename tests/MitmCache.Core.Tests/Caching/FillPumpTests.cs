@@ -106,6 +106,36 @@ public sealed class FillPumpTests : BlobCacheTestBase
     }
 
     [Fact]
+    public async Task StartFill_Verified_AReaderGetsTheLastByteWhileTheCommitStillRuns()
+    {
+        var body = Bytes(300_000, 1);
+        var digest = Digest.Compute(body);
+        var (fill, _) = _cache.JoinOrStart(digest);
+        var pipe = new Pipe();
+        using var commitEntered = new SemaphoreSlim(0);
+        using var commitMayEnd = new SemaphoreSlim(0);
+        _cache.StartFill(fill, Body(new StreamContent(pipe.Reader.AsStream()), "application/octet-stream", body.Length), committed: _ =>
+        {
+            commitEntered.Release();
+            commitMayEnd.Wait(s_timeout); // a slow disk's fsync, index and hooks
+        });
+        using var file = File.OpenHandle(fill.TempPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var output = new RecordingStream();
+        var read = BlobReader.CopyAsync(file, 0, body.Length, output, fill, CancellationToken.None);
+
+        await pipe.Writer.WriteAsync(body);
+        await pipe.Writer.CompleteAsync();
+        Assert.True(await commitEntered.WaitAsync(s_timeout));
+        var (outcome, bytes) = await read.WaitAsync(s_timeout);
+
+        Assert.Equal(ReadOutcome.Completed, outcome);
+        Assert.Equal(body, output.ToArray());
+        Assert.False(fill.Completion.IsCompleted); // the client did not wait for the commit
+        commitMayEnd.Release();
+        Assert.Equal(FillOutcome.Committed, await fill.Completion.WaitAsync(s_timeout));
+    }
+
+    [Fact]
     public async Task StartFill_UpstreamBreaksMidBody_UpstreamError()
     {
         var body = Bytes(10_000, 1);
