@@ -94,6 +94,13 @@ internal sealed class BlobCache : IDisposable
     /// <summary>Completes when the fills running now have ended (a graceful shutdown waits on it before <see cref="Dispose"/> cancels the rest).</summary>
     public Task FillsEnded() => _fills.Ended();
 
+    /// <summary>
+    /// Waits while a verified fill of <paramref name="digest"/> commits: a request right after a client got a fill's
+    /// last byte (which comes before the fsync) then finds the blob as any later request does, not a fill in flight.
+    /// </summary>
+    public Task WaitForCommitAsync(Digest digest, CancellationToken cancellationToken) =>
+        _fills.Committing(digest) is { IsCompleted: false } commit ? commit.WaitAsync(cancellationToken) : Task.CompletedTask;
+
     public DateTime Now => _time.GetUtcNow().UtcDateTime;
 
     /// <summary>

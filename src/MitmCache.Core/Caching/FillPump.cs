@@ -28,6 +28,13 @@ internal sealed class FillPump(BlobStore store, StorageHealth health, CacheMetri
 
     public bool IsFilling(Digest digest) => _inFlight.ContainsKey(digest);
 
+    /// <summary>
+    /// The end of the fill of <paramref name="digest"/> when its bytes are verified and it is being committed (its
+    /// readers have the whole blob; the fsync and the index write follow); else at once.
+    /// </summary>
+    public Task Committing(Digest digest) =>
+        _inFlight.TryGetValue(digest, out var fill) && fill.IsVerified ? fill.Completion : Task.CompletedTask;
+
     /// <summary>Completes when the fills running now have ended.</summary>
     public Task Ended() => Task.WhenAll(_tasks.Keys);
 

@@ -20,6 +20,15 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
 {
     public async Task<RegistryOutcome> HandleAsync(HttpContext context, InterceptTarget target, BlobRoute route)
     {
+        try
+        {
+            await cache.WaitForCommitAsync(route.Digest, context.RequestAborted);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return new(RequestResult.Aborted, 0);
+        }
+
         var decision = cache.TryGet(route.Digest) is { } hit ? await AuthorizeHitAsync(context, target, route, hit) : HitDecision.Miss;
         if (decision.Answered is { } answered)
         {

@@ -106,7 +106,7 @@ public sealed class FillPumpTests : BlobCacheTestBase
     }
 
     [Fact]
-    public async Task StartFill_Verified_AReaderGetsTheLastByteWhileTheCommitStillRuns()
+    public async Task StartFill_Verified_AReaderGetsTheLastByteWhileTheCommitRuns_ANewRequestWaitsForIt()
     {
         var body = Bytes(300_000, 1);
         var digest = Digest.Compute(body);
@@ -131,7 +131,11 @@ public sealed class FillPumpTests : BlobCacheTestBase
         Assert.Equal(ReadOutcome.Completed, outcome);
         Assert.Equal(body, output.ToArray());
         Assert.False(fill.Completion.IsCompleted); // the client did not wait for the commit
+        var next = _cache.WaitForCommitAsync(digest, CancellationToken.None); // a request that comes now
+        Assert.False(next.IsCompleted);
         commitMayEnd.Release();
+        await next.WaitAsync(s_timeout);
+        Assert.NotNull(_cache.TryGet(digest)); // it finds the blob committed, as any later request does
         Assert.Equal(FillOutcome.Committed, await fill.Completion.WaitAsync(s_timeout));
     }
 

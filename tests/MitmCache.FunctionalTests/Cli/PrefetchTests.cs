@@ -29,6 +29,7 @@ public sealed class PrefetchTests
         Assert.Matches($@"(?m)^  blob     {image.Layers[0].Digest} \d+\.\d KiB miss$", run.StdOut);
         Assert.True(world.Cdn!.RequestCount > 0, "blobs came through the CDN redirect, followed by the proxy");
         var cache = world.Proxy.Get<BlobCache>();
+        await cache.FillsEnded(); // the commit follows the client's last byte
         var expected = image.Blobs.Select(b => b.Digest).Append(image.ManifestDigest).Append(index.Digest)
             .Concat(index.Platforms.SelectMany(p => p.Blobs.Select(b => b.Digest).Append(p.ManifestDigest)))
             .ToList();
@@ -85,6 +86,7 @@ public sealed class PrefetchTests
         Assert.Contains("1 of 3 images failed", run.StdErr, StringComparison.Ordinal);
         Assert.Contains($"{user} repository:team/app:pull", world.Tokens!.Log);
         var cache = world.Proxy.Get<BlobCache>();
+        await cache.FillsEnded(); // the commit follows the client's last byte
         Assert.All(team.Blobs, b => Assert.True(Digest.TryParse(b.Digest, out var d) && cache.TryGet(d) is not null));
         Assert.DoesNotContain(password, run.StdOut + run.StdErr, StringComparison.Ordinal);
 

@@ -40,6 +40,7 @@ public sealed class DiskFaultTests
         var again = await Skopeo.CopyToOciAsync(reference, world.Dir.Combine("oci-again"), world.Proxy.Url, world.Proxy.CaBundlePath, null, false, CancellationToken.None);
 
         Assert.True(again.Succeeded, again.StdErr);
+        await cache.FillsEnded(); // the commit follows the client's last byte
         Assert.NotNull(cache.TryGet(Digest(big.Digest)));
         Assert.False(cache.IsStorageDegraded);
     }
@@ -267,6 +268,7 @@ public sealed class AlteredBlobTests
         var url = $"https://{world.Authority}/v2/library/altered/blobs/{digest}";
         Assert.Equal(bytes, await client.GetByteArrayAsync(url));
         var cache = world.Proxy.Get<BlobCache>();
+        await cache.FillsEnded(); // the commit follows the client's last byte
         var stored = cache.TryGet(MitmCache.Registry.Digest.TryParse(digest, out var d) ? d : default)!;
         var altered = await File.ReadAllBytesAsync(stored.Path);
         altered[altered.Length / 3] ^= 0x5A;

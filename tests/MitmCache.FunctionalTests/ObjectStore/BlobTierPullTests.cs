@@ -46,6 +46,7 @@ public sealed class BlobTierPullTests(CephEngineFixture fixture) : IDisposable
         Assert.Equal(registryBlobGets, world.Registry.CountRequests("GET", "/blobs/"));
         var metrics = await parent2.ScrapeMetricsAsync();
         Assert.True(metrics.Value("mitmcache_blob_store_hits_total", ("kind", "blob")) >= image.Blobs.Count() + 1, parent2.Log.Tail());
+        await parent2.Get<MitmCache.Caching.BlobCache>().FillsEnded(); // the commit follows the client's last byte
         foreach (var (digest, bytes) in image.Blobs)
         {
             Assert.True(Digest.TryParse(digest, out var parsed) && parent2.Get<MitmCache.Caching.BlobCache>().TryGet(parsed) is not null, $"{digest} is on parent 2's disk now");
@@ -71,6 +72,7 @@ public sealed class BlobTierPullTests(CephEngineFixture fixture) : IDisposable
         var ping = await RegistryCalls.GetAsync(parent2, $"https://{registry}/v2/");
         Assert.True(HttpStatusCode.OK == ping.Status, $"{ping.Status} (without the shared answer: 502)\n{parent2.Log.Tail()}"); // 401 from the bucket, a local token, 200
         await PullAsync(parent2.Url, parent2.CaBundlePath, $"{registry}/library/redis:7");
+        await parent2.Get<MitmCache.Caching.BlobCache>().FillsEnded(); // the commit follows the client's last byte
         foreach (var (digest, _) in image.Blobs)
         {
             Assert.True(Digest.TryParse(digest, out var parsed) && parent2.Get<MitmCache.Caching.BlobCache>().TryGet(parsed) is not null, $"{digest} is on parent 2's disk now");
@@ -110,6 +112,7 @@ public sealed class BlobTierPullTests(CephEngineFixture fixture) : IDisposable
         Assert.Equal(gets + 1, world.Registry.CountRequests("GET", poisoned)); // refetched once, from the registry
         Assert.Equal(1, (await parent2.ScrapeMetricsAsync()).Value("mitmcache_blob_store_corrupt_objects_total"));
         Assert.True(Digest.TryParse(poisoned, out var digest));
+        await parent2.Get<MitmCache.Caching.BlobCache>().FillsEnded(); // the commit follows the client's last byte
         Assert.Equal(bytes, await File.ReadAllBytesAsync(new MitmCache.Caching.BlobStore(parent2.Settings.Layout).PathOf(digest)));
         // Removed, then uploaded again from parent 2's verified copy.
         Assert.True(await Poll.UntilAsync(async () => await ObjectExistsAsync(Engine, key) && (await ReadObjectAsync(Engine, key)).SequenceEqual(bytes),

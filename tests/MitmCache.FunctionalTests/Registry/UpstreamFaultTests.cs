@@ -63,6 +63,7 @@ public sealed class UpstreamFaultTests : IAsyncLifetime
 
         Assert.True(healed.Complete, "the fetch after the fault completes");
         Assert.Equal(bytes, healed.Body);
+        await _proxy.Get<BlobCache>().FillsEnded(); // the commit follows the client's last byte
         Assert.NotNull(_proxy.Get<BlobCache>().TryGet(Parse(digest)));
     }
 
