@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the MitmCache benchmark suite and prints one markdown table (see readme.md).
 # Usage: tests/MitmCache.Benchmarks/run.sh [--reps N] [--only 1,5,...] [--quick] [--output FILE]
-# Loopback only; about 10 minutes on 2 cores; needs root (containerd, private /etc/hosts) and the
+# Loopback only; about 20 minutes on 2 cores; needs root (containerd, private /etc/hosts) and the
 # Debian packages below. Not part of `dotnet test`, and CI does not depend on its timings.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
