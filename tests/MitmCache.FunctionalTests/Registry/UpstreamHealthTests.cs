@@ -110,6 +110,7 @@ public sealed class UpstreamHealthTests : IAsyncLifetime
             Assert.Equal(bytes, await warm.GetByteArrayAsync(url)); // cached, linked, the repository public
         }
 
+        await _proxy.Get<MitmCache.Caching.BlobCache>().FillsEnded(); // the fill records its link and grant after the client's last byte
         _clock.Advance(_proxy.Settings.ManifestTtl + TimeSpan.FromMinutes(1)); // "public" must be proven again
         _upstream.DelayedMethod = "HEAD";
         _upstream.Delay = TimeSpan.FromSeconds(2);

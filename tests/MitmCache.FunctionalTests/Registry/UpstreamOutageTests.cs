@@ -79,6 +79,7 @@ public sealed class UpstreamOutageTests(ITestOutputHelper output)
         }
 
         // Past the manifest TTL "public" must be proven again: without upstream, the offline rules answer at once.
+        await world.Proxy.Get<MitmCache.Caching.BlobCache>().FillsEnded(); // fills record links and grants after the client's last byte
         clock.Advance(world.Proxy.Settings.ManifestTtl + TimeSpan.FromMinutes(1));
         TimeSpan[] afterTtl = [await puller.PullAsync(images[0]), await puller.PullAsync(images[1])];
         Report("hanging, past the TTL", TimeSpan.Zero, afterTtl);
@@ -161,6 +162,7 @@ public sealed class UpstreamOutageTests(ITestOutputHelper output)
         var reference = $"{world.Authority}/library/warm:v1";
         var skopeo = new Puller(world, "skopeo");
         await skopeo.PullAsync(reference); // anonymous: cached, and the repository known public
+        await world.Proxy.Get<MitmCache.Caching.BlobCache>().FillsEnded(); // fills record links and grants after the client's last byte
 
         clock.Advance(world.Proxy.Settings.ManifestTtl + TimeSpan.FromMinutes(1));
         using (var client = ProxyClients.Create(world.Proxy))
