@@ -6,21 +6,11 @@ namespace MitmCache.Upstream;
 /// A write-only stream that hashes what it is given and keeps nothing: the destination of a
 /// <see cref="StreamCopier"/> copy that checks a body against its digest.
 /// </summary>
-internal sealed class HashingSink(IncrementalHash hash) : Stream
+internal sealed class HashingSink(IncrementalHash hash) : ForwardOnlyStream
 {
     public override bool CanRead => false;
 
-    public override bool CanSeek => false;
-
     public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
 
     public override void Write(byte[] buffer, int offset, int count) => hash.AppendData(buffer, offset, count);
 
@@ -43,8 +33,4 @@ internal sealed class HashingSink(IncrementalHash hash) : Stream
     }
 
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 }

@@ -1,15 +1,9 @@
 namespace MitmCache.Upstream;
 
 /// <summary>A read-only view of at most <c>limit</c> bytes of another stream.</summary>
-internal sealed class LimitedStream(Stream inner, long limit) : Stream
+internal sealed class LimitedStream(Stream inner, long limit) : ReadOnlyBodyStream
 {
     private long _remaining = limit;
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -24,14 +18,4 @@ internal sealed class LimitedStream(Stream inner, long limit) : Stream
     }
 
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

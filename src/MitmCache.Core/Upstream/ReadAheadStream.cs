@@ -9,7 +9,7 @@ namespace MitmCache.Upstream;
 /// buffer is pooled and held only while a read waits for it or bytes wait in it; a zero-byte read (how an idle
 /// pooled connection waits for data) goes straight through and holds none. Writes go straight through.
 /// </summary>
-internal sealed class ReadAheadStream(Stream inner) : Stream
+internal sealed class ReadAheadStream(Stream inner) : ForwardOnlyStream
 {
     public const int Size = 128 * 1024;
 
@@ -19,17 +19,7 @@ internal sealed class ReadAheadStream(Stream inner) : Stream
 
     public override bool CanRead => true;
 
-    public override bool CanSeek => false;
-
     public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -125,10 +115,6 @@ internal sealed class ReadAheadStream(Stream inner) : Stream
     public override void Flush() => inner.Flush();
 
     public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
