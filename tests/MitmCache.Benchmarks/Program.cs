@@ -31,6 +31,11 @@ internal static class Program
 
     public static async Task<int> Main(string[] args)
     {
+        if (args is [KestrelFloor.Verb, ..])
+        {
+            return await KestrelFloor.ServeAsync(args);
+        }
+
         BenchOptions options;
         try
         {

@@ -108,7 +108,7 @@ internal static class BlobReader
                     return (ReadOutcome.ClientGone, sent); // the response was completed under us
                 }
 
-                var read = await RandomAccess.ReadAsync(file, target, position, cancellationToken);
+                var read = await PageCacheRead.ReadAsync(file, target, position, cancellationToken);
                 if (read == 0)
                 {
                     // End of file: expected only when the length was unknown and the fill is done.

@@ -134,7 +134,8 @@ internal sealed class BenchWorld : IAsyncDisposable
         ], environment);
     }
 
-    private Dictionary<string, string?> ProxyEnvironment()
+    /// <summary>The proxy process's extra environment (<c>--proxy-env</c>, perf's JIT maps); the bare Kestrel of scenario 5 gets it too.</summary>
+    public Dictionary<string, string?> ProxyEnvironment()
     {
         var env = Options.ProxyEnvironment.ToDictionary(e => e.Key, e => (string?)e.Value);
         if (Options.PerfDirectory is not null)

@@ -66,7 +66,7 @@ internal static class PerfProfile
         Directory.CreateDirectory(dir);
         var data = Path.Combine(dir, name + ".data");
         var before = ProcStat.CpuTime(pid);
-        using var perf = BackgroundProcess.Start("perf", ["record", "-F", "499", "--call-graph", "dwarf,16384", "-p", pid.ToString(CultureInfo.InvariantCulture), "-o", data]);
+        using var perf = BackgroundProcess.Start("perf", ["record", "-F", "499", "--call-graph", Environment.GetEnvironmentVariable("BENCH_PERF_CALLGRAPH") ?? "dwarf,16384", "-p", pid.ToString(CultureInfo.InvariantCulture), "-o", data]);
         await Task.Delay(500); // perf attaches to every thread before the work starts
         T result;
         try

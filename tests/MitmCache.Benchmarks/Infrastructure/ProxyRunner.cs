@@ -72,8 +72,10 @@ internal sealed class ProxyRunner : IDisposable
                     return true;
                 }
             }
-            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or System.Net.Sockets.SocketException)
             {
+                // Not listening yet. A connection the listener drops as it starts can surface as a bare
+                // SocketException (ENOTCONN while HttpClient reads the new socket's remote end point).
             }
 
             await Task.Delay(50);
@@ -117,43 +119,10 @@ internal sealed class ProxyRunner : IDisposable
     /// call counts and a quiet spell), so one quiet round alone said "settled" while 0.7 CPU-s of compiling
     /// was still to come in the measured fill.
     /// </remarks>
-    public async Task<int> WarmUpAsync(Func<int, Task> round)
-    {
-        var quiet = 0;
-        for (var i = 0; i < 30; i++)
-        {
-            var before = JitCpuTime();
-            await round(i);
-            await Task.Delay(250); // the compiler starts a batch after a 100 ms quiet period
-            quiet = JitCpuTime() - before < TimeSpan.FromMilliseconds(20) ? quiet + 1 : 0;
-            if (quiet == 2)
-            {
-                return i + 1;
-            }
-        }
+    public Task<int> WarmUpAsync(Func<int, Task> round) => ProcStat.WarmUpAsync(Pid, round);
 
-        return 30;
-    }
-
-    /// <summary>CPU time of the tiered compilation thread (its name in /proc is cut to ".NET Tiered Com").</summary>
-    public TimeSpan JitCpuTime()
-    {
-        foreach (var task in Directory.EnumerateDirectories($"/proc/{Pid}/task"))
-        {
-            try
-            {
-                if (File.ReadAllText(Path.Combine(task, "comm")).StartsWith(".NET Tiered Com", StringComparison.Ordinal))
-                {
-                    return ProcStat.CpuTime($"{Pid}/task/{Path.GetFileName(task)}");
-                }
-            }
-            catch (IOException)
-            {
-            }
-        }
-
-        return TimeSpan.Zero;
-    }
+    /// <summary>CPU time of the proxy's tiered compilation thread.</summary>
+    public TimeSpan JitCpuTime() => ProcStat.JitCpuTime(Pid);
 
     /// <summary>User + system CPU time the proxy has used so far (from /proc/PID/stat).</summary>
     public TimeSpan CpuTime() => ProcStat.CpuTime(Pid);
