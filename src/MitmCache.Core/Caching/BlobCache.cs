@@ -147,7 +147,7 @@ internal sealed class BlobCache : IDisposable
     public async Task<BlobSource> OpenAsync(BlobRead read, CancellationToken cancellationToken)
     {
         var digest = read.Digest;
-        if (read.UseCommitted && TryGet(digest) is { } hit && OpenCommitted(hit) is { } committed)
+        if (read.Hit is { } hit && OpenCommitted(hit) is { } committed) // gone since it was found: filled again below
         {
             return committed;
         }

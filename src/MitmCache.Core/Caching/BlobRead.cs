@@ -5,13 +5,13 @@ namespace MitmCache.Caching;
 /// <summary>One client's read of a blob through <see cref="BlobCache.OpenAsync"/>.</summary>
 /// <param name="Origin">Where the bytes come from if the cache must fill (or pass them through).</param>
 /// <param name="Reader">Who reads, for sharing a fill in flight.</param>
-/// <param name="UseCommitted">The client may be served the cached copy (the caller authorized it). False: the bytes
+/// <param name="Hit">The cached copy the client may be served, as the caller found and authorized it. Null: the bytes
 /// must come through <paramref name="Origin"/> even when cached, as for a repository the blob is not linked to yet.</param>
 /// <param name="Committed">Runs when the fill this read started commits, before any reader sees the end; given the
 /// fill's head (did its answer prove access?). Not for a joiner: the fill's owner's hook runs.</param>
 /// <param name="MayFill">False for a read that must not start or join a fill (a HEAD): then anything but the committed
 /// file is <see cref="BlobSourceKind.Bypass"/>.</param>
-internal sealed record BlobRead(Digest Digest, IBlobOrigin Origin, FillReader Reader, bool UseCommitted, Action<FillHead>? Committed = null, bool MayFill = true);
+internal sealed record BlobRead(Digest Digest, IBlobOrigin Origin, FillReader Reader, CachedBlob? Hit, Action<FillHead>? Committed = null, bool MayFill = true);
 
 /// <summary>
 /// Who reads a blob, for sharing a fill. Only readers of the same <paramref name="Scope"/> (registry/repository: the

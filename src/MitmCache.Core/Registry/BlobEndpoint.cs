@@ -29,7 +29,8 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
             return new(RequestResult.Aborted, 0);
         }
 
-        var decision = cache.TryGet(route.Digest) is { } hit ? await AuthorizeHitAsync(context, target, route, hit) : HitDecision.Miss;
+        var hit = cache.TryGet(route.Digest);
+        var decision = hit is not null ? await AuthorizeHitAsync(context, target, route, hit) : HitDecision.Miss;
         if (decision.Answered is { } answered)
         {
             return answered;
@@ -41,7 +42,7 @@ internal sealed class BlobEndpoint(BlobCache cache, RegistryUpstream upstream, R
         }
 
         var origin = Origin(context, target, route);
-        var read = new BlobRead(route.Digest, origin, authorizer.Reader(context, target, route.Name, route.Digest), UseCommitted: decision.Result is not null,
+        var read = new BlobRead(route.Digest, origin, authorizer.Reader(context, target, route.Name, route.Digest), Hit: decision.Result is not null ? hit : null,
             Committed(context, target, route), MayFill: !HttpMethods.IsHead(context.Request.Method));
         try
         {

@@ -44,6 +44,58 @@ public sealed class BlobCacheTests : BlobCacheTestBase
     }
 
     [Fact]
+    public async Task OpenAsync_HitWhoseFileWentAfterItWasFound_FilledAgainFromTheOrigin()
+    {
+        var bytes = Bytes(5_000, 7);
+        var digest = Store(5_000, 7);
+        var hit = _cache.TryGet(digest)!;
+        File.Delete(hit.Path); // between the endpoint's look-up and the read
+
+        var reader = new FillReader("registry.test/library/app", "anonymous", KnownGood: true, (_, _) => Task.FromResult(true));
+        var origin = new WholeOrigin(bytes);
+        using (var source = await _cache.OpenAsync(new BlobRead(digest, origin, reader, Hit: hit), CancellationToken.None))
+        {
+            Assert.Equal(BlobSourceKind.Filling, source.Kind);
+            var output = new MemoryStream();
+            var writer = System.IO.Pipelines.PipeWriter.Create(output);
+            var (outcome, sent) = await source.CopyToAsync(writer, 0, long.MaxValue, verify: false, CancellationToken.None);
+            await writer.CompleteAsync();
+
+            Assert.Equal(ReadOutcome.Completed, outcome);
+            Assert.Equal(bytes, output.ToArray());
+        }
+
+        Assert.Equal(1, origin.Fetches);
+        await _cache.FillsEnded();
+        Assert.Equal(bytes, File.ReadAllBytes(_cache.TryGet(digest)!.Path));
+    }
+
+    [Fact]
+    public async Task OpenAsync_Hit_ServedFromTheFileWithoutAskingTheOrigin()
+    {
+        var digest = Store(5_000, 8);
+        var reader = new FillReader("registry.test/library/app", "anonymous", KnownGood: true, (_, _) => Task.FromResult(true));
+        var origin = new WholeOrigin(Bytes(5_000, 8));
+
+        using var source = await _cache.OpenAsync(new BlobRead(digest, origin, reader, Hit: _cache.TryGet(digest)), CancellationToken.None);
+
+        Assert.Equal(BlobSourceKind.Committed, source.Kind);
+        Assert.Equal(0, origin.Fetches);
+    }
+
+    /// <summary>An origin that answers with the whole blob.</summary>
+    private sealed class WholeOrigin(byte[] blob) : IBlobOrigin
+    {
+        public int Fetches { get; private set; }
+
+        public Task<OriginAnswer> FetchAsync(long offset, CancellationToken cancellationToken)
+        {
+            Fetches++;
+            return Task.FromResult<OriginAnswer>(new OriginBody(new MemoryStream(blob), 0, blob.Length, "application/octet-stream", ProvesAccess: true));
+        }
+    }
+
+    [Fact]
     public void TryGet_FileDeletedBehindOurBack_ManyReadersAtOnce_SubtractedOnce()
     {
         for (var round = 0; round < 20; round++)
