@@ -57,6 +57,24 @@ public sealed class BackgroundProcess : IDisposable
     public string DescribeOutput() =>
         $"--- stdout\n{string.Join('\n', StdOut)}\n--- stderr\n{string.Join('\n', StdErr)}";
 
+    /// <summary>
+    /// Waits until the process has exited and its output has been read to the end (<see cref="HasExited"/> turns true
+    /// before the last lines are queued); false if it is still running after <paramref name="timeout"/>.
+    /// </summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(deadline.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>SIGKILL to the process tree, then wait until it is gone (its sockets are closed).</summary>
     public void Kill()
     {

@@ -73,8 +73,7 @@ public sealed class ProxyProcess : IDisposable
     {
         var signal = await ProcessRunner.RunAsync("kill", ["-TERM", _process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         Assert.True(signal.Succeeded, signal.StdErr);
-        await Poll.UntilAsync(() => _process.HasExited, timeout);
-        Assert.True(_process.HasExited, $"mitmcache did not exit within {timeout} of SIGTERM:\n{Output}");
+        Assert.True(await _process.WaitForExitAsync(timeout), $"mitmcache did not exit within {timeout} of SIGTERM:\n{Output}"); // its last lines read too
         return _process.ExitCode;
     }
 

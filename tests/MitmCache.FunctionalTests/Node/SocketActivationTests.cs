@@ -53,7 +53,7 @@ public sealed class SocketActivationTests
             await client.ConnectAsync(IPAddress.Loopback, port); // execs the proxy
         }
 
-        Assert.True(await Poll.UntilAsync(() => proxy.HasExited, TimeSpan.FromSeconds(60)), proxy.DescribeOutput());
+        Assert.True(await proxy.WaitForExitAsync(TimeSpan.FromSeconds(60)), proxy.DescribeOutput()); // and its last lines read
         Assert.Equal(2, proxy.ExitCode);
         Assert.Contains($"--listen 0.0.0.0:{port}: refusing to run an open proxy", proxy.DescribeOutput(), StringComparison.Ordinal);
         Assert.False(Directory.Exists(dir.Combine("data", "ca"))); // checked before anything was created
