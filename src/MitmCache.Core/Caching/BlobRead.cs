@@ -7,8 +7,9 @@ namespace MitmCache.Caching;
 /// <param name="Reader">Who reads, for sharing a fill in flight.</param>
 /// <param name="Hit">The cached copy the client may be served, as the caller found and authorized it. Null: the bytes
 /// must come through <paramref name="Origin"/> even when cached, as for a repository the blob is not linked to yet.</param>
-/// <param name="Committed">Runs when the fill this read started commits, before any reader sees the end; given the
-/// fill's head (did its answer prove access?). Not for a joiner: the fill's owner's hook runs.</param>
+/// <param name="Committed">Runs when the fill this read started commits, before the fill ends (its readers may have sent
+/// the end once the bytes were verified); given the fill's head (did its answer prove access?). Not for a joiner: the
+/// fill's owner's hook runs.</param>
 /// <param name="MayFill">False for a read that must not start or join a fill (a HEAD): then anything but the committed
 /// file is <see cref="BlobSourceKind.Bypass"/>.</param>
 internal sealed record BlobRead(Digest Digest, IBlobOrigin Origin, FillReader Reader, CachedBlob? Hit, Action<FillHead>? Committed = null, bool MayFill = true);

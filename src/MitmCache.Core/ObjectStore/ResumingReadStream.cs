@@ -43,8 +43,6 @@ internal sealed class ResumingReadStream(Stream bucket, long offset, long length
         return read;
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
-
     protected override void Dispose(bool disposing)
     {
         if (disposing)

@@ -16,6 +16,4 @@ internal sealed class LimitedStream(Stream inner, long limit) : ReadOnlyBodyStre
         _remaining -= read;
         return read;
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 }

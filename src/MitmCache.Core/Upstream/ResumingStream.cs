@@ -153,8 +153,6 @@ internal sealed class ResumingStream : ReadOnlyBodyStream
         throw new IOException($"the body broke after {_position} bytes and could not be resumed ({why})", failure);
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
     protected override void Dispose(bool disposing)
     {
         if (disposing && !_disposed)
