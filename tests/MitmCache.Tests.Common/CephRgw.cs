@@ -182,7 +182,7 @@ public sealed class CephRgw : IAsyncDisposable
 
         // radosgw opens its port only once its pools exist, i.e. once the OSD is up.
         var deadline = DateTime.UtcNow + s_startTimeout;
-        while (!await IsListeningAsync(Port))
+        while (!await FreePort.IsListeningAsync(Port))
         {
             ThrowIfDead(deadline);
             await Task.Delay(50, ct);
@@ -256,20 +256,6 @@ public sealed class CephRgw : IAsyncDisposable
         }
 
         return result.StdOut;
-    }
-
-    private static async Task<bool> IsListeningAsync(int port)
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            await socket.ConnectAsync(IPAddress.Loopback, port);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
     }
 
     /// <summary>A base port whose <paramref name="count"/> successors are free, below the ephemeral range (32768+).</summary>

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Security;
-using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -56,7 +55,7 @@ internal sealed class KestrelFloor : IDisposable
             [typeof(KestrelFloor).Assembly.Location, Verb, cert, key, world.Pki.CaCertPath, Text(tlsPort), Text(connectPort)], env);
         var floor = new KestrelFloor(process, tlsPort, connectPort);
         var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!await AcceptsAsync(tlsPort) || !await AcceptsAsync(connectPort))
+        while (!await FreePort.IsListeningAsync(tlsPort) || !await FreePort.IsListeningAsync(connectPort))
         {
             if (process.HasExited || DateTime.UtcNow > deadline)
             {
@@ -138,20 +137,6 @@ internal sealed class KestrelFloor : IDisposable
             {
                 return false;
             }
-        }
-    }
-
-    private static async Task<bool> AcceptsAsync(int port)
-    {
-        try
-        {
-            using var client = new TcpClient();
-            await client.ConnectAsync(IPAddress.Loopback, port);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
         }
     }
 

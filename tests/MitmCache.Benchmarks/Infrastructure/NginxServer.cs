@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using MitmCache.Tests.Common;
 
 namespace MitmCache.Benchmarks.Infrastructure;
@@ -81,16 +80,12 @@ internal sealed class NginxServer : IDisposable
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (DateTime.UtcNow < deadline && !_process.HasExited)
         {
-            try
+            if (await FreePort.IsListeningAsync(Port))
             {
-                using var client = new TcpClient();
-                await client.ConnectAsync("127.0.0.1", Port);
                 return true;
             }
-            catch (SocketException)
-            {
-                await Task.Delay(50);
-            }
+
+            await Task.Delay(50);
         }
 
         return false;

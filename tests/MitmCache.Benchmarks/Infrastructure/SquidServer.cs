@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using MitmCache.Tests.Common;
 
 namespace MitmCache.Benchmarks.Infrastructure;
@@ -47,16 +46,12 @@ internal sealed class SquidServer : IDisposable
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (DateTime.UtcNow < deadline && !process.HasExited)
         {
-            try
+            if (await FreePort.IsListeningAsync(port))
             {
-                using var probe = new TcpClient();
-                await probe.ConnectAsync("127.0.0.1", port);
                 return squid;
             }
-            catch (SocketException)
-            {
-                await Task.Delay(100);
-            }
+
+            await Task.Delay(100);
         }
 
         var log = File.Exists(Path.Combine(dir, "cache.log")) ? await File.ReadAllTextAsync(Path.Combine(dir, "cache.log")) : "";
