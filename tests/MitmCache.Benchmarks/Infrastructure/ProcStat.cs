@@ -61,7 +61,7 @@ internal static class ProcStat
     }
 
     /// <summary>CPU time of a .NET process's tiered compilation thread (its name in /proc is cut to ".NET Tiered Com").</summary>
-    public static TimeSpan JitCpuTime(int pid)
+    private static TimeSpan JitCpuTime(int pid)
     {
         foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
         {

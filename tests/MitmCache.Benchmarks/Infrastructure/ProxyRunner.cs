@@ -121,9 +121,6 @@ internal sealed class ProxyRunner : IDisposable
     /// </remarks>
     public Task<int> WarmUpAsync(Func<int, Task> round) => ProcStat.WarmUpAsync(Pid, round);
 
-    /// <summary>CPU time of the proxy's tiered compilation thread.</summary>
-    public TimeSpan JitCpuTime() => ProcStat.JitCpuTime(Pid);
-
     /// <summary>User + system CPU time the proxy has used so far (from /proc/PID/stat).</summary>
     public TimeSpan CpuTime() => ProcStat.CpuTime(Pid);
 
